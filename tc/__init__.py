@@ -1,0 +1,18 @@
+"""tc: the softmax temperature as a training hyperparameter, in Keras 3.
+
+Losses, layers, schedules and metrics for three papers:
+1. Agarwala et al., "Temperature check: theory and practice for training models with softmax-
+   cross-entropy losses" (arXiv 2010.07344): `tc.losses.TemperatureCrossEntropy`,
+   `tc.layers.set_initial_logit_norm`.
+2. Zhang & Xie, "Probability-dependent gradient decay in large margin softmax"
+   (arXiv 2210.17145): `tc.losses.GradientDecayCrossEntropy`, `tc.schedules`,
+   `tc.metrics.ExpectedCalibrationError`.
+3. Masarczyk et al., "Unpacking softmax: how temperature drives representation collapse,
+   compression and generalization" (arXiv 2506.01562): `tc.representation`.
+"""
+
+from tc import beta, layers, losses, metrics, representation, schedules
+
+__version__ = "0.1.0"
+
+__all__ = ["beta", "layers", "losses", "metrics", "representation", "schedules"]
