@@ -177,13 +177,16 @@ class BetaScheduler(keras.callbacks.Callback):
         self.schedule = get(schedule)
         self.verbose = verbose
         self._epoch_start_step = 0
+        # The value last written. On JAX the variable itself can't be read mid-epoch: the trainer
+        # holds the state and leaves the variables empty until it syncs.
+        self._current_beta = None
 
     def set_model(self, model):
         super().set_model(model)
         beta_lib.track_beta(model, self.beta_variable)
 
     def _set_beta(self, value):
-        if value == beta_lib.variable_value(self.beta_variable):
+        if value == self._current_beta:
             return False
         # On JAX, mid-epoch state lives outside the variables; flush it first, so the next step
         # re-reads every variable, this one included.
@@ -191,9 +194,12 @@ class BetaScheduler(keras.callbacks.Callback):
         if sync_state is not None:
             sync_state()
         self.beta_variable.assign(value)
+        self._current_beta = value
         return True
 
     def on_epoch_begin(self, epoch, logs=None):
+        # The trainer has synced its state into the variables at this point, on every backend.
+        self._current_beta = beta_lib.variable_value(self.beta_variable)
         self._epoch_start_step = int(
             keras.ops.convert_to_numpy(self.model.optimizer.iterations.value)
         )

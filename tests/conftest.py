@@ -1,0 +1,46 @@
+"""Test set-up: pick the backend before Keras loads, and give it two CPU devices.
+
+`KERAS_BACKEND` (tensorflow by default) selects the backend, as in CI. Two logical CPU devices
+let the distribution tests run a 2-replica `tf.distribute.MirroredStrategy` (TensorFlow) or a
+2-device `keras.distribution.DataParallel` (JAX) on an ordinary CPU machine.
+"""
+
+import os
+
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if BACKEND == "jax":
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    ).strip()
+elif BACKEND == "tensorflow":
+    import tensorflow as tf
+
+    _cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        _cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def dtype_policy():
+    """Sets a global dtype policy for one test and restores float32 afterwards."""
+    previous = keras.config.dtype_policy()
+
+    def set_policy(name):
+        keras.config.set_dtype_policy(name)
+
+    yield set_policy
+    keras.config.set_dtype_policy(previous)
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_state():
+    """Each test starts with a clean Keras name scope and a fixed seed."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    yield
