@@ -148,7 +148,7 @@ class _CalibrationBins(keras.metrics.Metric):
 
     def reset_state(self):
         for variable in (self.bin_count, self.bin_confidence, self.bin_correct):
-            variable.assign(ops.zeros_like(variable))
+            variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
     def get_config(self):
         return {
