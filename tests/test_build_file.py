@@ -1,0 +1,80 @@
+"""BUILD stays a true map of the code: parsed with `ast`, since Starlark is Python syntax."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RULES = ("py_library", "py_binary", "py_test")
+
+
+def parse_targets(text):
+    """`{name: {"rule", "srcs", "deps", "data", "main"}}` for every py_* rule call in `text`."""
+    targets = {}
+    for node in ast.walk(ast.parse(text)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in RULES):
+            continue
+        fields = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+        name = fields["name"]
+        if name in targets:
+            raise ValueError(f"BUILD defines target {name!r} twice.")
+        targets[name] = {"rule": node.func.id, "srcs": fields.get("srcs", []),
+                         "deps": fields.get("deps", []), "data": fields.get("data", []),
+                         "main": fields.get("main")}
+    return targets
+
+
+def problems(targets, root):
+    """Every way the targets and the files under `root` disagree, as readable lines."""
+    found = []
+    library_sources = {src for t in targets.values() if t["rule"] != "py_test" for src in t["srcs"]}
+    test_sources = {src for t in targets.values() if t["rule"] == "py_test" for src in t["srcs"]}
+    for package in ("tc", "analysis"):
+        for path in sorted((root / package).rglob("*.py")):
+            relative = path.relative_to(root).as_posix()
+            if relative not in library_sources:
+                found.append(f"module {relative} has no py_library/py_binary target")
+    for path in sorted((root / "tests").glob("test_*.py")):
+        relative = path.relative_to(root).as_posix()
+        if relative not in test_sources:
+            found.append(f"test file {relative} has no py_test target")
+    for name, target in targets.items():
+        for listed in target["srcs"] + target["data"] + ([target["main"]] if target["main"] else []):
+            if not (root / listed).is_file():
+                found.append(f"target {name!r} names missing file {listed}")
+        for dep in target["deps"]:
+            if dep.startswith(":") and dep[1:] not in targets:
+                found.append(f"target {name!r} depends on undefined target {dep}")
+    return found
+
+
+def test_build_file_covers_every_module_and_test():
+    targets = parse_targets((ROOT / "BUILD").read_text())
+    assert {"tc", "demo"} <= set(targets)
+    assert problems(targets, ROOT) == []
+
+
+def test_checker_reports_missing_targets_and_files(tmp_path):
+    (tmp_path / "tc").mkdir()
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tc" / "covered.py").write_text("")
+    (tmp_path / "tc" / "orphan.py").write_text("")
+    (tmp_path / "tests" / "test_orphan.py").write_text("")
+    build = '''
+py_library(name = "covered", srcs = ["tc/covered.py"], deps = [":nowhere"])
+py_test(name = "test_gone", srcs = ["tests/test_gone.py"])
+'''
+    found = problems(parse_targets(build), tmp_path)
+    assert "module tc/orphan.py has no py_library/py_binary target" in found
+    assert "test file tests/test_orphan.py has no py_test target" in found
+    assert "target 'test_gone' names missing file tests/test_gone.py" in found
+    assert "target 'covered' depends on undefined target :nowhere" in found
+    assert len(found) == 4
+
+
+def test_duplicate_targets_are_an_error():
+    with pytest.raises(ValueError, match="twice"):
+        parse_targets('py_library(name = "a", srcs = [])\npy_library(name = "a", srcs = [])')

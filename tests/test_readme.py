@@ -1,0 +1,49 @@
+"""The README's snippet runs, and its two commands are the ones CI uses."""
+
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def python_blocks(section_title):
+    section = README.split(f"## {section_title}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_usage_snippet_runs_and_does_what_it_says(capsys):
+    (snippet,) = python_blocks("Use tc in your own model")
+    namespace = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "beta per epoch: [0.1   0.215 0.464 1.   ]" in printed
+    np.testing.assert_allclose(namespace["warmup_history"].history["beta"],
+                               [0.1, 0.1 ** (2 / 3), 0.1 ** (1 / 3), 1.0], rtol=1e-5)
+    assert namespace["history"].history["loss"][-1] < namespace["history"].history["loss"][0]
+    rank = int(re.search(r"numerical rank: (\d+)", printed).group(1))
+    assert 1 <= rank <= 64
+    for name in ("TemperatureCrossEntropy", "GradientDecayCrossEntropy", "LogLinearWarmup",
+                 "BetaScheduler", "InverseTemperature", "TemperatureSoftmax",
+                 "set_initial_logit_norm", "ExpectedCalibrationError",
+                 "MaximumCalibrationError", "NegativeLogLikelihood", "LogitNorm",
+                 "numerical_rank", "effective_rank"):
+        assert name in snippet, f"the README snippet does not show {name}"
+
+
+def test_readme_test_command_is_ci():
+    assert "\n   .ci/run\n" in README
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "requirements-dev.txt" in ci and "python -m pytest" in ci
+    assert "for backend in tensorflow jax" in ci
+
+
+@pytest.mark.parametrize("requirement", ["tensorflow==2.21.0", "keras==3.15.1",
+                                         "tensorflow-datasets==4.9.10", "keras-tuner==1.4.8",
+                                         "tensorboard", "absl-py", "pandas", "matplotlib",
+                                         "scikit-learn"])
+def test_requirements_pin_the_stack(requirement):
+    assert requirement in (ROOT / "requirements.txt").read_text()
