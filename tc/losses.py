@@ -197,6 +197,7 @@ class _BetaCrossEntropy(keras.losses.Loss):
     """Shared configuration of the two losses: `beta`, label mode and smoothing."""
 
     loss_fn = None  # the per-example function, set by each subclass
+    default_name = None
 
     def __init__(
         self,
@@ -206,7 +207,7 @@ class _BetaCrossEntropy(keras.losses.Loss):
         reduction="sum_over_batch_size",
         name=None,
     ):
-        super().__init__(name=name, reduction=reduction)
+        super().__init__(name=name or self.default_name, reduction=reduction)
         self.label_mode = check_label_mode(label_mode)
         self.label_smoothing = check_label_smoothing(label_smoothing)
         self.schedule, self.beta = beta_state(beta)
@@ -245,7 +246,7 @@ class TemperatureCrossEntropy(_BetaCrossEntropy):
         label_smoothing: in [0, 1).
         reduction: any Keras reduction (`"sum_over_batch_size"`, `"sum"`, `"mean"`,
             `"mean_with_sample_weight"`, `"none"`, None).
-        name: the loss name.
+        name: the loss name (default `"temperature_cross_entropy"`).
 
     Example:
         ```python
@@ -255,10 +256,7 @@ class TemperatureCrossEntropy(_BetaCrossEntropy):
     """
 
     loss_fn = staticmethod(temperature_cross_entropy)
-
-    def __init__(self, beta=1.0, label_mode="sparse", label_smoothing=0.0,
-                 reduction="sum_over_batch_size", name="temperature_cross_entropy"):
-        super().__init__(beta, label_mode, label_smoothing, reduction, name)
+    default_name = "temperature_cross_entropy"
 
     @property
     def scored_probabilities(self):
@@ -286,10 +284,7 @@ class GradientDecayCrossEntropy(_BetaCrossEntropy):
     """
 
     loss_fn = staticmethod(gradient_decay_cross_entropy)
-
-    def __init__(self, beta=1.0, label_mode="sparse", label_smoothing=0.0,
-                 reduction="sum_over_batch_size", name="gradient_decay_cross_entropy"):
-        super().__init__(beta, label_mode, label_smoothing, reduction, name)
+    default_name = "gradient_decay_cross_entropy"
 
     @property
     def scored_probabilities(self):

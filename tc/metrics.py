@@ -77,6 +77,28 @@ class ScoredProbabilities:
         return ops.softmax(self.scaled_logits(y_pred), axis=-1)
 
 
+class _Scored:
+    """Mixin for metrics that score `ScoredProbabilities`: the shared options and config."""
+
+    def _init_scoring(self, beta, from_logits, label_mode):
+        self.label_mode = losses_lib.check_label_mode(label_mode)
+        self._scoring = ScoredProbabilities(beta, from_logits)
+
+    @property
+    def scored_probabilities(self):
+        """`"softmax(z)"`, `"softmax(beta*z)"` or `"given probabilities"`."""
+        return self._scoring.description
+
+    def get_config(self):
+        return {
+            "beta": self._scoring.beta_config,
+            "from_logits": self._scoring.from_logits,
+            "label_mode": self.label_mode,
+            "name": self.name,
+            "dtype": self.dtype,
+        }
+
+
 def check_num_bins(num_bins):
     if isinstance(num_bins, bool) or not isinstance(num_bins, numbers.Integral) or num_bins < 1:
         raise ValueError(f"`num_bins` must be an integer >= 1; got {num_bins!r}.")
@@ -95,23 +117,18 @@ def _flat_weights(sample_weight, num_examples):
     return ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
 
 
-class _CalibrationBins(keras.metrics.Metric):
+class _CalibrationBins(_Scored, keras.metrics.Metric):
     """Per-bin weighted count, confidence sum and correct sum of top-label predictions."""
 
     def __init__(self, num_bins=15, beta=None, from_logits=True, label_mode="sparse",
                  name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self.num_bins = check_num_bins(num_bins)
-        self.label_mode = losses_lib.check_label_mode(label_mode)
-        self._scoring = ScoredProbabilities(beta, from_logits)
+        self._init_scoring(beta, from_logits, label_mode)
         shape = (self.num_bins,)
         self.bin_count = self.add_variable(shape, "zeros", "float32", "sum", "bin_count")
         self.bin_confidence = self.add_variable(shape, "zeros", "float32", "sum", "bin_confidence")
         self.bin_correct = self.add_variable(shape, "zeros", "float32", "sum", "bin_correct")
-
-    @property
-    def scored_probabilities(self):
-        return self._scoring.description
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = ops.convert_to_tensor(y_true), ops.convert_to_tensor(y_pred)
@@ -151,14 +168,7 @@ class _CalibrationBins(keras.metrics.Metric):
             variable.assign(ops.zeros(variable.shape, dtype=variable.dtype))
 
     def get_config(self):
-        return {
-            "num_bins": self.num_bins,
-            "beta": self._scoring.beta_config,
-            "from_logits": self._scoring.from_logits,
-            "label_mode": self.label_mode,
-            "name": self.name,
-            "dtype": self.dtype,
-        }
+        return {"num_bins": self.num_bins, **super().get_config()}
 
 
 @keras.saving.register_keras_serializable(package="tc")
@@ -204,26 +214,12 @@ class MaximumCalibrationError(_CalibrationBins):
         return ops.max(ops.divide_no_nan(self._bin_gaps(), self.bin_count))
 
 
-class _ScoredMean(keras.metrics.Mean):
+class _ScoredMean(_Scored, keras.metrics.Mean):
     """A weighted mean of a per-example value of the scored logits or probabilities."""
 
     def __init__(self, beta=None, from_logits=True, label_mode="sparse", name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.label_mode = losses_lib.check_label_mode(label_mode)
-        self._scoring = ScoredProbabilities(beta, from_logits)
-
-    @property
-    def scored_probabilities(self):
-        return self._scoring.description
-
-    def get_config(self):
-        return {
-            "beta": self._scoring.beta_config,
-            "from_logits": self._scoring.from_logits,
-            "label_mode": self.label_mode,
-            "name": self.name,
-            "dtype": self.dtype,
-        }
+        self._init_scoring(beta, from_logits, label_mode)
 
 
 @keras.saving.register_keras_serializable(package="tc")
