@@ -1,0 +1,77 @@
+"""`synthetic` and `synthetic_shift`: Gaussian-mixture classification, in memory, numpy only.
+
+Task `k` has `num_classes` class means `mu_c = separation * u_c`, with `u_c` random unit vectors
+in `R^dimension` drawn from `task_seed`; an example of class `c` is `x = mu_c + N(0, I)`. So
+`separation` is the distance of each mean from the origin, in units of the noise scale.
+A fraction `label_noise` of training and validation labels is replaced by a different random
+class; test labels stay clean.
+
+`synthetic_shift` is the same input space with a different class structure (another
+`task_seed`, hence other means): the out-of-distribution task for paper 3's linear probes.
+"""
+
+import numpy as np
+
+from tc.data import base
+
+
+def class_means(num_classes, dimension, separation, task_seed):
+    directions = np.random.default_rng([int(task_seed), 0]).standard_normal((num_classes, dimension))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return separation * directions
+
+
+def _check(name, value, low, integer=True):
+    kind = int if integer else float
+    if (integer and (isinstance(value, bool) or not isinstance(value, (int, np.integer)))) or (
+        not np.isfinite(value) or value < low):
+        raise ValueError(f"synthetic: `{name}` must be a {kind.__name__} >= {low}; got {value!r}.")
+
+
+def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
+         test_samples=2000, separation=3.0, label_noise=0.0, task_seed=0, seed=0,
+         name="synthetic"):
+    """Samples a Gaussian-mixture task as an `ArrayDataset`.
+
+    Args:
+        num_classes: classes (>= 2).
+        dimension: input dimension.
+        samples, validation_samples, test_samples: examples per split.
+        separation: norm of each class mean, in noise standard deviations.
+        label_noise: in [0, 1): the share of train/validation labels flipped to another class.
+        task_seed: fixes the class means (the task).
+        seed: fixes the examples drawn from the task and the label flips.
+        name: the registry name reported in the spec.
+    """
+    _check("num_classes", num_classes, 2)
+    _check("dimension", dimension, 1)
+    _check("samples", samples, 1)
+    _check("validation_samples", validation_samples, 0)
+    _check("test_samples", test_samples, 1)
+    _check("separation", separation, 0.0, integer=False)
+    if not 0.0 <= label_noise < 1.0:
+        raise ValueError(f"synthetic: `label_noise` must be in [0, 1); got {label_noise!r}.")
+    means = class_means(num_classes, dimension, separation, task_seed)
+    rng = np.random.default_rng([int(task_seed), int(seed), 1])
+
+    def draw(count, noisy):
+        labels = rng.integers(0, num_classes, count).astype(np.int32)
+        inputs = (means[labels] + rng.standard_normal((count, dimension))).astype(np.float32)
+        if noisy and label_noise > 0:
+            flip = rng.random(count) < label_noise
+            shift = rng.integers(1, num_classes, count)
+            labels = np.where(flip, (labels + shift) % num_classes, labels).astype(np.int32)
+        return inputs, labels
+
+    splits = {"train": draw(samples, True), "validation": draw(validation_samples, True),
+              "test": draw(test_samples, False)}
+    spec = base.DatasetSpec(
+        name=name, num_classes=num_classes, input_shape=(dimension,),
+        split_sizes={split: len(y) for split, (_, y) in splits.items()},
+    )
+    return base.ArrayDataset(spec, splits)
+
+
+def load_shift(task_seed=1, name="synthetic_shift", **options):
+    """The OOD counterpart of `synthetic`: same input space, other class means (`task_seed=1`)."""
+    return load(task_seed=task_seed, name=name, **options)
