@@ -11,8 +11,8 @@ Losses, layers, schedules and metrics for three papers:
    compression and generalization" (arXiv 2506.01562): `tc.representation`.
 """
 
-from tc import beta, layers, losses, metrics, representation, schedules
+from tc import beta, data, layers, losses, metrics, models, representation, schedules
 
 __version__ = "0.1.0"
 
-__all__ = ["beta", "layers", "losses", "metrics", "representation", "schedules"]
+__all__ = ["beta", "data", "layers", "losses", "metrics", "models", "representation", "schedules"]
