@@ -2,7 +2,7 @@
 
 Training stream = epochs `first_epoch .. first_epoch + num_epochs - 1` back to back, each in its
 own order (`base.epoch_order(n, seed, epoch)` for in-memory data; a shuffle buffer seeded from
-(seed, epoch) for streamed data), with full batches only. Pass it to `fit` with
+(seed, epoch) for streamed data, one concatenated pipeline per epoch), with full batches only. Pass it to `fit` with
 `steps_per_epoch = dataset.steps_per_epoch(batch_size)` and `initial_epoch = first_epoch`: a
 resumed run then sees the same batches as an uninterrupted one.
 
@@ -168,8 +168,8 @@ def streaming_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_ep
         return _deterministic(evaluation.batch(batch_size))
 
     def one_epoch(epoch):
-        shuffle_seed = tf.cast(seed, tf.int64) * SEED_STRIDE + epoch
-        shuffled = source.shuffle(dataset.shuffle_buffer, seed=shuffle_seed,
+        # tf.data's shuffle takes only a Python seed, so each epoch is its own pipeline.
+        shuffled = source.shuffle(dataset.shuffle_buffer, seed=seed * SEED_STRIDE + epoch,
                                   reshuffle_each_iteration=False).enumerate()
         epoch_data = shuffled.map(
             lambda position, example: (
@@ -178,5 +178,7 @@ def streaming_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_ep
             num_parallel_calls=tf.data.AUTOTUNE)
         return epoch_data.batch(batch_size, drop_remainder=True)
 
-    epochs = tf.data.Dataset.range(first_epoch, first_epoch + num_epochs)
-    return _deterministic(epochs.flat_map(one_epoch))
+    stream = one_epoch(first_epoch)
+    for epoch in range(first_epoch + 1, first_epoch + num_epochs):
+        stream = stream.concatenate(one_epoch(epoch))
+    return _deterministic(stream)

@@ -52,19 +52,21 @@ def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
     if not 0.0 <= label_noise < 1.0:
         raise ValueError(f"synthetic: `label_noise` must be in [0, 1); got {label_noise!r}.")
     means = class_means(num_classes, dimension, separation, task_seed)
-    rng = np.random.default_rng([int(task_seed), int(seed), 1])
 
-    def draw(count, noisy):
+    def draw(count, stream, noisy):
+        # Independent streams per split (and for the noise), so options never shift other splits.
+        rng = np.random.default_rng([int(task_seed), int(seed), stream])
         labels = rng.integers(0, num_classes, count).astype(np.int32)
         inputs = (means[labels] + rng.standard_normal((count, dimension))).astype(np.float32)
         if noisy and label_noise > 0:
-            flip = rng.random(count) < label_noise
-            shift = rng.integers(1, num_classes, count)
+            noise_rng = np.random.default_rng([int(task_seed), int(seed), stream, 1])
+            flip = noise_rng.random(count) < label_noise
+            shift = noise_rng.integers(1, num_classes, count)
             labels = np.where(flip, (labels + shift) % num_classes, labels).astype(np.int32)
         return inputs, labels
 
-    splits = {"train": draw(samples, True), "validation": draw(validation_samples, True),
-              "test": draw(test_samples, False)}
+    splits = {"train": draw(samples, 1, True), "validation": draw(validation_samples, 2, True),
+              "test": draw(test_samples, 3, False)}
     spec = base.DatasetSpec(
         name=name, num_classes=num_classes, input_shape=(dimension,),
         split_sizes={split: len(y) for split, (_, y) in splits.items()},
