@@ -32,21 +32,6 @@ flags.register_validator("epochs", lambda v: v >= 1, message="--epochs must be >
 flags.register_validator("batch_size", lambda v: v >= 1, message="--batch_size must be >= 1.")
 
 
-def load_digits_splits(seed):
-    """Stratified 60/20/20 train/validation/test splits of the UCI digits, scaled to [0, 1]."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = digits.target.astype("int32")
-    x_train, x_rest, y_train, y_rest = train_test_split(
-        x, y, test_size=0.4, stratify=y, random_state=seed)
-    x_val, x_test, y_val, y_test = train_test_split(
-        x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=seed)
-    return (x_train, y_train), (x_val, y_val), (x_test, y_test)
-
-
 def run_demo(loss_name="temperature", beta=1.0, warmup_from=None, warmup_epochs=5, epochs=30,
              batch_size=64, learning_rate=0.05, seed=0, verbose=1):
     """Trains the demo model and returns its test metrics as a dict."""
@@ -55,7 +40,8 @@ def run_demo(loss_name="temperature", beta=1.0, warmup_from=None, warmup_epochs=
     import tc
 
     keras.utils.set_random_seed(seed)
-    (x_train, y_train), validation, (x_test, y_test) = load_digits_splits(seed)
+    digits = tc.data.load("digits", seed=seed)
+    (x_train, y_train), (x_test, y_test) = digits.arrays("train"), digits.arrays("test")
     schedule = (tc.schedules.LogLinearWarmup(warmup_from, beta, warmup_epochs)
                 if warmup_from is not None else beta)
     loss_class = {"temperature": tc.losses.TemperatureCrossEntropy,
@@ -64,11 +50,7 @@ def run_demo(loss_name="temperature", beta=1.0, warmup_from=None, warmup_epochs=
     # The predictor a loss trains: softmax(beta z) for temperature CE, softmax(z) otherwise.
     scored_beta = loss if loss_name == "temperature" else None
 
-    inputs = keras.Input((64,))
-    hidden = keras.layers.Dense(128, activation="relu")(inputs)
-    features = keras.layers.Dense(64, activation="relu", name="features")(hidden)
-    logits = keras.layers.Dense(10, name="logits")(features)
-    model = keras.Model(inputs, logits)
+    model = tc.models.build("mlp", digits.input_shape, digits.num_classes)
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),
         loss=loss,
@@ -79,16 +61,17 @@ def run_demo(loss_name="temperature", beta=1.0, warmup_from=None, warmup_epochs=
     )
     callbacks = [tc.schedules.BetaScheduler(loss)] if warmup_from is not None else []
     start = time.time()
-    model.fit(x_train, y_train, validation_data=validation, epochs=epochs,
+    model.fit(x_train, y_train, validation_data=digits.arrays("validation"), epochs=epochs,
               batch_size=batch_size, callbacks=callbacks, verbose=verbose)
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
-    feature_model = keras.Model(inputs, features)
+    feature_model = keras.Model(model.inputs, model.get_layer("features").output)
     test_features = feature_model.predict(x_test, verbose=0)
     results.update(
         wall_seconds=time.time() - start,
         scored_probabilities=loss.scored_probabilities,
         feature_numerical_rank=tc.representation.numerical_rank(test_features),
         feature_effective_rank=tc.representation.effective_rank(test_features),
+        feature_width=test_features.shape[-1],
     )
     return results
 
@@ -105,7 +88,8 @@ def main(argv):
     print(f"  NLL                {results['nll']:.4f}")
     print(f"  ||beta z||         {results['logit_norm']:.3f}")
     print(f"  feature rank       {results['feature_numerical_rank']} numerical, "
-          f"{results['feature_effective_rank']:.2f} effective (of 64 units)")
+          f"{results['feature_effective_rank']:.2f} effective "
+          f"(of {results['feature_width']} units)")
     print(f"  trained in {results['wall_seconds']:.1f} s")
 
 

@@ -1,5 +1,6 @@
 """The README's snippet runs, and its two commands are the ones CI uses."""
 
+import ast
 import pathlib
 import re
 
@@ -32,6 +33,13 @@ def test_usage_snippet_runs_and_does_what_it_says(capsys):
                  "MaximumCalibrationError", "NegativeLogLikelihood", "LogitNorm",
                  "numerical_rank", "effective_rank"):
         assert name in snippet, f"the README snippet does not show {name}"
+
+
+def test_data_and_models_snippet_trains_digits(capsys):
+    (snippet,) = python_blocks("Datasets and models")
+    exec(compile(snippet, "README.md", "exec"), {})
+    logs = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
+    assert logs["accuracy"] >= 0.9
 
 
 def test_readme_test_command_is_ci():
