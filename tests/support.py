@@ -1,4 +1,9 @@
-"""Backend-neutral test helpers: gradients and small models."""
+"""Backend-neutral test helpers: gradients, small models, and subprocesses."""
+
+import os
+import subprocess
+import sys
+import textwrap
 
 import keras
 import numpy as np
@@ -57,3 +62,36 @@ def dense_model(input_dim, num_classes, hidden=16, seed=0, name=None):
         name="readout",
     )(hidden_layer)
     return keras.Model(inputs, logits, name=name)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BLOCK_TENSORFLOW = textwrap.dedent("""
+    import sys
+
+    class BlockTensorFlow:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+                raise ImportError(f"blocked import of {name}")
+            return None
+
+    sys.meta_path.insert(0, BlockTensorFlow())
+""")
+
+
+def run_python(arguments, backend=None, block_tensorflow=False, timeout=300):
+    """Runs `python arguments...` (or `python -c script` for a str) in the repo root.
+
+    `block_tensorflow` makes any import of tensorflow or tensorflow_datasets fail first.
+    Returns the CompletedProcess, with text stdout and stderr.
+    """
+    if isinstance(arguments, str):
+        script = (BLOCK_TENSORFLOW if block_tensorflow else "") + textwrap.dedent(arguments)
+        arguments = ["-c", script]
+    elif block_tensorflow:
+        raise ValueError("block_tensorflow needs a script, not a command line.")
+    env = dict(os.environ)
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    return subprocess.run([sys.executable, *arguments], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)

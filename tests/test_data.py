@@ -1,10 +1,6 @@
 """The dataset registry: TFDS loaders under tfds.testing.mock_data, and the in-memory sets."""
 
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 
 import keras
@@ -13,11 +9,11 @@ import pytest
 
 import tc
 from tc import data
+from tests.support import run_python
 
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TFDS_NAMES = ("cifar10", "cifar100", "svhn_cropped", "mnist", "imagenet2012", "imdb_reviews")
 EXPECTED = {  # name: (input shape, input dtype, classes)
     "cifar10": ((32, 32, 3), "float32", 10), "cifar100": ((32, 32, 3), "float32", 100),
@@ -243,24 +239,13 @@ def test_bad_options_are_rejected(call, match):
 
 
 def test_in_memory_sets_load_with_tensorflow_blocked():
-    script = textwrap.dedent("""
-        import sys
-
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
-                    raise ImportError("blocked " + name)
-
-        sys.meta_path.insert(0, Block())
+    completed = run_python("""
         from tc import data
         for name in ("digits", "synthetic", "synthetic_shift"):
             dataset = data.load(name)
             x, y = next(dataset.numpy_batches("train", 32))
             print(name, dataset.input_shape, x.shape, int(y.max()) < dataset.num_classes)
-    """)
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
-                               capture_output=True, text=True, timeout=300)
+    """, backend="jax", block_tensorflow=True)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "digits (8, 8, 1) (32, 8, 8, 1) True" in completed.stdout
     assert "synthetic (32,) (32, 32) True" in completed.stdout

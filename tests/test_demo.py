@@ -1,14 +1,9 @@
 """The README's main job, `python -m tc.demo`, trains for real on the bundled digits."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from tc import demo
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.support import run_python
 
 
 def test_demo_learns_digits_and_reports_calibration():
@@ -28,8 +23,7 @@ def test_demo_gradient_decay_with_warmup_runs():
 
 
 def run_module(*flags):
-    return subprocess.run([sys.executable, "-m", "tc.demo", *flags], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return run_python(["-m", "tc.demo", *flags])
 
 
 def test_demo_command_prints_the_results():

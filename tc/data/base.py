@@ -74,7 +74,33 @@ def carve_validation(num_examples, validation_size, seed):
     return np.sort(order[validation_size:]), np.sort(order[:validation_size])
 
 
-class ArrayDataset:
+class SpecBacked:
+    """The facts every dataset exposes, read from its `spec`."""
+
+    spec: DatasetSpec
+
+    @property
+    def name(self):
+        return self.spec.name
+
+    @property
+    def num_classes(self):
+        return self.spec.num_classes
+
+    @property
+    def input_shape(self):
+        return self.spec.input_shape
+
+    @property
+    def split_sizes(self):
+        return self.spec.split_sizes
+
+    def steps_per_epoch(self, batch_size):
+        """Training steps per epoch (full batches only)."""
+        return self.split_sizes["train"] // batch_size
+
+
+class ArrayDataset(SpecBacked):
     """A dataset held in memory as numpy arrays, one `(x, y)` pair per split.
 
     `x` is stored raw (uint8 images, int32 token ids or float32 features); `arrays()` returns it
@@ -96,22 +122,6 @@ class ArrayDataset:
                 )
             y = check_labels(y, spec.num_classes, spec.name, split).astype(np.int32)
             self._splits[split] = (x, y)
-
-    @property
-    def name(self):
-        return self.spec.name
-
-    @property
-    def num_classes(self):
-        return self.spec.num_classes
-
-    @property
-    def input_shape(self):
-        return self.spec.input_shape
-
-    @property
-    def split_sizes(self):
-        return self.spec.split_sizes
 
     def raw_arrays(self, split):
         """`(x, y)` exactly as stored."""
@@ -139,10 +149,6 @@ class ArrayDataset:
         else:
             for start in range(0, len(y), batch_size):
                 yield x[start:start + batch_size], y[start:start + batch_size]
-
-    def steps_per_epoch(self, batch_size):
-        """Training steps per epoch (full batches only)."""
-        return self.split_sizes["train"] // batch_size
 
     def tf_dataset(self, split, batch_size, seed=0, first_epoch=0, num_epochs=1, training=None):
         """A `tf.data.Dataset`; see `tc.data.pipeline.array_pipeline`."""

@@ -164,7 +164,7 @@ def load(name, data_dir=None, validation_size=None, seed=0, download=False, voca
     return base.ArrayDataset(spec, splits)
 
 
-class StreamingDataset:
+class StreamingDataset(base.SpecBacked):
     """ImageNet, streamed from TFDS files; `tf_dataset` builds the pipelines."""
 
     def __init__(self, name, table, builder, data_dir, validation_size, seed, shuffle_buffer):
@@ -183,14 +183,6 @@ class StreamingDataset:
         )
         self._test_split = table.test_split
         self.source("test")  # fail now, not at the first batch, if the data are missing
-
-    name = property(lambda self: self.spec.name)
-    num_classes = property(lambda self: self.spec.num_classes)
-    input_shape = property(lambda self: self.spec.input_shape)
-    split_sizes = property(lambda self: self.spec.split_sizes)
-
-    def steps_per_epoch(self, batch_size):
-        return self.split_sizes["train"] // batch_size
 
     def source(self, split):
         """Decoded `(image, label)` examples of a split, in their fixed file order."""
