@@ -42,6 +42,30 @@ def test_data_and_models_snippet_trains_digits(capsys):
     assert logs["accuracy"] >= 0.9
 
 
+def readme_train_commands():
+    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+    commands = []
+    for block in blocks:
+        for command in block.replace("\\\n", " ").splitlines():
+            if "python -m tc.train" in command:
+                commands.append(command.split("python -m tc.train", 1)[1].split())
+    return commands
+
+
+def test_readme_train_commands_use_valid_flags():
+    from absl import flags
+
+    from tc import config as config_lib
+
+    commands = readme_train_commands()
+    assert len(commands) >= 4 and [] in commands  # the main job runs with no flags
+    for arguments in commands:
+        values = flags.FlagValues()
+        config_lib.define_flags(values)
+        values(["tc.train", *(a.replace('"', "") for a in arguments)])
+        config_lib.from_flags(values)  # raises on an invalid combination
+
+
 def test_readme_test_command_is_ci():
     assert "\n   .ci/run\n" in README
     ci = (ROOT / ".ci" / "run").read_text()

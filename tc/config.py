@@ -1,0 +1,222 @@
+"""The run configuration: one frozen dataclass whose fields are the `tc.train` flags, one to one.
+
+`RunConfig.validate()` checks every field before anything touches the disk, with messages that
+name the flag and its valid values. `to_flagfile()` writes the flagfile that reproduces a run,
+and `define_flags()` / `from_flags()` connect the dataclass to absl.
+"""
+
+import ast
+import dataclasses
+import math
+
+from tc import data, models
+
+LOSSES = ("temperature", "gradient_decay")
+BETA_SCHEDULES = ("constant", "log_linear", "cosine")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine", "step")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("off", "bfloat16", "float16")
+# Flags that change how a run is shown or started, never its results: left out of flags.txt.
+NOT_RECORDED = ("overwrite", "verbose")
+
+
+def _field(default, help_text, choices=None):
+    return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (see each field's help)."""
+
+    # Data and model.
+    dataset: str = _field("digits", "Dataset name.", data.names())
+    data_dir: str = _field("", "TFDS data directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    validation_size: int = _field(-1, "Training examples held out for validation (-1 = the "
+                                      "dataset's default).")
+    model: str = _field("", "Model name ('' = the papers' model for the dataset).",
+                        ("",) + models.names())
+    model_options: str = _field("", "Model options as key=value pairs separated by ';', e.g. "
+                                    "'depth=28;width=10'.")
+    # Loss.
+    loss: str = _field("temperature", "temperature: CE(softmax(beta z)) (papers 1, 3); "
+                                      "gradient_decay: paper 2's loss.", LOSSES)
+    beta: float = _field(1.0, "Inverse temperature (temperature) or gradient-decay factor; > 0. "
+                              "With a warm-up schedule, the final value.")
+    beta_schedule: str = _field("constant", "How beta moves: constant, or a log_linear / cosine "
+                                            "warm-up from --beta_start to --beta.", BETA_SCHEDULES)
+    beta_start: float = _field(0.1, "Warm-up start value of beta; > 0.")
+    beta_warmup: int = _field(5, "Warm-up length, in --beta_warmup_unit.")
+    beta_warmup_unit: str = _field("epoch", "Unit of --beta_warmup.", ("epoch", "step"))
+    init_logit_norm: str = _field("", "Rescale the readout so the mean ||beta z0|| over a batch "
+                                      "is this ('' = leave the initialization alone).")
+    label_smoothing: float = _field(0.0, "Label smoothing in [0, 1).")
+    # Optimization.
+    optimizer: str = _field("momentum", "Optimizer (momentum = SGD with --momentum).", OPTIMIZERS)
+    learning_rate: float = _field(0.05, "Peak learning rate; > 0.")
+    momentum: float = _field(0.9, "Momentum of the momentum optimizer, in [0, 1).")
+    lr_schedule: str = _field("constant", "Learning-rate decay after the warm-up.", LR_SCHEDULES)
+    lr_warmup_epochs: int = _field(0, "Linear learning-rate warm-up, in epochs.")
+    lr_decay_epochs: str = _field("", "Step schedule: epochs at which the rate is multiplied by "
+                                      "--lr_decay_factor, e.g. '60,120,160' ('' = 50%, 75%).")
+    lr_decay_factor: float = _field(0.1, "Step schedule: the multiplier, in (0, 1].")
+    weight_decay: float = _field(0.0, "Weight decay lambda (L2 on kernels; decoupled for adamw).")
+    batch_size: int = _field(64, "Global batch size, split across replicas.")
+    eval_batch_size: int = _field(512, "Evaluation batch size.")
+    epochs: int = _field(30, "Training epochs; >= 1.")
+    # Run control.
+    seed: int = _field(0, "Random seed (initialization, data order, augmentation).")
+    output_dir: str = _field("", "Run directory ('' = tc_runs/<dataset>_<model>_<loss>_beta<beta>"
+                                 "_seed<seed>).")
+    overwrite: bool = _field(False, "Replace a run directory that holds a run with other flags.")
+    strategy: str = _field("auto", "Distribution strategy.", STRATEGIES)
+    tpu: str = _field("", "TPU address for --strategy=tpu ('' = the local TPU).")
+    mixed_precision: str = _field("off", "Mixed precision policy.", PRECISIONS)
+    track_rank_layers: str = _field("features", "Comma-separated layers whose numerical and "
+                                                "effective rank are recorded each epoch.")
+    rank_probe_size: int = _field(512, "Test examples the ranks are measured on.")
+    tensorboard: bool = _field(True, "Write TensorBoard logs (needs TensorFlow).")
+    verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
+
+    # --- derived values -----------------------------------------------------------------------
+
+    @property
+    def model_name(self):
+        return self.model or models.default_model(self.dataset)
+
+    @property
+    def parsed_model_options(self):
+        return parse_options(self.model_options, "model_options")
+
+    @property
+    def initial_logit_norm(self):
+        return float(self.init_logit_norm) if self.init_logit_norm.strip() else None
+
+    @property
+    def rank_layers(self):
+        return tuple(name.strip() for name in self.track_rank_layers.split(",") if name.strip())
+
+    @property
+    def decay_epochs(self):
+        if self.lr_decay_epochs.strip():
+            return tuple(int(e) for e in self.lr_decay_epochs.split(","))
+        return (self.epochs // 2, (3 * self.epochs) // 4)
+
+    @property
+    def run_name(self):
+        return f"{self.dataset}_{self.model_name}_{self.loss}_beta{self.beta:g}_seed{self.seed}"
+
+    @property
+    def run_dir(self):
+        return self.output_dir or f"tc_runs/{self.run_name}"
+
+    def validate(self):
+        """Raises ValueError naming the flag and the valid values for the first bad field."""
+        for field in dataclasses.fields(self):
+            choices = field.metadata["choices"]
+            value = getattr(self, field.name)
+            if choices is not None and value not in choices:
+                raise ValueError(f"--{field.name}={value!r} is not valid; valid values: "
+                                 f"{', '.join(repr(c) for c in choices)}.")
+        for name in ("beta", "beta_start", "learning_rate"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"--{name}={value!r} is not valid: it must be positive and "
+                                 "finite (0 < value < inf).")
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
+                              ("beta_warmup", 1), ("rank_probe_size", 2),
+                              ("lr_warmup_epochs", 0), ("validation_size", -1)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
+                                 f"integer >= {minimum}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"--label_smoothing={self.label_smoothing!r} must be in [0, 1).")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"--momentum={self.momentum!r} must be in [0, 1).")
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            raise ValueError(f"--lr_decay_factor={self.lr_decay_factor!r} must be in (0, 1].")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"--weight_decay={self.weight_decay!r} must be >= 0 and finite.")
+        try:
+            norm = self.initial_logit_norm
+        except ValueError:
+            raise ValueError(f"--init_logit_norm={self.init_logit_norm!r} must be empty or a "
+                             "positive number.") from None
+        if norm is not None and not (math.isfinite(norm) and norm > 0):
+            raise ValueError(f"--init_logit_norm={self.init_logit_norm!r} must be empty or a "
+                             "positive, finite number.")
+        try:
+            decay_epochs = self.decay_epochs
+        except ValueError:
+            raise ValueError(f"--lr_decay_epochs={self.lr_decay_epochs!r} must be a comma-"
+                             "separated list of epochs.") from None
+        if any(e < 1 for e in decay_epochs) and self.lr_schedule == "step":
+            raise ValueError(f"--lr_decay_epochs={self.lr_decay_epochs!r}: epochs must be >= 1.")
+        options = self.parsed_model_options
+        if "weight_decay" in options:
+            raise ValueError("--model_options: set weight decay with --weight_decay, which also "
+                             "knows the optimizer (decoupled for adamw).")
+        valid = [o for o in models.options(self.model_name) if o != "weight_decay"]
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(f"--model_options: model {self.model_name!r} takes no option(s) "
+                             f"{unknown}; valid options: {', '.join(valid)}.")
+        return self
+
+    def to_flagfile(self):
+        """The absl flagfile that reproduces this run."""
+        lines = []
+        for field in dataclasses.fields(self):
+            if field.name in NOT_RECORDED:
+                continue
+            value = getattr(self, field.name)
+            text = ("true" if value else "false") if isinstance(value, bool) else value
+            lines.append(f"--{field.name}={text}")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def parse_options(text, flag_name):
+    """`'a=1;b=relu;c=(1, 2)'` -> `{'a': 1, 'b': 'relu', 'c': (1, 2)}` (literals where they parse)."""
+    options = {}
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"--{flag_name}: {item!r} is not a key=value pair.")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    return options
+
+
+def define_flags(flag_values=None):
+    """Defines one absl flag per RunConfig field, with its default, help and choices."""
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    for field in dataclasses.fields(RunConfig):
+        help_text, choices = field.metadata["help"], field.metadata["choices"]
+        if choices is not None:
+            flags.DEFINE_enum(field.name, field.default, list(choices), help_text,
+                              flag_values=flag_values)
+        elif field.type in (bool, "bool"):
+            flags.DEFINE_bool(field.name, field.default, help_text, flag_values=flag_values)
+        elif field.type in (int, "int"):
+            flags.DEFINE_integer(field.name, field.default, help_text, flag_values=flag_values)
+        elif field.type in (float, "float"):
+            flags.DEFINE_float(field.name, field.default, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(field.name, field.default, help_text, flag_values=flag_values)
+
+
+def from_flags(flag_values=None, **overrides):
+    """The validated RunConfig of parsed absl flags (plus `overrides`)."""
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    values = {field.name: flag_values[field.name].value for field in dataclasses.fields(RunConfig)}
+    values.update(overrides)
+    return RunConfig(**values).validate()

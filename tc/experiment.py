@@ -1,0 +1,248 @@
+"""One training run, from a RunConfig to a complete run directory. Both entry points call `run`.
+
+    config -> placement (strategy) -> dataset -> model -> readout scaled to ||beta z0||
+      -> compile(loss with beta in a variable, metrics) -> fit with callbacks
+         (beta schedule, divergence guard, epoch recorder, TensorBoard)
+      -> run directory: flags.txt, metrics.csv, result.json, checkpoints/, tensorboard/
+
+Everything that can fail on bad input (flags, names, batch size, missing data, model options)
+fails before the run directory is created. A restarted run resumes from its last committed
+epoch; see `tc.run_dir`.
+"""
+
+import platform
+import time
+
+import keras
+import numpy as np
+
+import tc
+from tc import callbacks as callbacks_lib
+from tc import data as data_lib
+from tc import distribute, layers, losses, metrics, models, optimization, schedules
+from tc.run_dir import RunDirectory
+
+STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
+
+
+class ConfigurationError(ValueError):
+    """Bad input found before the run started: nothing was written."""
+AUGMENTED = ("cifar", "svhn", "imagenet")
+
+
+def build_loss(config):
+    """The loss of `--loss`, with `--beta` constant or warmed up by `--beta_schedule`."""
+    beta = config.beta
+    if config.beta_schedule != "constant":
+        schedule_class = {"log_linear": schedules.LogLinearWarmup,
+                          "cosine": schedules.CosineWarmup}[config.beta_schedule]
+        beta = schedule_class(config.beta_start, config.beta, config.beta_warmup,
+                              unit=config.beta_warmup_unit)
+    loss_class = {"temperature": losses.TemperatureCrossEntropy,
+                  "gradient_decay": losses.GradientDecayCrossEntropy}[config.loss]
+    return loss_class(beta=beta, label_smoothing=config.label_smoothing)
+
+
+def build_metrics(loss):
+    """Accuracy, NLL, ECE, MCE of the trained predictor; ||z|| and ||beta z||."""
+    scored = loss if isinstance(loss, losses.TemperatureCrossEntropy) else None
+    return [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        metrics.NegativeLogLikelihood(beta=scored),
+        metrics.ExpectedCalibrationError(beta=scored),
+        metrics.MaximumCalibrationError(beta=scored),
+        metrics.LogitNorm(name="logit_norm"),
+        metrics.LogitNorm(beta=loss, name="beta_logit_norm"),
+    ]
+
+
+def load_dataset(config):
+    options = {"seed": config.seed}
+    if config.validation_size >= 0:
+        options["validation_size"] = config.validation_size
+    if config.dataset not in data_lib.IN_MEMORY:
+        options["data_dir"] = config.data_dir or None
+    return data_lib.load(config.dataset, **options)
+
+
+def uses_numpy_input(dataset):
+    """In-memory data without augmentation feed JAX/PyTorch as numpy: no TensorFlow needed."""
+    return (keras.backend.backend() != "tensorflow"
+            and isinstance(dataset, data_lib.ArrayDataset)
+            and dataset.spec.preprocessing not in AUGMENTED)
+
+
+def numpy_stream(dataset, batch_size, seed, first_epoch, last_epoch):
+    for epoch in range(first_epoch, last_epoch):
+        yield from dataset.numpy_batches("train", batch_size, seed=seed, epoch=epoch)
+
+
+def model_inputs(config, dataset, initial_epoch):
+    """(train, validation, test, rank-probe inputs) in the form the backend wants."""
+    has_validation = dataset.split_sizes["validation"] > 0
+    if uses_numpy_input(dataset):
+        train = numpy_stream(dataset, config.batch_size, config.seed, initial_epoch,
+                             config.epochs)
+        validation = dataset.arrays("validation") if has_validation else None
+        test = dataset.arrays("test")
+        probe = test[0][:config.rank_probe_size]
+        return train, validation, test, probe
+    train = dataset.tf_dataset("train", config.batch_size, seed=config.seed,
+                               first_epoch=initial_epoch,
+                               num_epochs=max(config.epochs - initial_epoch, 1))
+    validation = (dataset.tf_dataset("validation", config.eval_batch_size)
+                  if has_validation else None)
+    test = dataset.tf_dataset("test", config.eval_batch_size)
+    probe = np.concatenate([x.numpy() for x, _ in test.unbatch().batch(
+        config.rank_probe_size).take(1)])
+    return train, validation, test, probe
+
+
+def _set_determinism(config):
+    keras.utils.set_random_seed(config.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.enable_op_determinism()
+
+
+def package_versions():
+    versions = {"tc": tc.__version__, "keras": keras.__version__, "numpy": np.__version__,
+                "python": platform.python_version()}
+    backend = keras.backend.backend()
+    if backend in ("tensorflow", "jax", "torch"):
+        module = __import__(backend)
+        versions[backend] = module.__version__
+    return versions
+
+
+def _summary(rows, key="val/accuracy"):
+    if not rows:
+        return None, None
+    final = rows[-1]
+    with_key = [row for row in rows if row.get(key) is not None]
+    best = max(with_key, key=lambda row: row[key]) if with_key else final
+    return final, best
+
+
+def run(config, extra_callbacks=()):
+    """Trains one run and returns its result dict (also written to result.json).
+
+    Raises:
+        ConfigurationError: bad configuration (a ValueError; nothing is written).
+        tc.data.DatasetNotPreparedError: the dataset is missing (nothing is written).
+        tc.run_dir.RunDirectoryConflict: the output directory holds another run.
+    """
+    try:
+        config.validate()
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    started = time.time()
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision != "off":
+        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
+    try:
+        return _run(config, started, extra_callbacks)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _prepare(config):
+    """Everything that can fail on bad input, before any file is written."""
+    placement = distribute.place(config.strategy, config.tpu)  # first: see tc.distribute
+    _set_determinism(config)
+    placement.check_batch_size(config.batch_size)
+    dataset = load_dataset(config)
+    steps_per_epoch = dataset.steps_per_epoch(config.batch_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"--batch_size={config.batch_size} exceeds the "
+                         f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
+    with placement.scope():
+        model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
+                             weight_decay=optimization.model_weight_decay(config),
+                             **config.parsed_model_options)
+        loss = build_loss(config)
+        model.compile(optimizer=optimization.build_optimizer(config, steps_per_epoch),
+                      loss=loss, metrics=build_metrics(loss))
+    return placement, dataset, steps_per_epoch, model, loss
+
+
+def _run(config, started, extra_callbacks):
+    try:
+        placement, dataset, steps_per_epoch, model, loss = _prepare(config)
+    except ValueError as error:
+        if isinstance(error, ConfigurationError):
+            raise
+        raise ConfigurationError(str(error)) from error
+    run_dir = RunDirectory(config.run_dir, writable=placement.is_chief)
+    state = run_dir.prepare(config.to_flagfile(), config.overwrite)
+    initial_epoch = state["completed_epochs"] if state else 0
+    train, validation, test, probe = model_inputs(config, dataset, initial_epoch)
+    rank_probe = callbacks_lib.RankProbe(model, config.rank_layers, probe, config.eval_batch_size)
+    try:
+        if state:
+            with placement.scope():
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(run_dir.checkpoint_path(state))
+        elif config.initial_logit_norm is not None:
+            norm_beta = config.beta if config.loss == "temperature" else 1.0
+            if config.loss == "temperature" and loss.schedule is not None:
+                norm_beta = loss.schedule.initial_value
+            layers.set_initial_logit_norm(model, probe, config.initial_logit_norm,
+                                          beta=norm_beta)
+        guard = callbacks_lib.DivergenceGuard()
+        recorder = callbacks_lib.EpochRecorder(
+            run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test, rank_probe,
+            config.eval_batch_size)
+        callbacks = [guard, recorder, *extra_callbacks]
+        if loss.schedule is not None:
+            callbacks.insert(0, schedules.BetaScheduler(loss))
+        if config.tensorboard and placement.is_chief and _tensorflow_available():
+            callbacks.append(keras.callbacks.TensorBoard(
+                run_dir.file("tensorboard"), write_graph=False, profile_batch=0))
+        fit_started = time.time()
+        if initial_epoch < config.epochs:
+            model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
+                      steps_per_epoch=steps_per_epoch, validation_data=validation,
+                      callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        fit_seconds = time.time() - fit_started
+        trained_epochs = len(recorder.rows) - initial_epoch
+        status = "diverged" if guard.diverged_at else "completed"
+        final, best = _summary(recorder.rows)
+        result = {
+            "status": status,
+            "diverged_at": guard.diverged_at,
+            "epochs_completed": len(recorder.rows),
+            "epochs": config.epochs,
+            "final": final,
+            "best_validation": best,
+            "scored_probabilities": loss.scored_probabilities,
+            "loss": config.loss,
+            "beta": config.beta,
+            "seed": config.seed,
+            "wall_seconds": time.time() - started,
+            "train_seconds": fit_seconds,
+            "examples_per_second": (trained_epochs * steps_per_epoch * config.batch_size
+                                    / fit_seconds if fit_seconds > 0 and trained_epochs > 0
+                                    else None),
+            "backend": keras.backend.backend(),
+            "strategy": placement.name,
+            "replicas": placement.num_replicas,
+            "versions": package_versions(),
+            "run_dir": run_dir.path,
+        }
+    except Exception as error:
+        run_dir.write_result({"status": "failed", "error": f"{type(error).__name__}: {error}",
+                              "seed": config.seed, "run_dir": run_dir.path})
+        raise
+    run_dir.write_result(result)
+    return result
+
+
+def _tensorflow_available():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True

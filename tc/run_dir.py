@@ -1,0 +1,168 @@
+"""A run directory: atomic writes, the resume state, and refusing to mix two runs.
+
+Layout:
+
+    flags.txt          the flagfile that reproduces the run
+    metrics.csv        one row per completed epoch
+    result.json        status and summary, written when the run stops
+    checkpoints/       ckpt-<epochs>.weights.h5 (model + optimizer) and state.json
+    tensorboard/       TensorBoard logs
+
+Every file is written to a temporary name and renamed into place, so a run killed at any point
+leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
+it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+
+
+class RunDirectoryConflict(ValueError):
+    """The output directory holds a different run."""
+
+
+def atomic_write_text(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def atomic_write_json(path, payload):
+    atomic_write_text(path, json.dumps(_json_safe(payload), indent=2, sort_keys=True) + "\n")
+
+
+def rows_to_csv(rows):
+    """CSV text of dict rows; columns in first-seen order, missing cells empty."""
+    columns = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _format(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def _format(value):
+    return repr(value) if isinstance(value, float) else value
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return [{key: _parse(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _parse(text):
+    if text == "":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+
+
+class RunDirectory:
+    """The files of one run under `path`; only the chief process writes."""
+
+    def __init__(self, path, writable=True):
+        self.path = path
+        self.writable = writable
+
+    def file(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    @property
+    def checkpoint_dir(self):
+        return self.file("checkpoints")
+
+    def prepare(self, flagfile, overwrite=False):
+        """Starts or resumes the run whose flags are `flagfile`; returns the resume state or None.
+
+        Raises:
+            RunDirectoryConflict: the directory holds a run with other flags (or foreign files)
+                and `overwrite` is False.
+        """
+        flags_path = self.file("flags.txt")
+        if os.path.isdir(self.path) and os.listdir(self.path):
+            existing = open(flags_path).read() if os.path.exists(flags_path) else None
+            if existing != flagfile:
+                if not overwrite:
+                    what = ("a run with different flags" if existing is not None
+                            else "files that are not a tc run")
+                    raise RunDirectoryConflict(
+                        f"{self.path} holds {what}; choose another --output_dir or pass "
+                        "--overwrite to replace it.")
+                if self.writable:
+                    shutil.rmtree(self.path)
+        if self.writable:
+            os.makedirs(self.checkpoint_dir, exist_ok=True)
+            if not os.path.exists(flags_path):
+                atomic_write_text(flags_path, flagfile)
+        return self.resume_state()
+
+    def resume_state(self):
+        state_path = self.file("checkpoints", "state.json")
+        if not os.path.exists(state_path):
+            return None
+        with open(state_path) as handle:
+            return json.load(handle)
+
+    def metrics_rows(self, completed_epochs=None):
+        """The metrics rows on disk, cut to the first `completed_epochs` epochs."""
+        path = self.file("metrics.csv")
+        if not os.path.exists(path):
+            return []
+        rows = read_csv(path)
+        if completed_epochs is not None:
+            rows = [row for row in rows if row["epoch"] <= completed_epochs]
+        return rows
+
+    def commit_epoch(self, model, rows, completed_epochs):
+        """Saves the checkpoint, then metrics.csv, then the state that points at both."""
+        if not self.writable:
+            return
+        name = f"ckpt-{completed_epochs:05d}.weights.h5"
+        final = os.path.join(self.checkpoint_dir, name)
+        temporary = os.path.join(self.checkpoint_dir, f".tmp-{name}")
+        model.save_weights(temporary)
+        os.replace(temporary, final)
+        atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
+        atomic_write_json(self.file("checkpoints", "state.json"),
+                          {"completed_epochs": completed_epochs, "checkpoint": name})
+        for other in os.listdir(self.checkpoint_dir):
+            if other.startswith("ckpt-") and other != name:
+                os.remove(os.path.join(self.checkpoint_dir, other))
+
+    def checkpoint_path(self, state):
+        return os.path.join(self.checkpoint_dir, state["checkpoint"])
+
+    def write_result(self, result):
+        if self.writable:
+            atomic_write_json(self.file("result.json"), result)
