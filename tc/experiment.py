@@ -220,6 +220,7 @@ def _run(config, started, extra_callbacks):
             "scored_probabilities": loss.scored_probabilities,
             "loss": config.loss,
             "beta": config.beta,
+            "learning_rate": config.learning_rate,
             "seed": config.seed,
             "wall_seconds": time.time() - started,
             "train_seconds": fit_seconds,

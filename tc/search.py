@@ -1,0 +1,287 @@
+"""A keras-tuner search over beta (and optionally the learning rate) where every trial is a tc run.
+
+The space is `hp.Float("beta", beta_min, beta_max, sampling="log")` (a grid search uses
+`grid_points` log-spaced values that include both endpoints). With `tune_learning_rate`, the
+learning rate is searched too; `lr_scaling="inverse_beta_squared"` searches
+`eta_tilde` and trains at `eta = eta_tilde / beta^2`, paper 1's curvature scaling (the largest
+stable SGD step falls as `beta^-2`), which makes the 2-D sweep nearly 1-D.
+
+Each execution of a trial is `tc.experiment.run` with its own run directory,
+`<output_dir>/trials/<trial_id>/seed<k>`, so trials resume like runs and analysis sees ordinary
+run directories. A diverged run marks its trial FAILED (with the reason) and the search goes on.
+The oracle state lives in `<output_dir>/tuner/`: rerunning the same command resumes the search
+without repeating finished trials. Setting keras-tuner's `KERASTUNER_TUNER_ID`,
+`KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT` runs it distributed (one chief, many workers).
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import numpy as np
+
+from tc import experiment, run_dir
+
+TUNERS = ("random", "bayesian", "hyperband", "grid")
+OBJECTIVES = {"val_accuracy": ("val/accuracy", "max"), "val_ece": ("val/ece", "min"),
+              "val_nll": ("val/nll", "min")}
+LR_SCALINGS = ("none", "inverse_beta_squared")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """How to search; the run settings themselves come from a `tc.config.RunConfig`."""
+
+    output_dir: str = "tc_tune/search"
+    tuner: str = "grid"
+    beta_min: float = 1e-2
+    beta_max: float = 10.0
+    grid_points: int = 7
+    max_trials: int = 10
+    executions_per_trial: int = 1
+    objective: str = "val_accuracy"
+    tune_learning_rate: bool = False
+    lr_min: float = 1e-3
+    lr_max: float = 1.0
+    lr_grid_points: int = 4
+    lr_scaling: str = "none"
+    overwrite: bool = False
+
+    def validate(self):
+        for name, choices in (("tuner", TUNERS), ("objective", tuple(OBJECTIVES)),
+                              ("lr_scaling", LR_SCALINGS)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"--{name}={getattr(self, name)!r} is not valid; valid values: "
+                                 f"{', '.join(choices)}.")
+        for low, high in (("beta_min", "beta_max"), ("lr_min", "lr_max")):
+            low_value, high_value = getattr(self, low), getattr(self, high)
+            if not (math.isfinite(low_value) and low_value > 0 and math.isfinite(high_value)):
+                raise ValueError(f"--{low}={low_value!r} and --{high}={high_value!r} must be "
+                                 "positive and finite.")
+            if low_value >= high_value:
+                raise ValueError(f"--{low}={low_value!r} must be below --{high}={high_value!r}.")
+        for name, minimum in (("grid_points", 2), ("max_trials", 1),
+                              ("executions_per_trial", 1), ("lr_grid_points", 2)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"--{name}={getattr(self, name)!r} must be >= {minimum}.")
+        if self.lr_scaling != "none" and not self.tune_learning_rate:
+            raise ValueError("--lr_scaling needs --tune_learning_rate.")
+        return self
+
+    @property
+    def objective_metric(self):
+        return OBJECTIVES[self.objective][0]
+
+    @property
+    def direction(self):
+        return OBJECTIVES[self.objective][1]
+
+    @property
+    def learning_rate_name(self):
+        return "eta_tilde" if self.lr_scaling == "inverse_beta_squared" else "learning_rate"
+
+
+def log_grid(low, high, points):
+    """`points` log-spaced values from `low` to `high`, both endpoints exactly included."""
+    values = list(np.geomspace(low, high, points))
+    values[0], values[-1] = low, high
+    return [float(v) for v in values]
+
+
+def search_space(search):
+    """The keras-tuner HyperParameters of a SearchConfig."""
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    if search.tuner == "grid":
+        hp.Choice("beta", log_grid(search.beta_min, search.beta_max, search.grid_points),
+                  ordered=True)
+    else:
+        hp.Float("beta", search.beta_min, search.beta_max, sampling="log")
+    if search.tune_learning_rate:
+        name = search.learning_rate_name
+        if search.tuner == "grid":
+            hp.Choice(name, log_grid(search.lr_min, search.lr_max, search.lr_grid_points),
+                      ordered=True)
+        else:
+            hp.Float(name, search.lr_min, search.lr_max, sampling="log")
+    return hp
+
+
+def trial_learning_rate(base, search, values):
+    """The learning rate a trial trains at (paper 1's scaling for inverse_beta_squared)."""
+    if not search.tune_learning_rate:
+        return base.learning_rate
+    rate = values[search.learning_rate_name]
+    if search.lr_scaling == "inverse_beta_squared":
+        rate = rate / values["beta"] ** 2
+    return rate
+
+
+def grid_values(search):
+    """Every point of the grid search, in order: betas, then learning rates."""
+    betas = log_grid(search.beta_min, search.beta_max, search.grid_points)
+    if not search.tune_learning_rate:
+        return [{"beta": beta} for beta in betas]
+    rates = log_grid(search.lr_min, search.lr_max, search.lr_grid_points)
+    return [{"beta": beta, search.learning_rate_name: rate} for beta in betas for rate in rates]
+
+
+def _grid_oracle(search, **common):
+    """A grid oracle that resumes cleanly: it proposes the first grid point no trial has taken.
+
+    keras-tuner's own GridSearchOracle loses its place when a search is killed mid-trial (its
+    ordering list misses the running trial); this one keeps no order state at all.
+    """
+    import keras_tuner as kt
+
+    class LogGridOracle(kt.Oracle):
+        def populate_space(self, trial_id):
+            taken = [trial.hyperparameters.values for trial in self.trials.values()
+                     if trial.trial_id != trial_id]
+            for point in grid_values(search):
+                if not any(all(values.get(k) == v for k, v in point.items()) for values in taken):
+                    return {"status": kt.engine.trial.TrialStatus.RUNNING, "values": point}
+            return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
+
+    return LogGridOracle(max_trials=len(grid_values(search)), **common)
+
+
+def _oracle(search, hp):
+    import keras_tuner as kt
+
+    objective = kt.Objective(search.objective, direction=search.direction)
+    common = dict(objective=objective, hyperparameters=hp, tune_new_entries=False,
+                  allow_new_entries=False, max_consecutive_failed_trials=10**6)
+    if search.tuner == "grid":
+        return _grid_oracle(search, **common)
+    if search.tuner == "random":
+        return kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
+    if search.tuner == "bayesian":
+        return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
+    return kt.oracles.HyperbandOracle(max_epochs=None, **common)
+
+
+def _execution_configs(base, search, trial_id, values):
+    epochs = values.get("tuner/epochs", base.epochs)
+    for execution in range(search.executions_per_trial):
+        yield dataclasses.replace(
+            base, beta=float(values["beta"]),
+            learning_rate=float(trial_learning_rate(base, search, values)),
+            seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
+            output_dir=os.path.join(search.output_dir, "trials", trial_id, f"seed{execution}"))
+
+
+def make_tuner(base, search):
+    """A keras-tuner BaseTuner whose trials are tc runs (see the module docstring)."""
+    import keras_tuner as kt
+
+    class RunTuner(kt.engine.base_tuner.BaseTuner):
+        def run_trial(self, trial, *args, **kwargs):
+            results = []
+            for config in _execution_configs(base, search, trial.trial_id,
+                                             trial.hyperparameters.values):
+                result = experiment.run(config)
+                if result["status"] != "completed":
+                    where = result.get("diverged_at") or {}
+                    raise kt.errors.FailedTrialError(
+                        f"seed {config.seed} {result['status']} at epoch {where.get('epoch')}, "
+                        f"step {where.get('step')}: {where.get('reason')}")
+                results.append(result["final"][search.objective_metric])
+            return {search.objective: float(np.mean(results))}
+
+        def save_model(self, trial_id, model, step=0):
+            del trial_id, model, step  # each run checkpoints itself
+
+        def load_model(self, trial):
+            raise ValueError("tc trials keep their models in their run directories.")
+
+    return RunTuner(oracle=_oracle(search, search_space(search)),
+                    directory=search.output_dir, project_name="tuner",
+                    overwrite=search.overwrite)
+
+
+def trial_rows(search):
+    """One row per trial and seed directory on disk: hyperparameters, status and metrics."""
+    trials_dir = os.path.join(search.output_dir, "tuner")
+    rows = []
+    if not os.path.isdir(trials_dir):
+        return rows
+    for name in sorted(os.listdir(trials_dir)):
+        trial_file = os.path.join(trials_dir, name, "trial.json")
+        if not (name.startswith("trial_") and os.path.exists(trial_file)):
+            continue
+        with open(trial_file) as handle:
+            trial = json.load(handle)
+        values = trial["hyperparameters"]["values"]
+        row = {"trial_id": trial["trial_id"], "status": trial["status"].lower(),
+               "beta": values["beta"], "score": trial.get("score")}
+        if search.tune_learning_rate:
+            row[search.learning_rate_name] = values[search.learning_rate_name]
+        rows.append(row)
+    return rows
+
+
+def _run_results(search, trial_id):
+    """`(relative run directories, their result.json contents)` of a trial's executions."""
+    root = os.path.join(search.output_dir, "trials", trial_id)
+    directories, results = [], []
+    for seed_dir in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, seed_dir, "result.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                results.append(json.load(handle))
+            directories.append(os.path.join("trials", trial_id, seed_dir))
+    return directories, results
+
+
+def export_trials(search):
+    """Writes `trials.csv` (one row per trial) and returns its rows."""
+    rows = []
+    for trial in trial_rows(search):
+        directories, results = _run_results(search, trial["trial_id"])
+        row = dict(trial)
+        row["run_dirs"] = ";".join(directories)
+        row["seeds"] = ";".join(str(r.get("seed")) for r in results)
+        row["learning_rate"] = results[0].get("learning_rate") if results else None
+        failed = [r for r in results if r.get("status") != "completed"]
+        row["reason"] = ("; ".join(json.dumps(r.get("diverged_at") or r.get("error"))
+                                   for r in failed) if failed else "")
+        finals = [r["final"] for r in results if r.get("final")]
+        for key in sorted({k for final in finals for k in final if k.startswith(("val/", "test/"))}):
+            row[key] = float(np.mean([final[key] for final in finals if key in final]))
+        rows.append(row)
+    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
+                              run_dir.rows_to_csv(rows) if rows else "")
+    return rows
+
+
+def search_beta(base, search, baseline=True):
+    """Runs (or resumes) the search; returns `{"trials": rows, "best": row, "baseline": ...}`.
+
+    With `baseline`, a beta = 1 run with the same settings is trained (or found among the trials)
+    so the best beta's score can be compared with the untuned default.
+    """
+    base.validate()
+    search.validate()
+    tuner = make_tuner(base, search)
+    tuner.search()
+    rows = export_trials(search)
+    completed = [row for row in rows if row["status"] == "completed" and row["score"] is not None]
+    sign = 1 if search.direction == "max" else -1
+    best = max(completed, key=lambda row: sign * row["score"]) if completed else None
+    summary = {"trials": rows, "best": best, "baseline": None}
+    if baseline:
+        at_one = [row for row in completed if row["beta"] == 1.0]
+        if at_one:
+            summary["baseline"] = at_one[0]["score"]
+        else:
+            config = dataclasses.replace(
+                base, beta=1.0, verbose=0, overwrite=False,
+                output_dir=os.path.join(search.output_dir, "baseline_beta1"))
+            result = experiment.run(config)
+            if result["status"] == "completed":
+                summary["baseline"] = result["final"][search.objective_metric]
+    run_dir.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)
+    return summary

@@ -1,0 +1,125 @@
+"""`tc.tune`: keras-tuner searches over beta whose trials are ordinary tc runs."""
+
+import dataclasses
+import json
+import os
+
+import pytest
+
+from tc import config as config_lib
+from tc import experiment, run_dir, search
+from tests.support import run_python
+
+
+def base_config(**overrides):
+    values = dict(dataset="digits", epochs=2, batch_size=64, tensorboard=False, verbose=0,
+                  rank_probe_size=64, track_rank_layers="")
+    values.update(overrides)
+    return config_lib.RunConfig(**values)
+
+
+def test_log_grid_includes_both_endpoints():
+    grid = search.log_grid(1e-2, 10.0, 6)
+    assert grid[0] == 1e-2 and grid[-1] == 10.0 and len(grid) == 6
+    assert grid == pytest.approx(list(10.0 ** __import__("numpy").linspace(-2, 1, 6)))
+
+
+def test_grid_search_over_six_betas_writes_trials_csv(tmp_path):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "grid"), tuner="grid",
+                                   grid_points=6)
+    summary = search.search_beta(base_config(), settings)
+    rows = run_dir.read_csv(tmp_path / "grid" / "trials.csv")
+    assert len(rows) == 6 and all(row["status"] == "completed" for row in rows)
+    assert sorted(row["beta"] for row in rows) == pytest.approx(search.log_grid(1e-2, 10.0, 6))
+    for row in rows:  # every trial is an ordinary run directory
+        run = tmp_path / "grid" / row["run_dirs"]
+        result = json.loads((run / "result.json").read_text())
+        assert result["beta"] == pytest.approx(row["beta"])
+        assert row["score"] == pytest.approx(result["final"]["val/accuracy"])
+        assert (run / "metrics.csv").exists() and (run / "flags.txt").exists()
+    assert summary["best"]["score"] == max(row["score"] for row in rows)
+    assert summary["baseline"] is not None  # beta = 1 trained for comparison
+
+
+class Interrupt(BaseException):
+    """Stands for a kill: keras-tuner does not catch it."""
+
+
+def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "resume"), tuner="grid",
+                                   grid_points=4)
+    real_run = experiment.run
+    calls = []
+
+    def interrupted_run(config, *args, **kwargs):
+        calls.append(config.beta)
+        if len(calls) == 3:
+            raise Interrupt()
+        return real_run(config, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "run", interrupted_run)
+    with pytest.raises(Interrupt):
+        search.search_beta(base_config(), settings, baseline=False)
+    finished = calls[:2]
+
+    calls.clear()
+    monkeypatch.setattr(experiment, "run", lambda config, *a, **k: (calls.append(config.beta),
+                                                                      real_run(config))[1])
+    summary = search.search_beta(base_config(), settings, baseline=False)
+    assert len(summary["trials"]) == 4
+    assert all(row["status"] == "completed" for row in summary["trials"])
+    assert not set(finished) & set(calls)  # finished trials were not run again
+    assert len(calls) == 2
+
+
+def test_diverged_trial_is_failed_and_the_search_finishes(tmp_path):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "diverge"), tuner="grid",
+                                   beta_min=1e-2, beta_max=1e3, grid_points=3)
+    base = base_config(optimizer="sgd", learning_rate=1.0)
+    summary = search.search_beta(base, settings, baseline=False)
+    rows = {row["beta"]: row for row in summary["trials"]}
+    assert rows[1e3]["status"] == "failed" and "epoch" in rows[1e3]["reason"]
+    assert rows[1e-2]["status"] == "completed"
+    assert summary["best"]["beta"] != 1e3
+
+
+def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "scaled"), tuner="grid",
+                                   beta_min=0.5, beta_max=2.0, grid_points=2,
+                                   tune_learning_rate=True, lr_min=0.01, lr_max=0.04,
+                                   lr_grid_points=2, lr_scaling="inverse_beta_squared")
+    summary = search.search_beta(base_config(epochs=1), settings, baseline=False)
+    assert len(summary["trials"]) == 4
+    for row in summary["trials"]:
+        assert row["learning_rate"] == pytest.approx(row["eta_tilde"] / row["beta"] ** 2)
+
+
+def test_random_search_samples_inside_the_range(tmp_path):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "random"), tuner="random",
+                                   max_trials=3, beta_min=0.1, beta_max=1.0)
+    summary = search.search_beta(base_config(epochs=1), settings, baseline=False)
+    assert len(summary["trials"]) == 3
+    assert all(0.1 <= row["beta"] <= 1.0 for row in summary["trials"])
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(beta_min=10.0, beta_max=1.0), "--beta_min=10.0 must be below --beta_max=1.0"),
+    (dict(beta_min=0.0), "--beta_min"), (dict(tuner="annealing"), "valid values: random"),
+    (dict(lr_scaling="inverse_beta_squared"), "--tune_learning_rate"),
+])
+def test_bad_search_settings_are_rejected(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(search.SearchConfig(), **overrides).validate()
+
+
+def test_tune_command_reports_best_beta_and_rejects_bad_ranges(tmp_path):
+    output = tmp_path / "cli"
+    completed = run_python(["-m", "tc.tune", "--grid_points=2", "--epochs=1",
+                            f"--output_dir={output}"])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "best beta" in completed.stdout and "(beta = 1:" in completed.stdout
+    assert os.path.exists(output / "trials.csv")
+    bad = run_python(["-m", "tc.tune", "--beta_min=5", "--beta_max=1",
+                      f"--output_dir={tmp_path / 'bad'}"])
+    assert bad.returncode != 0 and "--beta_min=5.0 must be below --beta_max=1.0" in bad.stderr
+    assert not (tmp_path / "bad").exists()
