@@ -179,6 +179,9 @@ def make_tuner(base, search):
 
     class RunTuner(kt.engine.base_tuner.BaseTuner):
         def run_trial(self, trial, *args, **kwargs):
+            values = trial.hyperparameters.values
+            print(f"tc.tune: trial {trial.trial_id} (beta={values['beta']:.4g}) runs on "
+                  f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
             results = []
             for config in _execution_configs(base, search, trial.trial_id,
                                              trial.hyperparameters.values):
@@ -257,6 +260,12 @@ def export_trials(search):
     return rows
 
 
+def is_worker():
+    """True in a keras-tuner worker process (distributed mode, not the chief)."""
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
+    return tuner_id is not None and not tuner_id.startswith("chief")
+
+
 def search_beta(base, search, baseline=True):
     """Runs (or resumes) the search; returns `{"trials": rows, "best": row, "baseline": ...}`.
 
@@ -267,6 +276,8 @@ def search_beta(base, search, baseline=True):
     search.validate()
     tuner = make_tuner(base, search)
     tuner.search()
+    if is_worker():  # the chief exports once every worker is done
+        return {"trials": None, "best": None, "baseline": None, "worker": True}
     rows = export_trials(search)
     completed = [row for row in rows if row["status"] == "completed" and row["score"] is not None]
     sign = 1 if search.direction == "max" else -1

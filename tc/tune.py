@@ -61,6 +61,9 @@ def main(argv):
         summary = search.search_beta(base, search_settings)
     except (experiment.ConfigurationError, data_lib.DatasetNotPreparedError) as error:
         raise app.UsageError(str(error)) from None
+    if summary.get("worker"):
+        print("\nworker done; the chief writes trials.csv")
+        return
     best, baseline = summary["best"], summary["baseline"]
     print(f"\n{len(summary['trials'])} trials; trials.csv in {search_settings.output_dir}/")
     if best is None:

@@ -123,3 +123,36 @@ def test_tune_command_reports_best_beta_and_rejects_bad_ranges(tmp_path):
                       f"--output_dir={tmp_path / 'bad'}"])
     assert bad.returncode != 0 and "--beta_min=5.0 must be below --beta_max=1.0" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    output = tmp_path / "distributed"
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = dict(os.environ, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                   KERASTUNER_ORACLE_PORT=str(port))
+        processes[tuner_id] = subprocess.Popen(
+            [sys.executable, "-m", "tc.tune", "--grid_points=4", "--epochs=2",
+             "--tensorboard=false", f"--output_dir={output}"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = {name: process.communicate(timeout=400) for name, process in processes.items()}
+    for name, process in processes.items():  # every process exits by itself, successfully
+        assert process.returncode == 0, (name, outputs[name][1][-3000:])
+    assert "best beta" in outputs["chief"][0]
+    rows = run_dir.read_csv(output / "trials.csv")
+    assert len(rows) == 4 and all(row["status"] == "completed" for row in rows)
+    assert len({row["beta"] for row in rows}) == 4  # no grid point twice
+    started = [line.split()[2] for name in ("tuner0", "tuner1")
+               for line in outputs[name][0].splitlines() if line.startswith("tc.tune: trial")]
+    assert sorted(started) == sorted(str(row["trial_id"]) for row in rows)  # each trial once
+    for row in rows:
+        assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
