@@ -46,6 +46,7 @@ class SearchConfig:
     lr_max: float = 1.0
     lr_grid_points: int = 4
     lr_scaling: str = "none"
+    init_logit_norms: str = ""
     overwrite: bool = False
 
     def validate(self):
@@ -67,7 +68,21 @@ class SearchConfig:
                 raise ValueError(f"--{name}={getattr(self, name)!r} must be >= {minimum}.")
         if self.lr_scaling != "none" and not self.tune_learning_rate:
             raise ValueError("--lr_scaling needs --tune_learning_rate.")
+        try:
+            norms = self.logit_norms
+        except ValueError:
+            norms = None
+        if norms is not None and not all(math.isfinite(n) and n > 0 for n in norms):
+            norms = None
+        if norms is None:
+            raise ValueError(f"--init_logit_norms={self.init_logit_norms!r} must be a comma-"
+                             "separated list of positive numbers (or empty).")
         return self
+
+    @property
+    def logit_norms(self):
+        """The `||beta z0||` values searched (paper 1's second knob); empty: not searched."""
+        return tuple(float(v) for v in self.init_logit_norms.split(",") if v.strip())
 
     @property
     def objective_metric(self):
@@ -80,6 +95,56 @@ class SearchConfig:
     @property
     def learning_rate_name(self):
         return "eta_tilde" if self.lr_scaling == "inverse_beta_squared" else "learning_rate"
+
+
+FLAG_HELP = {
+    "tuner": "keras-tuner search algorithm.",
+    "beta_min": "Smallest beta searched.",
+    "beta_max": "Largest beta searched.",
+    "grid_points": "Grid tuner: log-spaced beta values, both endpoints included.",
+    "max_trials": "Trials of random / bayesian search.",
+    "executions_per_trial": "Seeds per trial (--seed, --seed + 1, ...); the score is their mean.",
+    "objective": "What the search optimizes, at the final epoch.",
+    "tune_learning_rate": "Search the learning rate jointly with beta.",
+    "lr_min": "Smallest learning rate (or eta_tilde) searched.",
+    "lr_max": "Largest learning rate (or eta_tilde) searched.",
+    "lr_grid_points": "Grid tuner: log-spaced learning rates.",
+    "lr_scaling": "inverse_beta_squared: search eta_tilde, train at eta_tilde / beta^2 (paper 1).",
+    "init_logit_norms": "Comma-separated ||beta z0|| values to search with beta (paper 1); "
+                        "'' = none.",
+}
+CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES), "lr_scaling": LR_SCALINGS}
+
+
+def define_flags(flag_values=None):
+    """Defines the search flags (the run flags come from `tc.config.define_flags`)."""
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    defaults = SearchConfig()
+    for name, help_text in FLAG_HELP.items():
+        default = getattr(defaults, name)
+        if name in CHOICES:
+            flags.DEFINE_enum(name, default, list(CHOICES[name]), help_text,
+                              flag_values=flag_values)
+        elif isinstance(default, bool):
+            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+        elif isinstance(default, float):
+            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+        else:
+            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def from_flags(flag_values=None):
+    """The validated SearchConfig of parsed flags (`--output_dir` names the search directory)."""
+    from absl import flags
+
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    values = {name: flag_values[name].value for name in FLAG_HELP}
+    return SearchConfig(output_dir=flag_values["output_dir"].value or "tc_tune/search",
+                        overwrite=flag_values["overwrite"].value, **values).validate()
 
 
 def log_grid(low, high, points):
@@ -106,6 +171,8 @@ def search_space(search):
                       ordered=True)
         else:
             hp.Float(name, search.lr_min, search.lr_max, sampling="log")
+    if search.logit_norms:
+        hp.Choice("init_logit_norm", list(search.logit_norms), ordered=True)
     return hp
 
 
@@ -120,12 +187,17 @@ def trial_learning_rate(base, search, values):
 
 
 def grid_values(search):
-    """Every point of the grid search, in order: betas, then learning rates."""
-    betas = log_grid(search.beta_min, search.beta_max, search.grid_points)
-    if not search.tune_learning_rate:
-        return [{"beta": beta} for beta in betas]
-    rates = log_grid(search.lr_min, search.lr_max, search.lr_grid_points)
-    return [{"beta": beta, search.learning_rate_name: rate} for beta in betas for rate in rates]
+    """Every point of the grid search, in order: betas, then learning rates, then logit norms."""
+    points = [{"beta": beta} for beta in log_grid(search.beta_min, search.beta_max,
+                                                  search.grid_points)]
+    if search.tune_learning_rate:
+        rates = log_grid(search.lr_min, search.lr_max, search.lr_grid_points)
+        points = [{**point, search.learning_rate_name: rate} for point in points
+                  for rate in rates]
+    if search.logit_norms:
+        points = [{**point, "init_logit_norm": norm} for point in points
+                  for norm in search.logit_norms]
+    return points
 
 
 def _grid_oracle(search, **common):
@@ -169,6 +241,8 @@ def _execution_configs(base, search, trial_id, values):
         yield dataclasses.replace(
             base, beta=float(values["beta"]),
             learning_rate=float(trial_learning_rate(base, search, values)),
+            init_logit_norm=(repr(float(values["init_logit_norm"]))
+                             if "init_logit_norm" in values else base.init_logit_norm),
             seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
             output_dir=os.path.join(search.output_dir, "trials", trial_id, f"seed{execution}"))
 
@@ -220,8 +294,9 @@ def trial_rows(search):
         values = trial["hyperparameters"]["values"]
         row = {"trial_id": trial["trial_id"], "status": trial["status"].lower(),
                "beta": values["beta"], "score": trial.get("score")}
-        if search.tune_learning_rate:
-            row[search.learning_rate_name] = values[search.learning_rate_name]
+        for name in (search.learning_rate_name, "init_logit_norm"):
+            if name in values:
+                row[name] = values[name]
         rows.append(row)
     return rows
 

@@ -9,6 +9,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 RULES = ("py_library", "py_binary", "py_test")
 
 
+def _literal(node):
+    """A keyword's value; `glob([...]) + [...]` keeps only its literal list part."""
+    if isinstance(node, ast.BinOp):
+        return _literal(node.left) + _literal(node.right)
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "glob":
+        return []  # patterns, checked by Bazel itself
+    return ast.literal_eval(node)
+
+
 def parse_targets(text):
     """`{name: {"rule", "srcs", "deps", "data", "main"}}` for every py_* rule call in `text`."""
     targets = {}
@@ -16,7 +25,7 @@ def parse_targets(text):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id in RULES):
             continue
-        fields = {keyword.arg: ast.literal_eval(keyword.value) for keyword in node.keywords}
+        fields = {keyword.arg: _literal(keyword.value) for keyword in node.keywords}
         name = fields["name"]
         if name in targets:
             raise ValueError(f"BUILD defines target {name!r} twice.")

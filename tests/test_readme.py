@@ -42,28 +42,36 @@ def test_data_and_models_snippet_trains_digits(capsys):
     assert logs["accuracy"] >= 0.9
 
 
-def readme_train_commands():
+def readme_commands(entry_point):
     blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
     commands = []
     for block in blocks:
         for command in block.replace("\\\n", " ").splitlines():
-            if "python -m tc.train" in command:
-                commands.append(command.split("python -m tc.train", 1)[1].split())
+            if f"python -m {entry_point}" in command:
+                commands.append(command.split(f"python -m {entry_point}", 1)[1].split())
     return commands
 
 
-def test_readme_train_commands_use_valid_flags():
+def test_readme_commands_use_valid_flags(monkeypatch):
     from absl import flags
 
     from tc import config as config_lib
+    from tc import search
 
-    commands = readme_train_commands()
-    assert len(commands) >= 4 and [] in commands  # the main job runs with no flags
-    for arguments in commands:
-        values = flags.FlagValues()
-        config_lib.define_flags(values)
-        values(["tc.train", *(a.replace('"', "") for a in arguments)])
-        config_lib.from_flags(values)  # raises on an invalid combination
+    monkeypatch.chdir(ROOT)  # flagfiles are named relative to the repository root
+    train_commands, tune_commands = readme_commands("tc.train"), readme_commands("tc.tune")
+    assert len(train_commands) >= 4 and [] in train_commands  # the main job runs with no flags
+    assert len(tune_commands) >= 3
+    for entry_point, commands in (("tc.train", train_commands), ("tc.tune", tune_commands)):
+        for arguments in commands:
+            values = flags.FlagValues()
+            config_lib.define_flags(values)
+            if entry_point == "tc.tune":
+                search.define_flags(values)
+            values([entry_point, *(a.replace('"', "") for a in arguments)])
+            config_lib.from_flags(values)  # raises on an invalid combination
+            if entry_point == "tc.tune":
+                search.from_flags(values)
 
 
 def test_readme_test_command_is_ci():

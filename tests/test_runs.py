@@ -1,0 +1,75 @@
+"""Every flagfile in runs/ parses, names a valid dataset and model, and trains one step."""
+
+import dataclasses
+import pathlib
+
+import keras
+import pytest
+from absl import flags
+
+from tc import config as config_lib
+from tc import data, experiment, models, search
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
+
+
+def parse(flagfile):
+    """(RunConfig, SearchConfig or None, the entry point named on the file's first line)."""
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    search.define_flags(values)
+    values(["tc", f"--flagfile={flagfile}"])
+    entry_point = flagfile.read_text().splitlines()[0].split()[3]  # "# python -m tc.xxx ..."
+    run_config = config_lib.from_flags(values)
+    search_config = search.from_flags(values) if entry_point == "tc.tune" else None
+    return run_config, search_config, entry_point
+
+
+def test_there_is_a_flagfile_per_experiment():
+    names = {path.relative_to(ROOT / "runs").as_posix() for path in FLAGFILES}
+    assert {"paper1/wrn_cifar10_beta_grid.cfg", "paper1/resnet50_imagenet_beta_grid.cfg",
+            "paper1/lstm_imdb_beta_grid.cfg", "paper1/wrn_cifar10_logit_norm_grid.cfg",
+            "paper2/resnet18_cifar10_warmup.cfg", "paper2/vgg16_svhn_decay_grid.cfg",
+            "paper3/vit_cifar10_temperature_grid.cfg", "cpu/paper1_digits_beta_grid.cfg",
+            "cpu/paper2_digits_decay_grid.cfg",
+            "cpu/paper3_synthetic_temperature_grid.cfg"} <= names
+    readme = (ROOT / "runs" / "README.md").read_text()
+    for name in names:
+        assert name in readme, f"runs/README.md does not list {name}"
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: p.relative_to(ROOT / "runs").as_posix())
+def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
+    run_config, search_config, entry_point = parse(flagfile)
+    assert entry_point in ("tc.train", "tc.tune")
+    assert (search_config is not None) == (entry_point == "tc.tune")
+    assert run_config.dataset in data.names()
+    if run_config.dataset in data.IN_MEMORY:  # the CPU versions: real data, one short epoch
+        result = experiment.run(dataclasses.replace(
+            run_config, epochs=1, output_dir=str(tmp_path / "run"), tensorboard=False,
+            verbose=0))
+        assert result["status"] == "completed" and result["epochs_completed"] == 1
+        return
+    if keras.backend.backend() != "tensorflow":
+        # Full-scale models: a JAX training step recompiles each of them on the CPU (minutes in
+        # all), so this backend checks that the model builds with the file's options; its
+        # training steps are covered by test_models.
+        model = models.build(run_config.model_name, _input_shape(run_config), 10,
+                             **run_config.parsed_model_options)
+        assert model.get_layer("features") is not None
+        return
+    tfds = pytest.importorskip("tensorflow_datasets")
+    one_step = dataclasses.replace(
+        run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
+        rank_probe_size=2, output_dir=str(tmp_path / "run"), data_dir=str(tmp_path / "data"),
+        tensorboard=False, verbose=0)
+    with tfds.testing.mock_data(num_examples=4):
+        result = experiment.run(one_step)
+    assert result["status"] == "completed" and result["epochs_completed"] == 1
+
+
+def _input_shape(run_config):
+    from tc.data import tfds_source
+
+    return tfds_source.TABLES[run_config.dataset].input_shape
