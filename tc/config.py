@@ -192,24 +192,28 @@ def parse_options(text, flag_name):
     return options
 
 
-def define_flags(flag_values=None):
-    """Defines one absl flag per RunConfig field, with its default, help and choices."""
+def define_flag(name, default, help_text, choices=None, flag_values=None):
+    """Defines one absl flag whose type follows its default (an enum when `choices` are given)."""
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
+    if choices is not None:
+        flags.DEFINE_enum(name, default, list(choices), help_text, flag_values=flag_values)
+    elif isinstance(default, bool):
+        flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+    elif isinstance(default, int):
+        flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+    elif isinstance(default, float):
+        flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+    else:
+        flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+
+
+def define_flags(flag_values=None):
+    """Defines one absl flag per RunConfig field, with its default, help and choices."""
     for field in dataclasses.fields(RunConfig):
-        help_text, choices = field.metadata["help"], field.metadata["choices"]
-        if choices is not None:
-            flags.DEFINE_enum(field.name, field.default, list(choices), help_text,
-                              flag_values=flag_values)
-        elif field.type in (bool, "bool"):
-            flags.DEFINE_bool(field.name, field.default, help_text, flag_values=flag_values)
-        elif field.type in (int, "int"):
-            flags.DEFINE_integer(field.name, field.default, help_text, flag_values=flag_values)
-        elif field.type in (float, "float"):
-            flags.DEFINE_float(field.name, field.default, help_text, flag_values=flag_values)
-        else:
-            flags.DEFINE_string(field.name, field.default, help_text, flag_values=flag_values)
+        define_flag(field.name, field.default, field.metadata["help"], field.metadata["choices"],
+                    flag_values)
 
 
 def from_flags(flag_values=None, **overrides):

@@ -118,23 +118,12 @@ CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES), "lr_scaling": LR_SCA
 
 def define_flags(flag_values=None):
     """Defines the search flags (the run flags come from `tc.config.define_flags`)."""
-    from absl import flags
+    from tc import config as config_lib
 
-    flag_values = flags.FLAGS if flag_values is None else flag_values
     defaults = SearchConfig()
     for name, help_text in FLAG_HELP.items():
-        default = getattr(defaults, name)
-        if name in CHOICES:
-            flags.DEFINE_enum(name, default, list(CHOICES[name]), help_text,
-                              flag_values=flag_values)
-        elif isinstance(default, bool):
-            flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
-        elif isinstance(default, int):
-            flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
-        elif isinstance(default, float):
-            flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
-        else:
-            flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+        config_lib.define_flag(name, getattr(defaults, name), help_text, CHOICES.get(name),
+                               flag_values)
 
 
 def from_flags(flag_values=None):
@@ -220,7 +209,7 @@ def _grid_oracle(search, **common):
     return LogGridOracle(max_trials=len(grid_values(search)), **common)
 
 
-def _oracle(search, hp):
+def _oracle(search, hp, max_epochs):
     import keras_tuner as kt
 
     objective = kt.Objective(search.objective, direction=search.direction)
@@ -232,10 +221,11 @@ def _oracle(search, hp):
         return kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
     if search.tuner == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
-    return kt.oracles.HyperbandOracle(max_epochs=None, **common)
+    return kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
 
 
 def _execution_configs(base, search, trial_id, values):
+    # Hyperband gives each trial its bracket's epoch budget (trained from scratch).
     epochs = values.get("tuner/epochs", base.epochs)
     for execution in range(search.executions_per_trial):
         yield dataclasses.replace(
@@ -274,7 +264,7 @@ def make_tuner(base, search):
         def load_model(self, trial):
             raise ValueError("tc trials keep their models in their run directories.")
 
-    return RunTuner(oracle=_oracle(search, search_space(search)),
+    return RunTuner(oracle=_oracle(search, search_space(search), base.epochs),
                     directory=search.output_dir, project_name="tuner",
                     overwrite=search.overwrite)
 

@@ -12,6 +12,9 @@ from tc import data, experiment, models, search
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
+# Files that differ only in their search flags (a beta grid and a logit-norm grid of one model)
+# share their one-step run: it is trained once, keyed by the run's flags.
+ONE_STEP_RESULTS = {}
 
 
 def parse(flagfile):
@@ -62,10 +65,14 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     one_step = dataclasses.replace(
         run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
-        rank_probe_size=2, output_dir=str(tmp_path / "run"), data_dir=str(tmp_path / "data"),
-        tensorboard=False, verbose=0)
-    with tfds.testing.mock_data(num_examples=4):
-        result = experiment.run(one_step)
+        rank_probe_size=2, output_dir="", data_dir=str(tmp_path / "data"), tensorboard=False,
+        verbose=0)
+    key = one_step.to_flagfile().replace(str(tmp_path), "")
+    if key not in ONE_STEP_RESULTS:
+        with tfds.testing.mock_data(num_examples=4):
+            ONE_STEP_RESULTS[key] = experiment.run(
+                dataclasses.replace(one_step, output_dir=str(tmp_path / "run")))
+    result = ONE_STEP_RESULTS[key]
     assert result["status"] == "completed" and result["epochs_completed"] == 1
 
 

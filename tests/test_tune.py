@@ -156,3 +156,16 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     assert sorted(started) == sorted(str(row["trial_id"]) for row in rows)  # each trial once
     for row in rows:
         assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
+
+
+def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "hyperband"), tuner="hyperband",
+                                   beta_min=0.1, beta_max=1.0)
+    summary = search.search_beta(base_config(epochs=3), settings, baseline=False)
+    assert len(summary["trials"]) >= 2
+    budgets = set()
+    for row in summary["trials"]:
+        assert row["status"] == "completed" and 0.1 <= row["beta"] <= 1.0
+        result = json.loads((tmp_path / "hyperband" / row["run_dirs"] / "result.json").read_text())
+        budgets.add(result["epochs"])
+    assert budgets <= {1, 2, 3} and max(budgets) == 3
