@@ -38,6 +38,16 @@ class Placement:
         else:
             yield
 
+    @contextlib.contextmanager
+    def training_scope(self):
+        """Around `fit`: JAX shards data only inside its distribution's scope; a TensorFlow model
+        remembers the strategy it was built under, and needs no scope."""
+        if self.jax_distribution is not None:
+            with self.jax_distribution.scope():
+                yield
+        else:
+            yield
+
     def check_batch_size(self, batch_size):
         if batch_size % self.num_replicas:
             raise ValueError(

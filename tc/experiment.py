@@ -203,9 +203,10 @@ def _run(config, started, extra_callbacks):
                 run_dir.file("tensorboard"), write_graph=False, profile_batch=0))
         fit_started = time.time()
         if initial_epoch < config.epochs:
-            model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
-                      steps_per_epoch=steps_per_epoch, validation_data=validation,
-                      callbacks=callbacks, verbose=config.verbose, shuffle=False)
+            with placement.training_scope():
+                model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
+                          steps_per_epoch=steps_per_epoch, validation_data=validation,
+                          callbacks=callbacks, verbose=config.verbose, shuffle=False)
         fit_seconds = time.time() - fit_started
         trained_epochs = len(recorder.rows) - initial_epoch
         status = "diverged" if guard.diverged_at else "completed"
