@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 import tc
+from tc import beta as beta_lib
 from tc import callbacks as callbacks_lib
 from tc import data as data_lib
 from tc import distribute, layers, losses, metrics, models, optimization, schedules
@@ -179,21 +180,21 @@ def _run(config, started, extra_callbacks):
     state = run_dir.prepare(config.to_flagfile(), config.overwrite)
     initial_epoch = state["completed_epochs"] if state else 0
     train, validation, test, probe = model_inputs(config, dataset, initial_epoch)
-    rank_probe = callbacks_lib.RankProbe(model, config.rank_layers, probe, config.eval_batch_size)
     try:
         if state:
             with placement.scope():
                 model.optimizer.build(model.trainable_variables)
             model.load_weights(run_dir.checkpoint_path(state))
         elif config.initial_logit_norm is not None:
-            norm_beta = config.beta if config.loss == "temperature" else 1.0
-            if config.loss == "temperature" and loss.schedule is not None:
-                norm_beta = loss.schedule.initial_value
+            # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
+            norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
+                         else 1.0)
             layers.set_initial_logit_norm(model, probe, config.initial_logit_norm,
                                           beta=norm_beta)
         guard = callbacks_lib.DivergenceGuard()
         recorder = callbacks_lib.EpochRecorder(
-            run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test, rank_probe,
+            run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test,
+            callbacks_lib.RankProbe(model, config.rank_layers, probe, config.eval_batch_size),
             config.eval_batch_size)
         callbacks = [guard, recorder, *extra_callbacks]
         if loss.schedule is not None:
@@ -207,39 +208,44 @@ def _run(config, started, extra_callbacks):
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=validation,
                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
-        fit_seconds = time.time() - fit_started
         trained_epochs = len(recorder.rows) - initial_epoch
-        status = "diverged" if guard.diverged_at else "completed"
-        final, best = _summary(recorder.rows)
-        result = {
-            "status": status,
-            "diverged_at": guard.diverged_at,
-            "epochs_completed": len(recorder.rows),
-            "epochs": config.epochs,
-            "final": final,
-            "best_validation": best,
-            "scored_probabilities": loss.scored_probabilities,
-            "loss": config.loss,
-            "beta": config.beta,
-            "learning_rate": config.learning_rate,
-            "seed": config.seed,
-            "wall_seconds": time.time() - started,
-            "train_seconds": fit_seconds,
-            "examples_per_second": (trained_epochs * steps_per_epoch * config.batch_size
-                                    / fit_seconds if fit_seconds > 0 and trained_epochs > 0
-                                    else None),
-            "backend": keras.backend.backend(),
-            "strategy": placement.name,
-            "replicas": placement.num_replicas,
-            "versions": package_versions(),
-            "run_dir": run_dir.path,
-        }
+        trained_examples = trained_epochs * steps_per_epoch * config.batch_size
+        result = _result(config, placement, loss, recorder.rows, guard.diverged_at,
+                         started, time.time() - fit_started, trained_examples, run_dir.path)
     except Exception as error:
         run_dir.write_result({"status": "failed", "error": f"{type(error).__name__}: {error}",
                               "seed": config.seed, "run_dir": run_dir.path})
         raise
     run_dir.write_result(result)
     return result
+
+
+def _result(config, placement, loss, rows, diverged_at, started, fit_seconds, trained_examples,
+            path):
+    """The result.json of a run that stopped normally (completed or diverged)."""
+    final, best = _summary(rows)
+    return {
+        "status": "diverged" if diverged_at else "completed",
+        "diverged_at": diverged_at,
+        "epochs_completed": len(rows),
+        "epochs": config.epochs,
+        "final": final,
+        "best_validation": best,
+        "scored_probabilities": loss.scored_probabilities,
+        "loss": config.loss,
+        "beta": config.beta,
+        "learning_rate": config.learning_rate,
+        "seed": config.seed,
+        "wall_seconds": time.time() - started,
+        "train_seconds": fit_seconds,
+        "examples_per_second": (trained_examples / fit_seconds
+                                if fit_seconds > 0 and trained_examples > 0 else None),
+        "backend": keras.backend.backend(),
+        "strategy": placement.name,
+        "replicas": placement.num_replicas,
+        "versions": package_versions(),
+        "run_dir": path,
+    }
 
 
 def _tensorflow_available():
