@@ -29,14 +29,13 @@ class Placement:
 
     @contextlib.contextmanager
     def scope(self):
+        """Around building and compiling: the TensorFlow strategy's scope, else training_scope."""
         if self.tf_strategy is not None:
             with self.tf_strategy.scope():
                 yield
-        elif self.jax_distribution is not None:
-            with self.jax_distribution.scope():
-                yield
         else:
-            yield
+            with self.training_scope():
+                yield
 
     @contextlib.contextmanager
     def training_scope(self):
