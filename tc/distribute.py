@@ -5,7 +5,7 @@
 | auto | mirrored over >1 GPU, else TensorFlow's default strategy | DataParallel over all devices (one device: none) |
 | one_device | OneDeviceStrategy (first GPU, else CPU) | no distribution |
 | mirrored | MirroredStrategy over the GPUs (over the logical CPUs when there is no GPU) | DataParallel |
-| multi_worker | not supported yet (see MULTI_WORKER_UNSUPPORTED) | not supported yet |
+| multi_worker | MultiWorkerMirroredStrategy from `TF_CONFIG` (see `multi_worker_placement`) | not supported (see MULTI_WORKER_JAX_UNSUPPORTED) |
 | tpu | TPUStrategy (--tpu address) | DataParallel over the TPU cores |
 
 The global batch is split across replicas; Keras (>= 3.8) scales the loss by 1/replicas itself.
@@ -57,6 +57,8 @@ class Placement:
 def _tensorflow_placement(strategy, tpu):
     import tensorflow as tf
 
+    if strategy == "multi_worker":  # before anything initializes TensorFlow's runtime
+        return multi_worker_placement(tf)
     gpus = tf.config.list_logical_devices("GPU")
     if strategy == "auto":
         if len(gpus) <= 1:
@@ -85,6 +87,8 @@ def _tensorflow_placement(strategy, tpu):
 def _jax_placement(strategy):
     import jax
 
+    if strategy == "multi_worker":
+        raise ValueError(MULTI_WORKER_JAX_UNSUPPORTED)
     devices = jax.devices()
     if strategy == "one_device" or len(devices) == 1:
         return Placement("one_device", 1)
@@ -93,17 +97,39 @@ def _jax_placement(strategy):
                      is_chief=jax.process_index() == 0, jax_distribution=distribution)
 
 
-MULTI_WORKER_UNSUPPORTED = (
-    "--strategy=multi_worker is not supported yet: Keras 3's fit fails under TensorFlow's "
-    "MultiWorkerMirroredStrategy (it all-reduces scalar logs along axis 0; "
-    "keras-team/keras#20585), and tc's multi-process JAX path is unfinished. Use mirrored "
-    "(one host, many GPUs) or tpu.")
+MULTI_WORKER_JAX_UNSUPPORTED = (
+    "--strategy=multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow): it is "
+    "TensorFlow's MultiWorkerMirroredStrategy, configured by TF_CONFIG. On JAX use mirrored "
+    "(DataParallel over this host's devices).")
+
+
+def multi_worker_placement(tf):
+    """MultiWorkerMirroredStrategy over the cluster in `TF_CONFIG`; the chief writes the files.
+
+    Every worker runs the same command; the chief is the task of type "chief", or worker 0 when
+    the cluster has none. Each worker reads its shard of the data (TensorFlow's auto-sharding).
+    """
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster:
+        raise ValueError(
+            "--strategy=multi_worker needs TF_CONFIG to describe the cluster, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}; TF_CONFIG is unset or empty.')
+    from tc import tf_trainer_fixes
+
+    tf_trainer_fixes.apply()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    if "chief" in cluster:
+        is_chief = resolver.task_type == "chief"
+    else:
+        is_chief = resolver.task_type == "worker" and resolver.task_id == 0
+    return Placement("multi_worker", strategy.num_replicas_in_sync, is_chief=is_chief,
+                     tf_strategy=strategy)
 
 
 def place(strategy="auto", tpu=""):
     """The Placement for `--strategy` on the active Keras backend."""
-    if strategy == "multi_worker":
-        raise ValueError(MULTI_WORKER_UNSUPPORTED)
     backend = keras.backend.backend()
     if backend == "tensorflow":
         return _tensorflow_placement(strategy, tpu)

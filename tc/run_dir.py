@@ -110,6 +110,12 @@ class RunDirectory:
                 and `overwrite` is False.
         """
         flags_path = self.file("flags.txt")
+        if not self.writable:
+            # Another process (the chief) checks and prepares the directory. This one resumes
+            # only a run of the same flags, which the chief resumes too (it found them before
+            # it could write anything); a cluster must share the output directory to resume.
+            existing = open(flags_path).read() if os.path.exists(flags_path) else None
+            return self.resume_state() if existing == flagfile else None
         if os.path.isdir(self.path) and os.listdir(self.path):
             existing = open(flags_path).read() if os.path.exists(flags_path) else None
             if existing != flagfile:
@@ -119,12 +125,10 @@ class RunDirectory:
                     raise RunDirectoryConflict(
                         f"{self.path} holds {what}; choose another --output_dir or pass "
                         "--overwrite to replace it.")
-                if self.writable:
-                    shutil.rmtree(self.path)
-        if self.writable:
-            os.makedirs(self.checkpoint_dir, exist_ok=True)
-            if not os.path.exists(flags_path):
-                atomic_write_text(flags_path, flagfile)
+                shutil.rmtree(self.path)
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        if not os.path.exists(flags_path):
+            atomic_write_text(flags_path, flagfile)
         return self.resume_state()
 
     def resume_state(self):

@@ -1,6 +1,7 @@
 """Backend-neutral test helpers: gradients, small models, and subprocesses."""
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -77,6 +78,24 @@ BLOCK_TENSORFLOW = textwrap.dedent("""
 
     sys.meta_path.insert(0, BlockTensorFlow())
 """)
+
+
+def free_ports(count):
+    """`count` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def start_python(arguments, **env):
+    """Starts `python arguments...` in the repo root with extra environment variables."""
+    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env=dict(os.environ, **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def run_python(arguments, backend=None, block_tensorflow=False, timeout=300):

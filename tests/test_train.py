@@ -14,7 +14,7 @@ import pytest
 
 from tc import config as config_lib
 from tc import experiment, run_dir
-from tests.support import ROOT, run_python
+from tests.support import ROOT, free_ports, run_python, start_python
 
 BACKEND = keras.backend.backend()
 
@@ -190,7 +190,33 @@ def test_bad_flags_exit_nonzero_with_the_flag_and_valid_values(tmp_path, flag, m
     assert not output.exists()
 
 
-def test_multi_worker_is_refused_with_the_reason(tmp_path):
-    with pytest.raises(ValueError, match="keras-team/keras#20585"):
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="MultiWorkerMirroredStrategy is TensorFlow's")
+def test_two_workers_finish_a_run_together_with_one_devices_metrics(tmp_path):
+    ports = free_ports(2)
+    output = tmp_path / "cluster"
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                     "task": {"type": "worker", "index": index}}
+        workers.append(start_python(
+            ["-m", "tc.train", "--strategy=multi_worker", "--epochs=1", "--batch_size=32",
+             "--verbose=0", "--tensorboard=false", "--rank_probe_size=128",
+             f"--output_dir={output}"], TF_CONFIG=json.dumps(tf_config)))
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+        assert "status: completed" in stdout
+    result = json.loads((output / "result.json").read_text())  # written by worker 0 only
+    assert (result["strategy"], result["replicas"]) == ("multi_worker", 2)
+    one = experiment.run(small_config(tmp_path, "one", strategy="one_device", epochs=1))
+    for key, value in one["final"].items():
+        if isinstance(value, float) and not key.startswith("rank/"):
+            assert result["final"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_multi_worker_without_a_cluster_is_refused_with_the_reason(tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    expected = "TF_CONFIG is unset" if BACKEND == "tensorflow" else "needs the TensorFlow backend"
+    with pytest.raises(ValueError, match=expected):
         experiment.run(small_config(tmp_path, strategy="multi_worker"))
     assert not (tmp_path / "run").exists()

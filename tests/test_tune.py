@@ -8,7 +8,7 @@ import pytest
 
 from tc import config as config_lib
 from tc import experiment, run_dir, search
-from tests.support import run_python
+from tests.support import free_ports, run_python, start_python
 
 
 def base_config(**overrides):
@@ -126,24 +126,15 @@ def test_tune_command_reports_best_beta_and_rejects_bad_ranges(tmp_path):
 
 
 def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
-    import socket
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    (port,) = free_ports(1)
     output = tmp_path / "distributed"
-    processes = {}
-    for tuner_id in ("chief", "tuner0", "tuner1"):
-        env = dict(os.environ, KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                   KERASTUNER_ORACLE_PORT=str(port))
-        processes[tuner_id] = subprocess.Popen(
-            [sys.executable, "-m", "tc.tune", "--grid_points=4", "--epochs=2",
-             "--tensorboard=false", f"--output_dir={output}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    processes = {
+        tuner_id: start_python(
+            ["-m", "tc.tune", "--grid_points=4", "--epochs=2", "--tensorboard=false",
+             f"--output_dir={output}"],
+            KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port))
+        for tuner_id in ("chief", "tuner0", "tuner1")}
     outputs = {name: process.communicate(timeout=400) for name, process in processes.items()}
     for name, process in processes.items():  # every process exits by itself, successfully
         assert process.returncode == 0, (name, outputs[name][1][-3000:])
