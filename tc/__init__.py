@@ -9,10 +9,25 @@ Losses, layers, schedules and metrics for three papers:
    `tc.metrics.ExpectedCalibrationError`.
 3. Masarczyk et al., "Unpacking softmax: how temperature drives representation collapse,
    compression and generalization" (arXiv 2506.01562): `tc.representation`.
+
+`tc.calibration` (temperature scaling, reliability bins) and `tc.theory` (the papers'
+predictions on small models) serve the analysis.
 """
 
-from tc import beta, data, layers, losses, metrics, models, representation, schedules
+from tc import (
+                beta,
+                calibration,
+                data,
+                layers,
+                losses,
+                metrics,
+                models,
+                representation,
+                schedules,
+                theory,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["beta", "data", "layers", "losses", "metrics", "models", "representation", "schedules"]
+__all__ = ["beta", "calibration", "data", "layers", "losses", "metrics", "models",
+           "representation", "schedules", "theory"]

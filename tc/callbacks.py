@@ -1,4 +1,4 @@
-"""The callbacks of a tc run: divergence guard, per-epoch record (metrics + checkpoint), rank.
+"""The callbacks of a tc run: divergence guard and per-epoch record (metrics, ranks, checkpoint).
 
 A run's epoch ends in this order: Keras validation, then `EpochRecorder`: test evaluation,
 ranks of the tracked layers, a finiteness check, then the atomic commit of checkpoint,
@@ -13,7 +13,6 @@ import numpy as np
 from keras import ops
 
 from tc import beta as beta_lib
-from tc import representation
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -54,39 +53,10 @@ def weights_are_finite(model):
                if "float" in str(w.dtype))
 
 
-class RankProbe:
-    """Numerical and effective rank of chosen layers' outputs on a fixed probe batch (paper 3)."""
-
-    def __init__(self, model, layer_names, probe_inputs, batch_size=256):
-        available = [layer.name for layer in model.layers]
-        missing = [name for name in layer_names if name not in available]
-        if missing:
-            raise ValueError(f"--track_rank_layers: no layer(s) {missing} in model "
-                             f"{model.name!r}; its layers: {', '.join(available)}.")
-        self.layer_names = tuple(layer_names)
-        outputs = [model.get_layer(name).output for name in layer_names]
-        self.extractor = keras.Model(model.inputs, outputs) if layer_names else None
-        self.probe_inputs = probe_inputs
-        self.batch_size = batch_size
-
-    def measure(self):
-        if self.extractor is None:
-            return {}
-        activations = self.extractor.predict(self.probe_inputs, batch_size=self.batch_size,
-                                             verbose=0)
-        if len(self.layer_names) == 1:
-            activations = [activations]
-        row = {}
-        for name, features in zip(self.layer_names, activations):
-            row[f"rank/{name}/numerical"] = representation.numerical_rank(features)
-            row[f"rank/{name}/effective"] = representation.effective_rank(features)
-        return row
-
-
 class EpochRecorder(keras.callbacks.Callback):
     """Records one metrics row per epoch and commits it with a checkpoint (see module doc)."""
 
-    def __init__(self, run_dir, rows, loss, guard, test_data=None, rank_probe=None,
+    def __init__(self, run_dir, rows, loss, guard, test_data=None, rank_tracker=None,
                  eval_batch_size=512):
         super().__init__()
         self.run_dir = run_dir
@@ -94,7 +64,7 @@ class EpochRecorder(keras.callbacks.Callback):
         self.loss = loss
         self.guard = guard
         self.test_data = test_data
-        self.rank_probe = rank_probe
+        self.rank_tracker = rank_tracker
         self.eval_batch_size = eval_batch_size
 
     def _learning_rate(self):
@@ -115,7 +85,7 @@ class EpochRecorder(keras.callbacks.Callback):
         if not math.isfinite(row.get("train/loss", 0.0)) or not weights_are_finite(self.model):
             self.guard.mark(epoch, "end", "non-finite loss or weights at the end of the epoch")
             return
-        if self.rank_probe is not None:
-            row.update(self.rank_probe.measure())
+        if self.rank_tracker is not None:
+            row.update(self.rank_tracker.measure())
         self.rows.append(row)
         self.run_dir.commit_epoch(self.model, self.rows, epoch + 1)

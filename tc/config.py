@@ -75,6 +75,14 @@ class RunConfig:
     track_rank_layers: str = _field("features", "Comma-separated layers whose numerical and "
                                                 "effective rank are recorded each epoch.")
     rank_probe_size: int = _field(512, "Test examples the ranks are measured on.")
+    probe_dataset: str = _field("", "After training, fit a logistic-regression probe on the "
+                                    "frozen --probe_layer activations of this dataset and record "
+                                    "its test accuracy (paper 3's transfer probe; '' = none).",
+                                ("",) + data.names())
+    probe_layer: str = _field("features", "Layer whose frozen activations the linear probe reads.")
+    probe_size: int = _field(5000, "Training examples of --probe_dataset the probe is fit on.")
+    save_predictions: bool = _field(True, "Write predictions.npz: the validation and test logits "
+                                          "whose softmax the metrics scored, and the labels.")
     tensorboard: bool = _field(True, "Write TensorBoard logs (needs TensorFlow).")
     verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
 
@@ -124,7 +132,7 @@ class RunConfig:
                 raise ValueError(f"--{name}={value!r} is not valid: it must be positive and "
                                  "finite (0 < value < inf).")
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
-                              ("beta_warmup", 1), ("rank_probe_size", 2),
+                              ("beta_warmup", 1), ("rank_probe_size", 2), ("probe_size", 2),
                               ("lr_warmup_epochs", 0), ("validation_size", -1)):
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "

@@ -3,13 +3,15 @@
     config -> placement (strategy) -> dataset -> model -> readout scaled to ||beta z0||
       -> compile(loss with beta in a variable, metrics) -> fit with callbacks
          (beta schedule, divergence guard, epoch recorder, TensorBoard)
-      -> run directory: flags.txt, metrics.csv, result.json, checkpoints/, tensorboard/
+      -> run directory: flags.txt, metrics.csv, result.json, predictions.npz, checkpoints/,
+         tensorboard/ (and a linear probe on --probe_dataset)
 
 Everything that can fail on bad input (flags, names, batch size, missing data, model options)
 fails before the run directory is created. A restarted run resumes from its last committed
 epoch; see `tc.run_dir`.
 """
 
+import dataclasses
 import platform
 import time
 
@@ -20,7 +22,16 @@ import tc
 from tc import beta as beta_lib
 from tc import callbacks as callbacks_lib
 from tc import data as data_lib
-from tc import distribute, layers, losses, metrics, models, optimization, schedules
+from tc import (
+    distribute,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimization,
+    representation,
+    schedules,
+)
 from tc.run_dir import RunDirectory
 
 STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
@@ -166,12 +177,70 @@ def _prepare(config):
         loss = build_loss(config)
         model.compile(optimizer=optimization.build_optimizer(config, steps_per_epoch),
                       loss=loss, metrics=build_metrics(loss))
-    return placement, dataset, steps_per_epoch, model, loss
+    _check_layers(model, config)
+    probe_data = load_probe_dataset(config, dataset) if config.probe_dataset else None
+    return placement, dataset, steps_per_epoch, model, loss, probe_data
+
+
+def _check_layers(model, config):
+    probe_layers = (config.probe_layer,) if config.probe_dataset else ()
+    for flag, names in (("track_rank_layers", config.rank_layers), ("probe_layer", probe_layers)):
+        if not names:
+            continue
+        try:
+            representation.activation_model(model, names)
+        except ValueError as error:
+            raise ValueError(f"--{flag}: {error}") from None
+
+
+def load_probe_dataset(config, dataset):
+    """The --probe_dataset, checked to be in memory and to fit the model's input."""
+    probe_config = dataclasses.replace(config, dataset=config.probe_dataset, validation_size=-1)
+    probe = load_dataset(probe_config)
+    if not isinstance(probe, data_lib.ArrayDataset):
+        raise ValueError(f"--probe_dataset={config.probe_dataset!r} is streamed; the linear probe "
+                         f"needs an in-memory dataset: one of {', '.join(data_lib.IN_MEMORY)} "
+                         "or a TFDS dataset other than imagenet2012.")
+    if tuple(probe.input_shape) != tuple(dataset.input_shape):
+        raise ValueError(f"--probe_dataset={config.probe_dataset!r} has inputs of shape "
+                         f"{tuple(probe.input_shape)}, but the model takes "
+                         f"{tuple(dataset.input_shape)} ({config.dataset}).")
+    return probe
+
+
+def linear_probe(config, model, probe):
+    """Paper 3's transfer probe: test accuracy of a logistic regression on frozen features."""
+    x_train, y_train = probe.arrays("train")
+    x_test, y_test = probe.arrays("test")
+    x_train, y_train = x_train[:config.probe_size], y_train[:config.probe_size]
+    layer = config.probe_layer
+    train = representation.layer_activations(model, [layer], x_train, config.eval_batch_size)
+    test = representation.layer_activations(model, [layer], x_test, config.eval_batch_size)
+    accuracy = representation.linear_probe_accuracy(train[layer], y_train, test[layer], y_test)
+    return {"dataset": config.probe_dataset, "layer": layer, "train_examples": len(y_train),
+            "accuracy": accuracy}
+
+
+def predictions(model, loss, data, batch_size):
+    """`(logits whose softmax the metrics score, labels)` of (x, y) arrays or a dataset.
+
+    For temperature CE these are `beta * z`; for gradient decay, `z`.
+    """
+    if isinstance(data, tuple):
+        x, labels = data
+        logits = model.predict(x, batch_size=batch_size, verbose=0)
+    else:
+        logits = model.predict(data, verbose=0)
+        labels = np.concatenate([np.asarray(y) for _, y in data.as_numpy_iterator()])
+    logits = np.asarray(logits, dtype=np.float32)
+    if isinstance(loss, losses.TemperatureCrossEntropy):
+        logits = logits * np.float32(beta_lib.variable_value(loss.beta))
+    return logits, np.asarray(labels)
 
 
 def _run(config, started, extra_callbacks):
     try:
-        placement, dataset, steps_per_epoch, model, loss = _prepare(config)
+        placement, dataset, steps_per_epoch, model, loss, probe_data = _prepare(config)
     except ValueError as error:
         if isinstance(error, ConfigurationError):
             raise
@@ -192,9 +261,11 @@ def _run(config, started, extra_callbacks):
             layers.set_initial_logit_norm(model, probe, config.initial_logit_norm,
                                           beta=norm_beta)
         guard = callbacks_lib.DivergenceGuard()
+        rank_tracker = representation.RankTracker(config.rank_layers, probe,
+                                                  batch_size=config.eval_batch_size)
+        rank_tracker.set_model(model)
         recorder = callbacks_lib.EpochRecorder(
-            run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test,
-            callbacks_lib.RankProbe(model, config.rank_layers, probe, config.eval_batch_size),
+            run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test, rank_tracker,
             config.eval_batch_size)
         callbacks = [guard, recorder, *extra_callbacks]
         if loss.schedule is not None:
@@ -210,14 +281,34 @@ def _run(config, started, extra_callbacks):
                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
         trained_epochs = len(recorder.rows) - initial_epoch
         trained_examples = trained_epochs * steps_per_epoch * config.batch_size
+        fit_seconds = time.time() - fit_started
         result = _result(config, placement, loss, recorder.rows, guard.diverged_at,
-                         started, time.time() - fit_started, trained_examples, run_dir.path)
+                         started, fit_seconds, trained_examples, run_dir.path)
+        if result["status"] == "completed":
+            result.update(_after_training(config, model, loss, run_dir, validation, test,
+                                          probe_data))
     except Exception as error:
         run_dir.write_result({"status": "failed", "error": f"{type(error).__name__}: {error}",
                               "seed": config.seed, "run_dir": run_dir.path})
         raise
     run_dir.write_result(result)
     return result
+
+
+def _after_training(config, model, loss, run_dir, validation, test, probe_data):
+    """Extras of a completed run: predictions.npz and the linear probe, as result.json fields."""
+    extras = {}
+    if config.save_predictions:
+        arrays = {}
+        for split, data in (("val", validation), ("test", test)):
+            if data is not None:
+                arrays[f"{split}_logits"], arrays[f"{split}_labels"] = predictions(
+                    model, loss, data, config.eval_batch_size)
+        run_dir.write_predictions(arrays)
+        extras["predictions"] = "predictions.npz"
+    if probe_data is not None:
+        extras["linear_probe"] = linear_probe(config, model, probe_data)
+    return extras
 
 
 def _result(config, placement, loss, rows, diverged_at, started, fit_seconds, trained_examples,

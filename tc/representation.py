@@ -10,8 +10,13 @@ examples by default, with singular values `sigma_1 >= sigma_2 >= ...`:
 
 (Roy & Vetterli, 2007). The SVD runs in float64 numpy: these are analysis measures, computed
 outside the train step, and identical on every backend.
+
+Paper 3's tools around them: `layer_activations` (per-layer features on a fixed probe set),
+`RankTracker` (a callback recording both ranks of chosen layers each epoch) and
+`linear_probe_accuracy` (a logistic-regression probe on frozen features of another dataset).
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -63,3 +68,100 @@ def effective_rank(features, center=True):
         return 0.0
     q = sigma[sigma > 0] / total
     return float(np.exp(-np.sum(q * np.log(q))))
+
+
+def activation_model(model, layer_names):
+    """A model from `model`'s inputs to the outputs of `layer_names`, for feature extraction.
+
+    Raises:
+        ValueError: a name is not a layer of `model`; the message lists its layers.
+    """
+    available = [layer.name for layer in model.layers]
+    missing = [name for name in layer_names if name not in available]
+    if missing:
+        raise ValueError(f"No layer(s) {missing} in model {model.name!r}; its layers: "
+                         f"{', '.join(available)}.")
+    return keras.Model(model.inputs, [model.get_layer(name).output for name in layer_names])
+
+
+def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None):
+    """`{layer name: (N, ...) float numpy activations}` of `model` on the probe `inputs`.
+
+    `extractor` is a model from `activation_model(model, layer_names)`, to reuse one across calls.
+    """
+    layer_names = list(layer_names)
+    extractor = extractor or activation_model(model, layer_names)
+    outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0)
+    if len(layer_names) == 1:
+        outputs = [outputs]
+    return {name: np.asarray(output) for name, output in zip(layer_names, outputs)}
+
+
+def rank_row(activations, rtol=1e-3):
+    """`{"rank/<layer>/numerical": int, "rank/<layer>/effective": float}` for each layer."""
+    row = {}
+    for name, features in activations.items():
+        row[f"rank/{name}/numerical"] = numerical_rank(features, rtol=rtol)
+        row[f"rank/{name}/effective"] = effective_rank(features)
+    return row
+
+
+class RankTracker(keras.callbacks.Callback):
+    """Records the numerical and effective rank of chosen layers at the end of every epoch.
+
+    The activations are those of the fixed `probe_inputs`, so epochs are comparable. Each epoch
+    adds `rank/<layer>/numerical` and `rank/<layer>/effective` to the epoch's logs (and so to
+    `History` and any later callback) and appends the row to `self.history`.
+
+    Args:
+        layer_names: layers of the trained model to measure.
+        probe_inputs: a fixed batch of inputs, e.g. 512 test examples.
+        rtol: the numerical rank's threshold `gamma` (paper 3: about 1e-3).
+        batch_size: prediction batch size.
+    """
+
+    def __init__(self, layer_names, probe_inputs, rtol=1e-3, batch_size=256):
+        super().__init__()
+        self.layer_names = tuple(layer_names)
+        self.probe_inputs = probe_inputs
+        self.rtol = rtol
+        self.batch_size = batch_size
+        self.history = []
+        self._extractor = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        self._extractor = activation_model(model, self.layer_names) if self.layer_names else None
+
+    def measure(self):
+        """The rank row of the model as it is now."""
+        if self._extractor is None:
+            return {}
+        activations = layer_activations(self.model, self.layer_names, self.probe_inputs,
+                                        self.batch_size, extractor=self._extractor)
+        return rank_row(activations, self.rtol)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.measure()
+        self.history.append({"epoch": epoch + 1, **row})
+        if logs is not None:
+            logs.update(row)
+
+
+def linear_probe_accuracy(train_features, train_labels, test_features, test_labels,
+                          regularization=1.0, max_iter=1000):
+    """Test accuracy of a multinomial logistic-regression probe fit on frozen features.
+
+    Paper 3's transfer measure: features of a trained network on another dataset, standardized
+    with the training features' mean and deviation, then an L2-regularized (inverse strength
+    `regularization`, scikit-learn's `C`) logistic regression fit by L-BFGS.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    train = _feature_matrix(train_features, center=False)
+    test = _feature_matrix(test_features, center=False)
+    mean, scale = train.mean(axis=0), train.std(axis=0)
+    scale[scale == 0] = 1.0
+    probe = LogisticRegression(C=regularization, max_iter=max_iter)
+    probe.fit((train - mean) / scale, np.asarray(train_labels))
+    return float(np.mean(probe.predict((test - mean) / scale) == np.asarray(test_labels)))

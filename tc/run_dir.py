@@ -5,6 +5,7 @@ Layout:
     flags.txt          the flagfile that reproduces the run
     metrics.csv        one row per completed epoch
     result.json        status and summary, written when the run stops
+    predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
     checkpoints/       ckpt-<epochs>.weights.h5 (model + optimizer) and state.json
     tensorboard/       TensorBoard logs
 
@@ -21,18 +22,20 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
+
 
 class RunDirectoryConflict(ValueError):
     """The output directory holds a different run."""
 
 
-def atomic_write_text(path, text):
+def _atomic_write(path, write, mode):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, mode) as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
@@ -40,6 +43,23 @@ def atomic_write_text(path, text):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def atomic_write_text(path, text):
+    _atomic_write(path, lambda handle: handle.write(text), "w")
+
+
+def _read_text(path):
+    """The file's text, or None when it does not exist."""
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return handle.read()
+
+
+def atomic_write_arrays(path, arrays):
+    """Writes `{name: array}` as an uncompressed `.npz` file, atomically."""
+    _atomic_write(path, lambda handle: np.savez(handle, **arrays), "wb")
 
 
 def _json_safe(value):
@@ -110,14 +130,13 @@ class RunDirectory:
                 and `overwrite` is False.
         """
         flags_path = self.file("flags.txt")
+        existing = _read_text(flags_path)
         if not self.writable:
             # Another process (the chief) checks and prepares the directory. This one resumes
             # only a run of the same flags, which the chief resumes too (it found them before
             # it could write anything); a cluster must share the output directory to resume.
-            existing = open(flags_path).read() if os.path.exists(flags_path) else None
             return self.resume_state() if existing == flagfile else None
         if os.path.isdir(self.path) and os.listdir(self.path):
-            existing = open(flags_path).read() if os.path.exists(flags_path) else None
             if existing != flagfile:
                 if not overwrite:
                     what = ("a run with different flags" if existing is not None
@@ -166,6 +185,10 @@ class RunDirectory:
 
     def checkpoint_path(self, state):
         return os.path.join(self.checkpoint_dir, state["checkpoint"])
+
+    def write_predictions(self, arrays):
+        if self.writable:
+            atomic_write_arrays(self.file("predictions.npz"), arrays)
 
     def write_result(self, result):
         if self.writable:

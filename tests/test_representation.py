@@ -73,3 +73,53 @@ def test_bad_features_are_rejected():
         tc.representation.effective_rank(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(ValueError, match="rtol"):
         tc.representation.numerical_rank(np.eye(3), rtol=0.0)
+
+
+def _trained_mlp(epochs=2):
+    import keras
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 12)).astype("float32")
+    y = (x[:, :3].argmax(axis=1)).astype("int32")
+    inputs = keras.Input((12,))
+    hidden = keras.layers.Dense(32, activation="relu", name="hidden")(inputs)
+    features = keras.layers.Dense(8, activation="relu", name="features")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(features))
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model, x, y
+
+
+def test_rank_tracker_matches_numerical_rank_on_the_same_activations():
+    model, x, y = _trained_mlp()
+    tracker = tc.representation.RankTracker(["hidden", "features"], x[:128], batch_size=64)
+    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0, callbacks=[tracker])
+    assert [row["epoch"] for row in tracker.history] == [1, 2]
+    activations = tc.representation.layer_activations(model, ["hidden", "features"], x[:128])
+    assert activations["hidden"].shape == (128, 32) and activations["features"].shape == (128, 8)
+    # The last epoch's numbers equal the functions run directly on the final activations.
+    for name in ("hidden", "features"):
+        expected_numerical = tc.representation.numerical_rank(activations[name])
+        expected_effective = tc.representation.effective_rank(activations[name])
+        assert tracker.history[-1][f"rank/{name}/numerical"] == expected_numerical
+        assert tracker.history[-1][f"rank/{name}/effective"] == pytest.approx(expected_effective,
+                                                                             rel=1e-6)
+        assert history.history[f"rank/{name}/numerical"][-1] == expected_numerical
+
+
+def test_rank_tracker_names_a_missing_layer():
+    model, x, y = _trained_mlp()
+    tracker = tc.representation.RankTracker(["nope"], x[:16])
+    with pytest.raises(ValueError, match="No layer.*'nope'.*its layers: .*features"):
+        tracker.set_model(model)
+
+
+def test_linear_probe_separates_a_linear_task_and_not_a_random_one():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((1200, 10))
+    linear_labels = (features @ rng.standard_normal((10, 4))).argmax(axis=1)
+    random_labels = rng.integers(0, 4, 1200)
+    good = tc.representation.linear_probe_accuracy(features[:1000], linear_labels[:1000],
+                                                   features[1000:], linear_labels[1000:])
+    chance = tc.representation.linear_probe_accuracy(features[:1000], random_labels[:1000],
+                                                     features[1000:], random_labels[1000:])
+    assert good > 0.9 and chance < 0.4

@@ -220,3 +220,32 @@ def test_multi_worker_without_a_cluster_is_refused_with_the_reason(tmp_path, mon
     with pytest.raises(ValueError, match=expected):
         experiment.run(small_config(tmp_path, strategy="multi_worker"))
     assert not (tmp_path / "run").exists()
+
+
+def test_predictions_and_linear_probe_of_a_completed_run(tmp_path):
+    from tc import calibration
+
+    result = experiment.run(small_config(tmp_path, dataset="synthetic", epochs=2, beta=2.0,
+                                         probe_dataset="synthetic_shift", probe_size=1000))
+    probe = result["linear_probe"]
+    assert probe["dataset"] == "synthetic_shift" and probe["train_examples"] == 1000
+    assert 0.0 <= probe["accuracy"] <= 1.0
+    arrays = np.load(tmp_path / "run" / result["predictions"])
+    assert arrays["test_logits"].shape == (2000, 10) and arrays["val_logits"].shape == (1000, 10)
+    # The stored logits are beta * z: their softmax reproduces the run's own test ECE/accuracy.
+    probabilities = calibration.softmax(arrays["test_logits"])
+    ece, _ = calibration.calibration_errors(probabilities, arrays["test_labels"], 15)
+    assert ece == pytest.approx(result["final"]["test/ece"], abs=1e-4)
+    accuracy = np.mean(probabilities.argmax(1) == arrays["test_labels"])
+    assert accuracy == pytest.approx(result["final"]["test/accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(probe_dataset="digits", dataset="synthetic"), "inputs of shape \\(8, 8, 1\\)"),
+    (dict(probe_dataset="digits", probe_layer="nope"), "--probe_layer: No layer"),
+    (dict(track_rank_layers="features,nope"), "--track_rank_layers: No layer"),
+])
+def test_bad_probe_settings_fail_before_creating_the_run_directory(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        experiment.run(small_config(tmp_path, **overrides))
+    assert not (tmp_path / "run").exists()

@@ -74,6 +74,11 @@ def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
     return base.ArrayDataset(spec, splits)
 
 
-def load_shift(task_seed=1, name="synthetic_shift", **options):
-    """The OOD counterpart of `synthetic`: same input space, other class means (`task_seed=1`)."""
-    return load(task_seed=task_seed, name=name, **options)
+def load_shift(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
+               test_samples=2000, separation=3.0, label_noise=0.0, task_seed=1, seed=0):
+    """The OOD counterpart of `synthetic`: same input space, other class means (`task_seed=1`).
+
+    Takes the options of `load`, with the same defaults except `task_seed`.
+    """
+    return load(num_classes, dimension, samples, validation_samples, test_samples, separation,
+                label_noise, task_seed, seed, name="synthetic_shift")

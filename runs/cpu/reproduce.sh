@@ -1,0 +1,18 @@
+#!/bin/sh
+# Runs the five CPU reproductions into runs/results/cpu/ (about 20 minutes on 2 cores), then
+# regenerates runs/results/REPORT.md and its figures from them. Checkpoints are deleted at the
+# end to keep the committed results small; everything the report uses stays.
+#
+#   sh runs/cpu/reproduce.sh            # or: sh runs/cpu/reproduce.sh OTHER_RESULTS_DIR
+set -e
+out=${1:-runs/results/cpu}
+for grid in paper1_digits_beta_grid paper1_digits_logit_norm_grid paper2_digits_decay_grid \
+            paper3_synthetic_temperature_grid; do
+  python -m tc.tune --flagfile=runs/cpu/$grid.cfg --output_dir=$out/$grid
+done
+for seed in 0 1 2; do
+  python -m tc.train --flagfile=runs/cpu/paper2_digits_warmup.cfg --seed=$seed --verbose=0 \
+    --output_dir=$out/paper2_digits_warmup/seed$seed
+done
+find "$out" -name checkpoints -type d -prune -exec rm -rf {} +
+python -m analysis.report --runs "$out" --out "$(dirname "$out")"
