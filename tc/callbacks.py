@@ -7,6 +7,7 @@ commits nothing, so the last checkpoint on disk is always a good one.
 """
 
 import math
+import time
 
 import keras
 import numpy as np
@@ -65,14 +66,21 @@ class EpochRecorder(keras.callbacks.Callback):
         self.guard = guard
         self.test_data = test_data
         self.rank_tracker = rank_tracker
+        self.epoch_seconds = []
         self.eval_batch_size = eval_batch_size
 
     def _learning_rate(self):
         return float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
             return
+        # Training plus Keras's validation pass; the first epoch includes compilation. Kept out
+        # of metrics.csv, which must be identical between identical runs.
+        self.epoch_seconds.append(time.perf_counter() - self._epoch_started)
         row = {"epoch": epoch + 1, "learning_rate": self._learning_rate(),
                "beta": beta_lib.variable_value(self.loss.beta)}
         row.update(split_logs(logs or {}))

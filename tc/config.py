@@ -32,6 +32,8 @@ class RunConfig:
     # Data and model.
     dataset: str = _field("digits", "Dataset name.", data.names())
     data_dir: str = _field("", "TFDS data directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    dataset_options: str = _field("", "Dataset options as key=value pairs separated by ';', "
+                                      "e.g. 'samples=2000;image_size=64' (see tc.data).")
     validation_size: int = _field(-1, "Training examples held out for validation (-1 = the "
                                       "dataset's default).")
     model: str = _field("", "Model name ('' = the papers' model for the dataset).",
@@ -91,6 +93,10 @@ class RunConfig:
     @property
     def model_name(self):
         return self.model or models.default_model(self.dataset)
+
+    @property
+    def parsed_dataset_options(self):
+        return parse_options(self.dataset_options, "dataset_options")
 
     @property
     def parsed_model_options(self):
@@ -160,6 +166,11 @@ class RunConfig:
                              "separated list of epochs.") from None
         if any(e < 1 for e in decay_epochs) and self.lr_schedule == "step":
             raise ValueError(f"--lr_decay_epochs={self.lr_decay_epochs!r}: epochs must be >= 1.")
+        dataset_options = self.parsed_dataset_options
+        reserved = sorted(set(dataset_options) & {"seed", "validation_size", "data_dir"})
+        if reserved:
+            raise ValueError(f"--dataset_options: set {reserved} with their own flags "
+                             "(--seed, --validation_size, --data_dir).")
         options = self.parsed_model_options
         if "weight_decay" in options:
             raise ValueError("--model_options: set weight decay with --weight_decay, which also "

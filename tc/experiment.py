@@ -69,7 +69,7 @@ def build_metrics(loss):
 
 
 def load_dataset(config):
-    options = {"seed": config.seed}
+    options = {**config.parsed_dataset_options, "seed": config.seed}
     if config.validation_size >= 0:
         options["validation_size"] = config.validation_size
     if config.dataset not in data_lib.IN_MEMORY:
@@ -195,7 +195,8 @@ def _check_layers(model, config):
 
 def load_probe_dataset(config, dataset):
     """The --probe_dataset, checked to be in memory and to fit the model's input."""
-    probe_config = dataclasses.replace(config, dataset=config.probe_dataset, validation_size=-1)
+    probe_config = dataclasses.replace(config, dataset=config.probe_dataset, validation_size=-1,
+                                       dataset_options="")
     probe = load_dataset(probe_config)
     if not isinstance(probe, data_lib.ArrayDataset):
         raise ValueError(f"--probe_dataset={config.probe_dataset!r} is streamed; the linear probe "
@@ -284,6 +285,8 @@ def _run(config, started, extra_callbacks):
         fit_seconds = time.time() - fit_started
         result = _result(config, placement, loss, recorder.rows, guard.diverged_at,
                          started, fit_seconds, trained_examples, run_dir.path)
+        result.update(_steady_throughput(recorder.epoch_seconds,
+                                         steps_per_epoch * config.batch_size))
         if result["status"] == "completed":
             result.update(_after_training(config, model, loss, run_dir, validation, test,
                                           probe_data))
@@ -293,6 +296,14 @@ def _run(config, started, extra_callbacks):
         raise
     run_dir.write_result(result)
     return result
+
+
+def _steady_throughput(epoch_seconds, examples_per_epoch):
+    """Per-epoch wall times, and examples/s after the first epoch (which includes compiling)."""
+    steady = epoch_seconds[1:]
+    return {"epoch_seconds": list(epoch_seconds),
+            "steady_examples_per_second": (examples_per_epoch / float(np.median(steady))
+                                           if steady else None)}
 
 
 def _after_training(config, model, loss, run_dir, validation, test, probe_data):

@@ -224,8 +224,26 @@ def test_synthetic_options_do_what_they_say():
     np.testing.assert_allclose(np.linalg.norm(means, axis=1), 8.0, rtol=0.1)
 
 
+def test_synthetic_images_are_cifar_shaped_uint8_and_learnable():
+    images = data.load("synthetic_images", samples=600, validation_samples=0, test_samples=200)
+    raw, labels = images.raw_arrays("train")
+    assert raw.dtype == np.uint8 and raw.shape == (600, 32, 32, 3)
+    assert images.split_sizes == {"train": 600, "validation": 0, "test": 200}
+    x, _ = images.arrays("train")  # normalized with mean 0.5, std 0.25
+    np.testing.assert_allclose(x, (raw / 255.0 - 0.5) / 0.25, rtol=1e-5, atol=1e-5)
+    # Nearest class mean of the training images classifies test images: the classes are real.
+    means = np.stack([x[labels == c].mean(0) for c in range(10)])
+    test_x, test_y = images.arrays("test")
+    distances = ((test_x[:, None] - means[None]) ** 2).sum(axis=(2, 3, 4))
+    assert np.mean(distances.argmin(1) == test_y) > 0.9
+    large = data.load("synthetic_images", num_classes=1000, image_size=224, samples=4,
+                      validation_samples=0, test_samples=1)
+    assert large.input_shape == (224, 224, 3) and large.num_classes == 1000
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: data.load("cifar11"), "valid datasets: digits"),
+    (lambda: data.load("synthetic_images", image_size=0), "image_size"),
     (lambda: data.load("digits", batch=3), r"\['batch'\].*valid options"),
     (lambda: data.load("synthetic", label_noise=1.0), "label_noise"),
     (lambda: data.load("synthetic", num_classes=1), "num_classes"),
@@ -241,8 +259,9 @@ def test_bad_options_are_rejected(call, match):
 def test_in_memory_sets_load_with_tensorflow_blocked():
     completed = run_python("""
         from tc import data
-        for name in ("digits", "synthetic", "synthetic_shift"):
-            dataset = data.load(name)
+        for name, options in (("digits", {}), ("synthetic", {}), ("synthetic_shift", {}),
+                              ("synthetic_images", {"samples": 64})):
+            dataset = data.load(name, **options)
             x, y = next(dataset.numpy_batches("train", 32))
             print(name, dataset.input_shape, x.shape, int(y.max()) < dataset.num_classes)
     """, backend="jax", block_tensorflow=True)
@@ -250,6 +269,7 @@ def test_in_memory_sets_load_with_tensorflow_blocked():
     assert "digits (8, 8, 1) (32, 8, 8, 1) True" in completed.stdout
     assert "synthetic (32,) (32, 32) True" in completed.stdout
     assert "synthetic_shift (32,) (32, 32) True" in completed.stdout
+    assert "synthetic_images (32, 32, 3) (32, 32, 32, 3) True" in completed.stdout
 
 
 def test_mlp_on_digits_reaches_95_percent_within_30_epochs():

@@ -170,6 +170,9 @@ def test_two_replicas_match_one_device_after_an_epoch(tmp_path):
     (dict(model="resnet19"), "valid values: ''"), (dict(epochs=0), "--epochs=0"),
     (dict(strategy="mirrored", batch_size=33), "--batch_size=33 does not divide"),
     (dict(model_options="heads=2"), "valid options"),
+    (dict(dataset_options="samples=0", dataset="synthetic"), "samples"),
+    (dict(dataset_options="seed=3"), "--dataset_options: set \\['seed'\\]"),
+    (dict(dataset_options="colour=1"), "valid options"),
 ])
 def test_bad_input_fails_before_creating_the_run_directory(tmp_path, overrides, match):
     config = small_config(tmp_path, **overrides)

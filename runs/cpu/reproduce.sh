@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs the five CPU reproductions into runs/results/cpu/ (about 20 minutes on 2 cores), then
-# regenerates runs/results/REPORT.md and its figures from them. Checkpoints are deleted at the
-# end to keep the committed results small; everything the report uses stays.
+# regenerates runs/results/REPORT.md and its figures from them. Checkpoints and keras-tuner's
+# resume state are deleted at the end to keep the committed results small; everything the report
+# uses stays (flags.txt, metrics.csv, result.json, predictions.npz, trials.csv).
 #
 #   sh runs/cpu/reproduce.sh            # or: sh runs/cpu/reproduce.sh OTHER_RESULTS_DIR
 set -e
@@ -14,5 +15,5 @@ for seed in 0 1 2; do
   python -m tc.train --flagfile=runs/cpu/paper2_digits_warmup.cfg --seed=$seed --verbose=0 \
     --output_dir=$out/paper2_digits_warmup/seed$seed
 done
-find "$out" -name checkpoints -type d -prune -exec rm -rf {} +
+find "$out" \( -name checkpoints -o -name tuner \) -type d -prune -exec rm -rf {} +
 python -m analysis.report --runs "$out" --out "$(dirname "$out")"

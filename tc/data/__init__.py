@@ -5,13 +5,15 @@
 | `digits` | scikit-learn's bundled UCI digits (no download) | 10 | 8x8x1 | none |
 | `synthetic` | Gaussian mixture, numpy | 10 | (32,) | none |
 | `synthetic_shift` | the same input space, other classes (OOD task) | 10 | (32,) | none |
+| `synthetic_images` | class templates + noise, uint8, CIFAR-shaped (GPU runs, benchmarks) | 10 | 32x32x3 | normalize |
 | `cifar10`, `cifar100` | TFDS | 10, 100 | 32x32x3 | pad-crop-flip, normalize |
 | `svhn_cropped` | TFDS | 10 | 32x32x3 | pad-crop, normalize |
 | `mnist` | TFDS | 10 | 28x28x1 | normalize |
 | `imagenet2012` | TFDS (manual download), streamed | 1000 | 224x224x3 | RRC + flip / resize-crop |
 | `imdb_reviews` | TFDS, `TextVectorization` on train | 2 | (256,) ids | none |
 
-`digits`, `synthetic` and `synthetic_shift` need no TensorFlow. Every dataset reports
+`digits`, `synthetic`, `synthetic_shift` and `synthetic_images` need no TensorFlow. Every
+dataset reports
 `num_classes`, `input_shape` and `split_sizes` and builds `tf_dataset(split, batch_size, ...)`;
 in-memory ones also give `arrays(split)` and `numpy_batches(...)`.
 """
@@ -38,9 +40,10 @@ LOADERS = {
     "digits": digits.load,
     "synthetic": synthetic.load,
     "synthetic_shift": synthetic.load_shift,
+    "synthetic_images": synthetic.load_images,
     **{name: _tfds_loader(name) for name in tfds_source.TABLES},
 }
-IN_MEMORY = ("digits", "synthetic", "synthetic_shift")
+IN_MEMORY = ("digits", "synthetic", "synthetic_shift", "synthetic_images")
 
 
 def names():

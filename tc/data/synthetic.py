@@ -82,3 +82,42 @@ def load_shift(num_classes=10, dimension=32, samples=5000, validation_samples=10
     """
     return load(num_classes, dimension, samples, validation_samples, test_samples, separation,
                 label_noise, task_seed, seed, name="synthetic_shift")
+
+
+def load_images(num_classes=10, image_size=32, channels=3, samples=50000, validation_samples=1000,
+                test_samples=1000, noise=48.0, seed=0):
+    """CIFAR-shaped synthetic images, held in memory as uint8: GPU runs and benchmarks offline.
+
+    Class `c` has a random template image; an example is its class template plus Gaussian pixel
+    noise of standard deviation `noise` (in 0..255 units), rounded and clipped to uint8. The
+    defaults match CIFAR-10's shapes and training-set size (50,000 32x32x3 images, 10 classes).
+    Images are normalized to mean 0.5, std 0.25 per channel and not augmented.
+    """
+    _check("num_classes", num_classes, 2)
+    _check("image_size", image_size, 1)
+    _check("channels", channels, 1)
+    _check("samples", samples, 1)
+    _check("validation_samples", validation_samples, 0)
+    _check("test_samples", test_samples, 1)
+    _check("noise", noise, 0.0, integer=False)
+    shape = (image_size, image_size, channels)
+    templates = np.random.default_rng([7, num_classes]).integers(32, 224, (num_classes, *shape))
+
+    def draw(count, stream):
+        rng = np.random.default_rng([int(seed), stream])
+        labels = rng.integers(0, num_classes, count).astype(np.int32)
+        images = np.empty((count, *shape), np.uint8)
+        for start in range(0, count, 4096):  # in chunks: float noise for 50k images is 1.2 GB
+            chunk = labels[start:start + 4096]
+            pixels = templates[chunk] + noise * rng.standard_normal((len(chunk), *shape))
+            images[start:start + 4096] = np.clip(np.rint(pixels), 0, 255)
+        return images, labels
+
+    splits = {"train": draw(samples, 1), "validation": draw(validation_samples, 2),
+              "test": draw(test_samples, 3)}
+    spec = base.DatasetSpec(
+        name="synthetic_images", num_classes=num_classes, input_shape=shape,
+        split_sizes={split: len(y) for split, (_, y) in splits.items()},
+        mean=(0.5,) * channels, std=(0.25,) * channels,
+    )
+    return base.ArrayDataset(spec, splits)

@@ -38,7 +38,8 @@ BUILDERS = {
 }
 
 DEFAULT_MODEL = {
-    "digits": "mlp", "synthetic": "mlp", "synthetic_shift": "mlp", "cifar10": "wrn",
+    "digits": "mlp", "synthetic": "mlp", "synthetic_shift": "mlp",
+    "synthetic_images": "resnet18", "cifar10": "wrn",
     "cifar100": "resnet18", "svhn_cropped": "resnet18", "mnist": "lenet",
     "imagenet2012": "resnet50", "imdb_reviews": "lstm",
 }

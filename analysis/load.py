@@ -1,0 +1,169 @@
+"""Run directories and tuner directories -> tidy pandas DataFrames.
+
+`load(roots)` walks any mix of run directories (`tc.train`) and tuner directories (`tc.tune`,
+whose trials are run directories under `trials/`) and returns a `Results` with:
+
+- `runs`: one row per run. Every `tc.train` flag as a typed column (from `flags.txt`), then
+  `status`, `epochs_completed`, `wall_seconds`, `examples_per_second`, `backend`,
+  `final/<metric>` and `best/<metric>` (the epoch with the best validation accuracy),
+  `probe/accuracy` (the linear probe, when one ran), `predictions` (path or None), `run_dir`
+  and `experiment` (the first folder under the root it was found in).
+- `epochs`: one row per run-epoch, the columns of `metrics.csv` plus the run's `run_dir`,
+  `experiment` and the config columns in `CURVE_KEYS`.
+- `trials`: the rows of every `trials.csv`, with `experiment`.
+- `problems`: one row per directory that was skipped, and why.
+
+A directory is a run when it holds `flags.txt`. A run whose `result.json` or `metrics.csv` is
+missing or unreadable is reported in `problems` and left out; nothing here raises on a bad run.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import pandas as pd
+
+from tc import config as config_lib
+from tc import run_dir as run_dir_lib
+
+CURVE_KEYS = ("dataset", "model", "loss", "beta", "beta_schedule", "init_logit_norm",
+              "learning_rate", "optimizer", "seed")
+
+
+@dataclasses.dataclass
+class Results:
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    trials: pd.DataFrame
+    problems: pd.DataFrame
+
+
+_FIELD_TYPES = {field.name: type(field.default) for field in dataclasses.fields(config_lib.RunConfig)}
+
+
+def parse_flagfile(text):
+    """`{flag: value}` of a tc flagfile, each value cast to its RunConfig field's type."""
+    values = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("--") or "=" not in line:
+            continue
+        name, raw = line[2:].split("=", 1)
+        kind = _FIELD_TYPES.get(name, str)
+        if kind is bool:
+            values[name] = raw.lower() in ("true", "1", "yes")
+        elif kind in (int, float):
+            values[name] = kind(float(raw)) if kind is int else float(raw)
+        else:
+            values[name] = raw
+    norm = values.get("init_logit_norm", "")
+    values["init_logit_norm"] = float(norm) if norm else math.nan
+    return values
+
+
+def _flatten(prefix, row):
+    return {f"{prefix}/{key}": value for key, value in (row or {}).items()}
+
+
+def _load_run(path):
+    """`(run row, epoch rows)` of one run directory; raises on a missing or corrupt file."""
+    with open(os.path.join(path, "flags.txt")) as handle:
+        row = parse_flagfile(handle.read())
+    result_path = os.path.join(path, "result.json")
+    if not os.path.exists(result_path):
+        raise ValueError("no result.json (the run is unfinished, or was killed)")
+    with open(result_path) as handle:
+        result = json.load(handle)
+    if not isinstance(result, dict) or "status" not in result:
+        raise ValueError("result.json has no status")
+    metrics_path = os.path.join(path, "metrics.csv")
+    epochs = run_dir_lib.read_csv(metrics_path) if os.path.exists(metrics_path) else []
+    if result["status"] != "failed" and not epochs and result.get("epochs_completed"):
+        raise ValueError("result.json reports epochs but metrics.csv is missing")
+    row.update({
+        "status": result["status"],
+        "epochs_completed": result.get("epochs_completed", len(epochs)),
+        "wall_seconds": result.get("wall_seconds"),
+        "examples_per_second": result.get("examples_per_second"),
+        "backend": result.get("backend"),
+        "diverged_epoch": (result.get("diverged_at") or {}).get("epoch"),
+        "predictions": (os.path.join(path, result["predictions"])
+                        if result.get("predictions") else None),
+        "probe/accuracy": (result.get("linear_probe") or {}).get("accuracy"),
+        "probe/dataset": (result.get("linear_probe") or {}).get("dataset"),
+    })
+    row.update(_flatten("final", result.get("final")))
+    row.update(_flatten("best", result.get("best_validation")))
+    return row, epochs
+
+
+def find_run_directories(root):
+    """Every directory under `root` (itself included) that holds a flags.txt, sorted."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories
+                                   if d not in ("checkpoints", "tensorboard", "tuner"))
+        if "flags.txt" in files:
+            found.append(directory)
+            subdirectories[:] = []
+    return sorted(found)
+
+
+def _experiment(root, path):
+    relative = os.path.relpath(path, root)
+    return os.path.basename(os.path.abspath(root)) if relative == "." else relative.split(os.sep)[0]
+
+
+def load(roots):
+    """The `Results` of every run and tuner directory under `roots` (a path or a list)."""
+    roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    runs, epochs, trials, problems = [], [], [], []
+    for root in map(str, roots):
+        if not os.path.isdir(root):
+            problems.append({"run_dir": root, "problem": "not a directory"})
+            continue
+        for path in find_run_directories(root):
+            experiment = _experiment(root, path)
+            try:
+                row, rows = _load_run(path)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+                problems.append({"run_dir": path, "problem": f"{type(error).__name__}: {error}"})
+                continue
+            row.update(run_dir=path, experiment=experiment)
+            runs.append(row)
+            keys = {key: row.get(key) for key in CURVE_KEYS}
+            epochs.extend({**epoch_row, **keys, "run_dir": path, "experiment": experiment}
+                          for epoch_row in rows)
+        for directory, subdirectories, files in os.walk(root):
+            subdirectories[:] = [d for d in subdirectories if d not in ("trials", "tuner")]
+            if "trials.csv" in files:
+                try:
+                    frame = pd.read_csv(os.path.join(directory, "trials.csv"),
+                                        dtype={"trial_id": str})
+                except (OSError, ValueError) as error:
+                    problems.append({"run_dir": directory, "problem": f"trials.csv: {error}"})
+                    continue
+                frame.insert(0, "experiment", _experiment(root, directory))
+                frame.insert(1, "tuner_dir", directory)
+                trials.append(frame)
+    return Results(
+        runs=pd.DataFrame(runs),
+        epochs=pd.DataFrame(epochs),
+        trials=pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(),
+        problems=pd.DataFrame(problems, columns=["run_dir", "problem"]),
+    )
+
+
+def over_seeds(frame, by, values):
+    """Mean, standard deviation and count of `values` over the seeds of each `by` group.
+
+    Returns one row per group with columns `<value>/mean`, `<value>/std` (0 for one seed) and
+    `<value>/count` (the non-missing seeds).
+    """
+    by, values = list(by), list(values)
+    grouped = frame.groupby(by, dropna=False)[values]
+    mean, std, count = grouped.mean(), grouped.std(ddof=1).fillna(0.0), grouped.count()
+    table = pd.concat({"mean": mean, "std": std, "count": count}, axis=1)
+    table.columns = [f"{value}/{stat}" for stat, value in table.columns]
+    return table.reset_index()
