@@ -98,10 +98,15 @@ def main(argv):
     del argv
     import keras
 
+    from tc.run_dir import atomic_write_json
+
     rows = []
     print(f"tc.bench: backend {keras.backend.backend()}, batch {FLAGS.batch_size}, "
           f"{FLAGS.mixed_precision}, {FLAGS.epochs} epochs of {FLAGS.samples} images")
     print(f"{'model':<10} {'img/s':>10} {'GFLOP/img':>10} {'MFU':>7}")
+    settings = {"batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs, "samples": FLAGS.samples,
+                "mixed_precision": FLAGS.mixed_precision, "peak_tflops": FLAGS.peak_tflops,
+                "backend": keras.backend.backend()}
     for name in FLAGS.models:
         row = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
                       FLAGS.mixed_precision, FLAGS.peak_tflops)
@@ -110,15 +115,11 @@ def main(argv):
         gflop = f"{row['train_gflop_per_image']:.2f}" if row["train_gflop_per_image"] else "-"
         mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
         print(f"{name:<10} {speed:>10} {gflop:>10} {mfu:>7}", flush=True)
-    payload = {"settings": {"batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs,
-                            "samples": FLAGS.samples, "mixed_precision": FLAGS.mixed_precision,
-                            "peak_tflops": FLAGS.peak_tflops,
-                            "backend": keras.backend.backend()},
-               "images_per_second": {r["model"]: r["images_per_second"] for r in rows},
-               "models": rows}
-    from tc.run_dir import atomic_write_json
-
-    atomic_write_json(FLAGS.out, payload)
+        # Written after every model, so a long sweep that is cut off keeps what it measured.
+        atomic_write_json(FLAGS.out, {
+            "settings": settings,
+            "images_per_second": {r["model"]: r["images_per_second"] for r in rows},
+            "models": rows})
     print(f"tc.bench: wrote {FLAGS.out}")
     return 0
 
