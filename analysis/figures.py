@@ -13,6 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+plt.rcParams["figure.constrained_layout.use"] = True  # panels' labels never overlap
 import numpy as np  # noqa: E402
 
 from analysis.load import over_seeds  # noqa: E402

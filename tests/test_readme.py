@@ -42,6 +42,14 @@ def test_data_and_models_snippet_trains_digits(capsys):
     assert logs["accuracy"] >= 0.9
 
 
+def test_analysis_snippet_reads_the_committed_results(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    (snippet,) = python_blocks("The reproduction report")
+    exec(compile(snippet, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert "final/test/ece/mean" in printed and "0.01" in printed
+
+
 def readme_commands(entry_point):
     blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
     commands = []
