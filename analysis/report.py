@@ -327,7 +327,9 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15):
     if not results.runs.empty:
         run_dir_lib.atomic_write_text(os.path.join(tables_dir, "runs.csv"),
                                       results.runs.to_csv(index=False))
-    markdown = _markdown(run_roots, out, results, tables, made, claim_table)
+    study_runs = {"p1_sweep": p1_sweep, "p1_grid": p1_grid, "p2_sweep": p2_sweep,
+                  "p2_warmup": p2_warmup, "p3_sweep": p3_sweep}
+    markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs)
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
     return Report(markdown, made, claim_table, results)
 
@@ -344,7 +346,26 @@ def _claims_section(claim_table, paper):
     return markdown_table(rows)
 
 
-def _markdown(run_roots, out, results, tables, made, claim_table):
+def describe(runs, extra=None):
+    """One line on a study's runs: how many, what, and the values their flags take."""
+    if runs.empty:
+        return "no runs"
+
+    def values(column):
+        found = sorted(runs[column].dropna().unique())
+        texts = [f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v) for v in found]
+        return ", ".join(dict.fromkeys(texts))  # float noise (eta_tilde / beta^2) merges
+
+    what = "; ".join(sorted({f"{r.model} on {r.dataset}" for r in runs.itertuples()}))
+    parts = [f"{len(runs)} runs of {what}", f"beta {{{values('beta')}}}",
+             f"{runs['optimizer'].iloc[0]} at learning rate {{{values('learning_rate')}}}",
+             f"{values('epochs')} epochs", f"seeds {{{values('seed')}}}"]
+    if extra:
+        parts.insert(2, f"{extra} {{{values(extra)}}}")
+    return ", ".join(parts)
+
+
+def _markdown(run_roots, out, results, tables, made, claim_table, study_runs):
     runs = results.runs
     count = len(runs)
     status = runs["status"].value_counts().to_dict() if count else {}
@@ -367,20 +388,18 @@ def _markdown(run_roots, out, results, tables, made, claim_table):
         "## All claims\n",
         markdown_table(claim_table[["paper", "claim", "verdict", "evidence"]]),
         "## Paper 1: Temperature check\n",
-        "Beta sweep: `runs/cpu/paper1_digits_beta_grid.cfg` (MLP on digits, plain SGD at "
-        "`eta = eta_tilde / beta^2`, `eta_tilde` in {1e-3, 1e-2, 1e-1, 1}, 20 epochs, 3 seeds). "
-        "Each beta is shown at the learning rate with the best mean validation accuracy. "
-        "Grid: `runs/cpu/paper1_digits_logit_norm_grid.cfg` (momentum SGD at 0.05).\n",
+        f"Beta sweep: {describe(study_runs['p1_sweep'])}. Each beta is shown at the learning rate "
+        "with the best mean validation accuracy over seeds.\n",
+        f"(beta, ||beta z0||) grid: {describe(study_runs['p1_grid'], 'init_logit_norm')}.\n",
         _claims_section(claim_table, claims_lib.P1),
         _figure(made, "p1_accuracy_vs_beta", out),
         markdown_table(seed_summary(tables["p1_beta_sweep"])),
         _figure(made, "p1_beta_logit_norm_heatmap", out),
         _figure(made, "p1_training_curves", out),
         "## Paper 2: Gradient decay\n",
-        "Sweep: `runs/cpu/paper2_digits_decay_grid.cfg` (MLP on digits, beta in 1e-2..1e1, 30 "
-        "epochs, 3 seeds); warm-up: `runs/cpu/paper2_digits_warmup.cfg` (beta 0.1 -> 1, "
-        "log-linear over 10 epochs). Temperature scaling fits T on each run's validation "
-        "logits (`tc.calibration`) and is scored on its test logits.\n",
+        f"Gradient-decay sweep: {describe(study_runs['p2_sweep'])}. Warm-up: "
+        f"{describe(study_runs['p2_warmup'], 'beta_start')}. Temperature scaling fits T on each "
+        "run's validation logits (`tc.calibration`) and is scored on its test logits.\n",
         _claims_section(claim_table, claims_lib.P2),
         _figure(made, "p2_calibration_vs_beta", out),
         markdown_table(seed_summary(tables["p2_sweep"])),
@@ -389,10 +408,9 @@ def _markdown(run_roots, out, results, tables, made, claim_table):
         _figure(made, "p2_reliability_diagrams", out),
         _figure(made, "p2_training_curves", out),
         "## Paper 3: Unpacking softmax\n",
-        "Sweep: `runs/cpu/paper3_synthetic_temperature_grid.cfg` (3-layer MLP on `synthetic`, "
-        "T = 1 / beta in 0.1..10, Adam, 30 epochs, 3 seeds; ranks on 512 test inputs; linear "
-        "probe of the frozen `features` on `synthetic_shift`, the same inputs with other "
-        "classes).\n",
+        f"Temperature sweep (T = 1 / beta): {describe(study_runs['p3_sweep'], 'probe_dataset')}; "
+        "ranks on the run's fixed probe set of test inputs, and a linear probe of the frozen "
+        "features on the probe dataset.\n",
         _claims_section(claim_table, claims_lib.P3),
         _figure(made, "p3_rank_vs_temperature", out),
         markdown_table(seed_summary(tables["p3_sweep"])),

@@ -1,27 +1,33 @@
-"""`python -m tc.bench`: training throughput of `tc.train` per model, with model FLOP utilisation.
+"""`python -m tc.bench`: performance figures of tc, as ratios measured side by side in one run.
 
-For each `--models` entry this runs the real `tc.train` path (`tc.experiment.run`: its beta
-variable, metrics, divergence guard, per-epoch evaluation and checkpoint) on `synthetic_images`,
-CIFAR-shaped uint8 data held in memory (ImageNet-shaped, 224x224x3 with 1000 classes, for
-`resnet50`, 10,240 of them), and reports:
+1. **Loss overhead** (every device): forward+backward time of `TemperatureCrossEntropy` and
+   `GradientDecayCrossEntropy`, each divided by Keras's
+   `SparseCategoricalCrossentropy(from_logits=True)`, on the same `(8192, 1000)` float32 logits.
+   The three are compiled (`jax.jit` / `tf.function`), timed in rotating order in one process,
+   and each ratio is the median over `--repeats` of per-repeat time ratios. 1.00 means no
+   overhead.
+2. **Training throughput** (when a GPU is present, or with `--figures=throughput`): for each
+   `--models` entry, the real `tc.train` path (`tc.experiment.run`: its beta variable, metrics,
+   divergence guard, per-epoch evaluation and checkpoint) on `synthetic_images`, CIFAR-shaped
+   uint8 data held in memory (ImageNet-shaped, 224x224x3 with 1000 classes, for `resnet50`,
+   10,240 of them):
+   - **img/s**: training examples per second after the first epoch (which includes
+     compilation): `steps x batch / median epoch time` over epochs 2 and later, the epoch time
+     including Keras's validation pass (use 4 or more epochs: the second one can still include
+     a retrace);
+   - **GFLOP/img**: model FLOPs of one training step per example, counted as 3x the forward
+     FLOPs (the backward pass costs about twice the forward). The forward FLOPs are XLA's cost
+     analysis of the forward pass lowered for the CPU, on the JAX backend, before compilation
+     (on a GPU, compiled convolutions become cuDNN calls that the cost analysis skips). For
+     the CIFAR ResNet-18 this gives 0.97 GFLOP forward, 2.9 GFLOP per training image;
+   - **MFU**: `img/s x GFLOP/img / --peak_tflops` (790 TFLOP/s: the dense bf16 peak measured on
+     one H200).
 
-- **img/s**: training examples per second after the first epoch (which includes compilation):
-  `steps x batch / median epoch time` over epochs 2 and later, the epoch time including
-  Keras's validation pass (use 4 or more epochs: the second one can still include a retrace);
-- **GFLOP/img**: model FLOPs of one training step per example, counted as 3x the forward
-  FLOPs (the backward pass costs about twice the forward). The forward FLOPs are XLA's cost
-  analysis of the forward pass lowered for the CPU, on the JAX backend, before compilation
-  (on a GPU, compiled convolutions become cuDNN calls that the cost analysis skips). For the CIFAR ResNet-18 this gives 0.97 GFLOP forward,
-  2.9 GFLOP per training image;
-- **MFU**: `img/s x GFLOP/img / --peak_tflops` (790 TFLOP/s: the dense bf16 peak measured on
-  one H200).
-
-It prints one table and writes the figures to `--out` as JSON (`images_per_second` per model,
-which `analysis.report` reads for its full-scale time estimates). The loss-overhead and
-bare-Keras comparisons of the performance issue are not measured here yet.
+It prints the figures and writes them to `--out` as JSON (`images_per_second` per model feeds
+`analysis.report`'s full-scale time estimates). Not measured yet: training overhead against a
+bare `model.fit`, and packed beta sweeps.
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -39,9 +45,93 @@ flags.DEFINE_enum("mixed_precision", "bfloat16", ["off", "bfloat16", "float16"],
                   "Mixed precision policy.")
 flags.DEFINE_float("peak_tflops", 790.0, "Peak dense TFLOP/s of the device, for MFU.")
 flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
+flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, or auto (the "
+                  "loss overhead, and the throughput when a GPU is present).")
+flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
+flags.DEFINE_list("loss_shape", ["8192", "1000"], "Loss overhead: the logits' shape (N, C).")
+
+BASELINE = "keras_sparse_categorical_crossentropy"
 
 # Dataset options per model; others get CIFAR's shape and `--samples` images.
 DATASET_OPTIONS = {"resnet50": "num_classes=1000;image_size=224;samples=10240"}
+
+
+def _losses():
+    import keras
+
+    from tc import losses
+
+    return {BASELINE: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "temperature_cross_entropy": losses.TemperatureCrossEntropy(beta=0.5),
+            "gradient_decay_cross_entropy": losses.GradientDecayCrossEntropy(beta=0.5)}
+
+
+def _compiled_value_and_gradient(loss, labels, logits):
+    """A zero-argument callable that runs forward+backward once and waits for the result."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        step = jax.jit(jax.value_and_grad(lambda z: loss(labels, z)))
+        return lambda: jax.block_until_ready(step(logits))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def step(z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                value = loss(labels, z)
+            return value, tape.gradient(value, z)
+
+        tensors = tf.constant(logits)
+        return lambda: [t.numpy() for t in step(tensors)]
+    raise ValueError(f"The loss overhead is measured on the jax and tensorflow backends, not "
+                     f"{backend!r}.")
+
+
+def loss_overhead(shape=(8192, 1000), repeats=30, seed=0):
+    """`{loss: median time ratio to Keras's SCCE}` plus the median seconds of each loss."""
+    import time
+
+    rng = np.random.default_rng(seed)
+    logits = (3 * rng.standard_normal(shape)).astype(np.float32)
+    labels = rng.integers(0, shape[1], shape[0]).astype(np.int32)
+    steps = {name: _compiled_value_and_gradient(loss, labels, logits)
+             for name, loss in _losses().items()}
+    for step in steps.values():  # compile and warm up outside the timed window
+        step()
+        step()
+    seconds = {name: [] for name in steps}
+    names = list(steps)
+    for repeat in range(repeats):
+        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+            started = time.perf_counter()
+            steps[name]()
+            seconds[name].append(time.perf_counter() - started)
+    baseline = np.asarray(seconds[BASELINE])
+    return {
+        "shape": list(shape), "repeats": repeats,
+        "median_seconds": {name: float(np.median(times)) for name, times in seconds.items()},
+        "ratio_to_keras": {name: float(np.median(np.asarray(times) / baseline))
+                           for name, times in seconds.items() if name != BASELINE},
+    }
+
+
+def gpu_present():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(device.platform == "gpu" for device in jax.devices())
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    return False
 
 
 def forward_flops_per_example(model, input_shape, batch=8):
@@ -105,26 +195,48 @@ def main(argv):
 
     from tc.run_dir import atomic_write_json
 
-    rows = []
-    print(f"tc.bench: backend {keras.backend.backend()}, batch {FLAGS.batch_size}, "
-          f"{FLAGS.mixed_precision}, {FLAGS.epochs} epochs of {FLAGS.samples} images")
-    print(f"{'model':<10} {'img/s':>10} {'GFLOP/img':>10} {'MFU':>7}")
-    settings = {"batch_size": FLAGS.batch_size, "epochs": FLAGS.epochs, "samples": FLAGS.samples,
-                "mixed_precision": FLAGS.mixed_precision, "peak_tflops": FLAGS.peak_tflops,
-                "backend": keras.backend.backend()}
-    for name in FLAGS.models:
-        row = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
-                      FLAGS.mixed_precision, FLAGS.peak_tflops)
-        rows.append(row)
-        speed = f"{row['images_per_second']:.0f}" if row["images_per_second"] else "-"
-        gflop = f"{row['train_gflop_per_image']:.2f}" if row["train_gflop_per_image"] else "-"
-        mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
-        print(f"{name:<10} {speed:>10} {gflop:>10} {mfu:>7}", flush=True)
-        # Written after every model, so a long sweep that is cut off keeps what it measured.
-        atomic_write_json(FLAGS.out, {
-            "settings": settings,
-            "images_per_second": {r["model"]: r["images_per_second"] for r in rows},
-            "models": rows})
+    backend = keras.backend.backend()
+    figures = set(FLAGS.figures)
+    unknown = figures - {"auto", "loss_overhead", "throughput"}
+    if unknown:
+        raise app.UsageError(f"--figures: unknown {sorted(unknown)}; valid: auto, "
+                             "loss_overhead, throughput.")
+    gpu = gpu_present()
+    payload = {"settings": {"backend": backend, "gpu": gpu}}
+    if figures & {"auto", "loss_overhead"}:
+        shape = tuple(int(n) for n in FLAGS.loss_shape)
+        overhead = loss_overhead(shape, FLAGS.repeats)
+        payload["loss_overhead"] = overhead
+        print(f"tc.bench: loss overhead on {backend} ({'GPU' if gpu else 'CPU'}), logits "
+              f"{shape}, forward+backward, median of {FLAGS.repeats} side-by-side repeats")
+        print(f"  {BASELINE}: {1e3 * overhead['median_seconds'][BASELINE]:.2f} ms (1.00x)")
+        for name, ratio in overhead["ratio_to_keras"].items():
+            print(f"  {name}: {1e3 * overhead['median_seconds'][name]:.2f} ms ({ratio:.2f}x)")
+        atomic_write_json(FLAGS.out, payload)
+    if "throughput" in figures or ("auto" in figures and gpu):
+        payload["settings"].update(
+            batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, samples=FLAGS.samples,
+            mixed_precision=FLAGS.mixed_precision, peak_tflops=FLAGS.peak_tflops)
+        rows = payload["models"] = []
+        print(f"tc.bench: training throughput, batch {FLAGS.batch_size}, "
+              f"{FLAGS.mixed_precision}, {FLAGS.epochs} epochs of {FLAGS.samples} images")
+        print(f"{'model':<10} {'img/s':>10} {'GFLOP/img':>10} {'MFU':>7}")
+        for name in FLAGS.models:
+            row = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
+                          FLAGS.mixed_precision, FLAGS.peak_tflops)
+            rows.append(row)
+            speed = f"{row['images_per_second']:.0f}" if row["images_per_second"] else "-"
+            gflop = (f"{row['train_gflop_per_image']:.2f}" if row["train_gflop_per_image"]
+                     else "-")
+            mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
+            print(f"{name:<10} {speed:>10} {gflop:>10} {mfu:>7}", flush=True)
+            # Written after every model, so a long sweep that is cut off keeps what it measured.
+            payload["images_per_second"] = {r["model"]: r["images_per_second"] for r in rows}
+            atomic_write_json(FLAGS.out, payload)
+    elif "auto" in figures:
+        print("tc.bench: training throughput skipped: no GPU found (--figures=throughput "
+              "forces it).")
+    atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
     return 0
 

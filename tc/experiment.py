@@ -195,8 +195,10 @@ def _check_layers(model, config):
 
 def load_probe_dataset(config, dataset):
     """The --probe_dataset, checked to be in memory and to fit the model's input."""
-    probe_config = dataclasses.replace(config, dataset=config.probe_dataset, validation_size=-1,
-                                       dataset_options="")
+    # No validation split: the probe is fit on training data and scored on the test split.
+    takes_validation = "validation_size" in data_lib.options(config.probe_dataset)
+    probe_config = dataclasses.replace(config, dataset=config.probe_dataset, dataset_options="",
+                                       validation_size=0 if takes_validation else -1)
     probe = load_dataset(probe_config)
     if not isinstance(probe, data_lib.ArrayDataset):
         raise ValueError(f"--probe_dataset={config.probe_dataset!r} is streamed; the linear probe "

@@ -158,6 +158,10 @@ def linear_probe_accuracy(train_features, train_labels, test_features, test_labe
     """
     from sklearn.linear_model import LogisticRegression
 
+    classes = np.unique(np.asarray(train_labels))
+    if len(classes) < 2:
+        raise ValueError(f"A linear probe needs at least 2 classes among its "
+                         f"{len(train_labels)} training examples; got {classes.tolist()}.")
     train = _feature_matrix(train_features, center=False)
     test = _feature_matrix(test_features, center=False)
     mean, scale = train.mean(axis=0), train.std(axis=0)

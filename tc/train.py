@@ -4,6 +4,7 @@ With no flags it runs the main job: an MLP on the bundled digits at beta = 1, in
 minute on a laptop CPU. Exit codes: 0 completed, 3 diverged, 1 failed or bad flags.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -29,8 +30,17 @@ def describe(result):
                      f"test ECE {final.get('test/ece', float('nan')):.4f} "
                      f"(scoring {result['scored_probabilities']}), "
                      f"{result['epochs_completed']}/{result['epochs']} epochs")
-    lines.append(f"outputs: {result['run_dir']}/ (flags.txt, metrics.csv, result.json, "
-                 "checkpoints/, tensorboard/)")
+    if result.get("linear_probe"):
+        probe = result["linear_probe"]
+        lines.append(f"linear probe on {probe['dataset']} ({probe['layer']}): accuracy "
+                     f"{probe['accuracy']:.4f}")
+    files = ["flags.txt", "metrics.csv", "result.json"]
+    if result.get("predictions"):
+        files.append(result["predictions"])
+    files.append("checkpoints/")
+    if os.path.isdir(os.path.join(result["run_dir"], "tensorboard")):
+        files.append("tensorboard/")
+    lines.append(f"outputs: {result['run_dir']}/ ({', '.join(files)})")
     return "\n".join(lines)
 
 

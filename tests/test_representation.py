@@ -123,3 +123,9 @@ def test_linear_probe_separates_a_linear_task_and_not_a_random_one():
     chance = tc.representation.linear_probe_accuracy(features[:1000], random_labels[:1000],
                                                      features[1000:], random_labels[1000:])
     assert good > 0.9 and chance < 0.4
+
+
+def test_linear_probe_needs_two_classes():
+    features = np.random.default_rng(0).standard_normal((8, 3))
+    with pytest.raises(ValueError, match="at least 2 classes among its 8 training examples"):
+        tc.representation.linear_probe_accuracy(features, np.zeros(8), features, np.zeros(8))
