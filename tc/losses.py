@@ -93,6 +93,18 @@ def _sparse_labels(y_true, logits):
     return labels
 
 
+def sparse_cross_entropy(labels, logits):
+    """Per-example `logsumexp(z) - z_y` for integer `labels`.
+
+    The same value as `ops.sparse_categorical_crossentropy(labels, logits, from_logits=True)`,
+    written so that XLA fuses the scaling in front of it: forward+backward runs faster than
+    Keras's own op on CPU (see `python -m tc.bench`), where the log-softmax form was up to 1.5x
+    slower once `beta * z` was put in front of it.
+    """
+    picked = ops.take_along_axis(logits, ops.expand_dims(labels, -1), axis=-1)
+    return ops.logsumexp(logits, axis=-1) - ops.squeeze(picked, axis=-1)
+
+
 def dense_targets(y_true, logits, label_mode, label_smoothing):
     """One-hot (sparse mode) or given (categorical mode) targets, smoothed as Keras does."""
     num_classes = logits.shape[-1]
@@ -140,9 +152,7 @@ def temperature_cross_entropy(
     )
     scaled_logits = beta * logits
     if hard_labels:
-        return ops.sparse_categorical_crossentropy(
-            _sparse_labels(y_true, logits), scaled_logits, from_logits=True
-        )
+        return sparse_cross_entropy(_sparse_labels(y_true, logits), scaled_logits)
     targets = dense_targets(y_true, logits, label_mode, label_smoothing)
     return ops.categorical_crossentropy(targets, scaled_logits, from_logits=True)
 
@@ -165,10 +175,7 @@ def gradient_decay_cross_entropy(
     if hard_labels:
         labels = _sparse_labels(y_true, logits)
         margin = log_beta * ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-        return (
-            ops.sparse_categorical_crossentropy(labels, logits + margin, from_logits=True)
-            + log_beta
-        )
+        return sparse_cross_entropy(labels, logits + margin) + log_beta
     targets = dense_targets(y_true, logits, label_mode, label_smoothing)
     cross_entropy = ops.categorical_crossentropy(targets, logits, from_logits=True)
     probabilities = ops.softmax(logits, axis=-1)
