@@ -31,6 +31,7 @@ bare `model.fit`, and packed beta sweeps.
 import os
 import sys
 import tempfile
+import time
 
 import numpy as np
 from absl import app, flags
@@ -45,8 +46,9 @@ flags.DEFINE_enum("mixed_precision", "bfloat16", ["off", "bfloat16", "float16"],
                   "Mixed precision policy.")
 flags.DEFINE_float("peak_tflops", 790.0, "Peak dense TFLOP/s of the device, for MFU.")
 flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
-flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, or auto (the "
-                  "loss overhead, and the throughput when a GPU is present).")
+flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, "
+                  "training_overhead, or auto (the loss overhead, and the throughput when a GPU "
+                  "is present).")
 flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
 flags.DEFINE_list("loss_shape", ["8192", "1000"], "Loss overhead: the logits' shape (N, C).")
 
@@ -95,8 +97,6 @@ def _compiled_value_and_gradient(loss, labels, logits):
 
 def loss_overhead(shape=(8192, 1000), repeats=30, seed=0):
     """`{loss: median time ratio to Keras's SCCE}` plus the median seconds of each loss."""
-    import time
-
     rng = np.random.default_rng(seed)
     logits = (3 * rng.standard_normal(shape)).astype(np.float32)
     labels = rng.integers(0, shape[1], shape[0]).astype(np.int32)
@@ -190,6 +190,55 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     }
 
 
+class _EpochTimer:
+    """Wall time of each epoch; epoch hooks only, so no per-step synchronisation is added."""
+
+    def __init__(self):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(timer, epoch, logs=None):  # noqa: N805
+                timer.started = time.perf_counter()
+
+            def on_epoch_end(timer, epoch, logs=None):  # noqa: N805
+                self.seconds.append(time.perf_counter() - timer.started)
+
+        self.seconds = []
+        self.callback = Timer()
+
+
+def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision):
+    """Images/s of a plain `model.fit` on the same model, data, batch and precision.
+
+    The built-in `SparseCategoricalCrossentropy`, SGD with momentum, no metrics, numpy arrays in
+    memory (normalized once, up front), no callbacks besides an epoch timer; median epoch time
+    after the first.
+    """
+    import keras
+
+    from tc import config as config_lib
+    from tc import data, models
+
+    options = config_lib.parse_options(DATASET_OPTIONS.get(model_name, f"samples={samples}"),
+                                       "dataset_options")
+    dataset = data.load("synthetic_images", **options)
+    x, y = dataset.arrays("train")
+    previous = keras.config.dtype_policy()
+    if mixed_precision != "off":
+        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        model = models.build(model_name, dataset.input_shape, dataset.num_classes)
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        timer = _EpochTimer()
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
+                  callbacks=[timer.callback])
+    finally:
+        keras.config.set_dtype_policy(previous)
+        keras.backend.clear_session()
+    return len(x) / float(np.median(timer.seconds[1:]))
+
+
 def main(argv):
     del argv
     import keras
@@ -198,10 +247,10 @@ def main(argv):
 
     backend = keras.backend.backend()
     figures = set(FLAGS.figures)
-    unknown = figures - {"auto", "loss_overhead", "throughput"}
+    unknown = figures - {"auto", "loss_overhead", "throughput", "training_overhead"}
     if unknown:
         raise app.UsageError(f"--figures: unknown {sorted(unknown)}; valid: auto, "
-                             "loss_overhead, throughput.")
+                             "loss_overhead, throughput, training_overhead.")
     gpu = gpu_present()
     payload = {"settings": {"backend": backend, "gpu": gpu}}
     if figures & {"auto", "loss_overhead"}:
@@ -237,6 +286,20 @@ def main(argv):
     elif "auto" in figures:
         print("tc.bench: training throughput skipped: no GPU found (--figures=throughput "
               "forces it).")
+    if "training_overhead" in figures:
+        overhead = payload["training_overhead"] = {}
+        print(f"tc.bench: training overhead, tc.train img/s / bare model.fit img/s, batch "
+              f"{FLAGS.batch_size}, {FLAGS.mixed_precision}")
+        for name in FLAGS.models:
+            tc_speed = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
+                               FLAGS.mixed_precision, FLAGS.peak_tflops)["images_per_second"]
+            bare_speed = bare_keras_throughput(name, FLAGS.batch_size, FLAGS.epochs,
+                                               FLAGS.samples, FLAGS.mixed_precision)
+            overhead[name] = {"tc_train": tc_speed, "bare_fit": bare_speed,
+                              "ratio": tc_speed / bare_speed}
+            print(f"  {name}: tc.train {tc_speed:.0f} img/s, bare fit {bare_speed:.0f} img/s "
+                  f"({tc_speed / bare_speed:.2f}x)", flush=True)
+            atomic_write_json(FLAGS.out, payload)
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
     return 0
