@@ -24,9 +24,8 @@ from absl import app, flags
 
 from analysis import claims as claims_lib
 from analysis import figures, load, studies
-from tc import calibration
+from tc import calibration, theory
 from tc import run_dir as run_dir_lib
-from tc import theory
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("runs", ["runs/results/cpu"], "Run or tuner directories to read "
