@@ -148,9 +148,10 @@ def theory_checks():
     small = [mean_steps(n) for n in (1e-2, 1e-1, 1.0)]
     large = [mean_steps(n) for n in (10.0, 100.0)]
     p = np.linspace(0.01, 0.99, 99)
-    signs = {beta: int(np.unique(np.sign(theory.gradient_decay_g_second_derivative(p, beta)))[0])
-             if len(np.unique(np.sign(theory.gradient_decay_g_second_derivative(p, beta)))) == 1
-             else 0 for beta in (0.1, 0.5, 2.0, 10.0)}
+    signs = {}
+    for beta in (0.1, 0.5, 2.0, 10.0):
+        distinct = np.unique(np.sign(theory.gradient_decay_g_second_derivative(p, beta)))
+        signs[beta] = int(distinct[0]) if len(distinct) == 1 else 0  # 0: the sign changes
     logits = 3.0 * np.random.default_rng(0).standard_normal((200, 10))
     temperatures = np.geomspace(10.0, 1000.0, 5)
     spectrum = theory.log_log_slope(

@@ -13,15 +13,9 @@ learning rate was searched too, `best_learning_rate` keeps, for each beta, the l
 with the best mean validation accuracy over seeds (paper 1 tunes it jointly with beta).
 """
 
-import numpy as np
-import pandas as pd
 
 GROUP = ["dataset", "model"]
 SCORE = "best/val/accuracy"
-
-
-def _has(frame, column):
-    return frame[column] if column in frame else pd.Series(np.nan, index=frame.index)
 
 
 def completed(frame):

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 
+import keras
 import numpy as np
 from absl import app, flags
 
@@ -63,7 +64,6 @@ DATASET_OPTIONS = {"resnet50": "num_classes=1000;image_size=224;samples=10240"}
 
 
 def _losses():
-    import keras
 
     from tc import losses
 
@@ -74,7 +74,6 @@ def _losses():
 
 def _compiled_value_and_gradient(loss, labels, logits):
     """A zero-argument callable that runs forward+backward once and waits for the result."""
-    import keras
 
     backend = keras.backend.backend()
     if backend == "jax":
@@ -126,7 +125,6 @@ def loss_overhead(shape=(8192, 1000), repeats=30, seed=0):
 
 
 def gpu_present():
-    import keras
 
     if keras.backend.backend() == "jax":
         import jax
@@ -141,7 +139,6 @@ def gpu_present():
 
 def forward_flops_per_example(model, input_shape, batch=8):
     """XLA's FLOP count of the compiled forward pass, per example (JAX backend; else None)."""
-    import keras
 
     if keras.backend.backend() != "jax":
         return None
@@ -164,7 +161,6 @@ def forward_flops_per_example(model, input_shape, batch=8):
 
 def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops):
     """One model's figures, from a `tc.experiment.run` in a scratch directory."""
-    import keras
 
     from tc import config as config_lib
     from tc import data, experiment, models
@@ -194,21 +190,18 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     }
 
 
-class _EpochTimer:
+class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch; epoch hooks only, so no per-step synchronisation is added."""
 
     def __init__(self):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def on_epoch_begin(timer, epoch, logs=None):  # noqa: N805
-                timer.started = time.perf_counter()
-
-            def on_epoch_end(timer, epoch, logs=None):  # noqa: N805
-                self.seconds.append(time.perf_counter() - timer.started)
-
+        super().__init__()
         self.seconds = []
-        self.callback = Timer()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
 
 
 def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision):
@@ -218,7 +211,6 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     memory (normalized once, up front), no callbacks besides an epoch timer; median epoch time
     after the first.
     """
-    import keras
 
     from tc import config as config_lib
     from tc import data, models
@@ -234,9 +226,8 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
         model = models.build(model_name, dataset.input_shape, dataset.num_classes)
         model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
                       keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        timer = _EpochTimer()
-        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0,
-                  callbacks=[timer.callback])
+        timer = EpochTimer()
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
     finally:
         keras.config.set_dtype_policy(previous)
         keras.backend.clear_session()
@@ -245,7 +236,6 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
 
 def main(argv):
     del argv
-    import keras
 
     from tc.run_dir import atomic_write_json
 
