@@ -63,6 +63,11 @@ BASELINE = "keras_sparse_categorical_crossentropy"
 DATASET_OPTIONS = {"resnet50": "num_classes=1000;image_size=224;samples=10240"}
 
 
+def dataset_options(model_name, samples):
+    """The `--dataset_options` of `synthetic_images` that `model_name` is measured on."""
+    return DATASET_OPTIONS.get(model_name, f"samples={samples}")
+
+
 def _losses():
 
     from tc import losses
@@ -74,7 +79,6 @@ def _losses():
 
 def _compiled_value_and_gradient(loss, labels, logits):
     """A zero-argument callable that runs forward+backward once and waits for the result."""
-
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -138,8 +142,7 @@ def gpu_present():
 
 
 def forward_flops_per_example(model, input_shape, batch=8):
-    """XLA's FLOP count of the compiled forward pass, per example (JAX backend; else None)."""
-
+    """XLA's FLOP count of the forward pass lowered for the CPU, per example (JAX; else None)."""
     if keras.backend.backend() != "jax":
         return None
     import jax
@@ -161,19 +164,18 @@ def forward_flops_per_example(model, input_shape, batch=8):
 
 def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops):
     """One model's figures, from a `tc.experiment.run` in a scratch directory."""
-
     from tc import config as config_lib
     from tc import data, experiment, models
 
-    dataset_options = DATASET_OPTIONS.get(model_name, f"samples={samples}")
+    options = dataset_options(model_name, samples)
     with tempfile.TemporaryDirectory() as scratch:
         config = config_lib.RunConfig(
-            dataset="synthetic_images", dataset_options=dataset_options, model=model_name,
+            dataset="synthetic_images", dataset_options=options, model=model_name,
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
             tensorboard=False, save_predictions=False, verbose=0,
             output_dir=os.path.join(scratch, model_name))
         result = experiment.run(config)
-    shape_options = config_lib.parse_options(dataset_options, "dataset_options")
+    shape_options = config_lib.parse_options(options, "dataset_options")
     shape_options.update(samples=2, test_samples=1, validation_samples=0)
     dataset = data.load("synthetic_images", **shape_options)
     model = models.build(model_name, dataset.input_shape, dataset.num_classes)
@@ -192,7 +194,6 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
 
 class EpochTimer(keras.callbacks.Callback):
     """Wall time of each epoch; epoch hooks only, so no per-step synchronisation is added."""
-
     def __init__(self):
         super().__init__()
         self.seconds = []
@@ -215,8 +216,7 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     from tc import config as config_lib
     from tc import data, models
 
-    options = config_lib.parse_options(DATASET_OPTIONS.get(model_name, f"samples={samples}"),
-                                       "dataset_options")
+    options = config_lib.parse_options(dataset_options(model_name, samples), "dataset_options")
     dataset = data.load("synthetic_images", **options)
     x, y = dataset.arrays("train")
     previous = keras.config.dtype_policy()
@@ -284,9 +284,11 @@ def main(argv):
         overhead = payload["training_overhead"] = {}
         print(f"tc.bench: training overhead, tc.train img/s / bare model.fit img/s, batch "
               f"{FLAGS.batch_size}, {FLAGS.mixed_precision}")
+        measured = payload.get("images_per_second", {})  # from the throughput figure, if run
         for name in FLAGS.models:
-            tc_speed = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
-                               FLAGS.mixed_precision, FLAGS.peak_tflops)["images_per_second"]
+            tc_speed = measured.get(name) or measure(
+                name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
+                FLAGS.peak_tflops)["images_per_second"]
             bare_speed = bare_keras_throughput(name, FLAGS.batch_size, FLAGS.epochs,
                                                FLAGS.samples, FLAGS.mixed_precision)
             overhead[name] = {"tc_train": tc_speed, "bare_fit": bare_speed,

@@ -217,8 +217,10 @@ def linear_probe(config, model, probe):
     x_test, y_test = probe.arrays("test")
     x_train, y_train = x_train[:config.probe_size], y_train[:config.probe_size]
     layer = config.probe_layer
-    train = representation.layer_activations(model, [layer], x_train, config.eval_batch_size)
-    test = representation.layer_activations(model, [layer], x_test, config.eval_batch_size)
+    extractor = representation.activation_model(model, [layer])
+    train, test = (representation.layer_activations(model, [layer], x, config.eval_batch_size,
+                                                    extractor=extractor)
+                   for x in (x_train, x_test))
     accuracy = representation.linear_probe_accuracy(train[layer], y_train, test[layer], y_test)
     return {"dataset": config.probe_dataset, "layer": layer, "train_examples": len(y_train),
             "accuracy": accuracy}
