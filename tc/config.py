@@ -19,6 +19,8 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.
 NOT_RECORDED = ("overwrite", "verbose")
+# Flags newer than the first runs: written only when set, so older run directories still match.
+RECORDED_IF_SET = ("betas",)
 
 
 def _field(default, help_text, choices=None):
@@ -45,6 +47,9 @@ class RunConfig:
                                       "gradient_decay: paper 2's loss.", LOSSES)
     beta: float = _field(1.0, "Inverse temperature (temperature) or gradient-decay factor; > 0. "
                               "With a warm-up schedule, the final value.")
+    betas: str = _field("", "Packed sweep: comma-separated betas, e.g. 0.01,0.1,1. Trains one copy "
+                        "of the model per beta in one compiled program, each copy writing its "
+                        "own run directory (--beta is then ignored). '' = one run at --beta.")
     beta_schedule: str = _field("constant", "How beta moves: constant, or a log_linear / cosine "
                                             "warm-up from --beta_start to --beta.", BETA_SCHEDULES)
     beta_start: float = _field(0.1, "Warm-up start value of beta; > 0.")
@@ -117,6 +122,11 @@ class RunConfig:
         return (self.epochs // 2, (3 * self.epochs) // 4)
 
     @property
+    def packed_betas(self):
+        """The betas of `--betas`, as floats (empty for a single run)."""
+        return tuple(float(text) for text in self.betas.split(",") if text.strip())
+
+    @property
     def run_name(self):
         return f"{self.dataset}_{self.model_name}_{self.loss}_beta{self.beta:g}_seed{self.seed}"
 
@@ -143,6 +153,7 @@ class RunConfig:
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")
+        self._validate_betas()
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label_smoothing={self.label_smoothing!r} must be in [0, 1).")
         if not 0.0 <= self.momentum < 1.0:
@@ -182,13 +193,27 @@ class RunConfig:
                              f"{unknown}; valid options: {', '.join(valid)}.")
         return self
 
+    def _validate_betas(self):
+        try:
+            betas = self.packed_betas
+        except ValueError:
+            raise ValueError(f"--betas={self.betas!r} must be a comma-separated list of positive "
+                             "numbers, e.g. 0.01,0.1,1.") from None
+        bad = [b for b in betas if not (math.isfinite(b) and b > 0)]
+        if bad:
+            raise ValueError(f"--betas={self.betas!r}: {bad} not valid; every beta must be "
+                             "positive and finite (0 < beta < inf).")
+        if len(set(betas)) != len(betas):
+            raise ValueError(f"--betas={self.betas!r} repeats a value; each copy needs its own "
+                             "beta (its run directory is named after it).")
+
     def to_flagfile(self):
         """The absl flagfile that reproduces this run."""
         lines = []
         for field in dataclasses.fields(self):
-            if field.name in NOT_RECORDED:
-                continue
             value = getattr(self, field.name)
+            if field.name in NOT_RECORDED or (field.name in RECORDED_IF_SET and not value):
+                continue
             text = ("true" if value else "false") if isinstance(value, bool) else value
             lines.append(f"--{field.name}={text}")
         return "\n".join(lines) + "\n"

@@ -32,6 +32,7 @@ from tc import (
     representation,
     schedules,
 )
+from tc.data import device_stream
 from tc.run_dir import RunDirectory
 
 STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
@@ -39,7 +40,8 @@ STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
 
 class ConfigurationError(ValueError):
     """Bad input found before the run started: nothing was written."""
-AUGMENTED = ("cifar", "svhn", "imagenet")
+# Streamed (imagenet) data is augmented by tf.data; in-memory data can be, on the device.
+AUGMENTED_ON_HOST = ("imagenet",)
 
 
 def build_loss(config):
@@ -77,24 +79,27 @@ def load_dataset(config):
     return data_lib.load(config.dataset, **options)
 
 
-def uses_numpy_input(dataset):
-    """In-memory data without augmentation feed JAX/PyTorch as numpy: no TensorFlow needed."""
+def trains_on_device(dataset):
+    """In-memory data on JAX/PyTorch: batches are gathered and augmented on the accelerator.
+
+    No TensorFlow is needed; see `tc.data.device_stream`. Other cases use `tf.data`.
+    """
     return (keras.backend.backend() != "tensorflow"
             and isinstance(dataset, data_lib.ArrayDataset)
-            and dataset.spec.preprocessing not in AUGMENTED)
+            and dataset.spec.preprocessing not in AUGMENTED_ON_HOST)
 
 
-def numpy_stream(dataset, batch_size, seed, first_epoch, last_epoch):
-    for epoch in range(first_epoch, last_epoch):
-        yield from dataset.numpy_batches("train", batch_size, seed=seed, epoch=epoch)
+def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
+    """(train, validation, test, rank-probe inputs) in the form the backend wants.
 
-
-def model_inputs(config, dataset, initial_epoch):
-    """(train, validation, test, rank-probe inputs) in the form the backend wants."""
+    `labels_per_output > 1` gives training labels for a model with that many outputs (a packed
+    sweep); evaluation data stays `(x, y)`.
+    """
     has_validation = dataset.split_sizes["validation"] > 0
-    if uses_numpy_input(dataset):
-        train = numpy_stream(dataset, config.batch_size, config.seed, initial_epoch,
-                             config.epochs)
+    if trains_on_device(dataset):
+        train = iter(device_stream.DeviceStream(dataset, config.batch_size, config.seed,
+                                                initial_epoch, config.epochs,
+                                                labels_per_output=labels_per_output))
         validation = dataset.arrays("validation") if has_validation else None
         test = dataset.arrays("test")
         probe = test[0][:config.rank_probe_size]
@@ -102,6 +107,8 @@ def model_inputs(config, dataset, initial_epoch):
     train = dataset.tf_dataset("train", config.batch_size, seed=config.seed,
                                first_epoch=initial_epoch,
                                num_epochs=max(config.epochs - initial_epoch, 1))
+    if labels_per_output > 1:
+        train = train.map(lambda x, y: (x, (y,) * labels_per_output))
     validation = (dataset.tf_dataset("validation", config.eval_batch_size)
                   if has_validation else None)
     test = dataset.tf_dataset("test", config.eval_batch_size)
@@ -110,7 +117,7 @@ def model_inputs(config, dataset, initial_epoch):
     return train, validation, test, probe
 
 
-def _set_determinism(config):
+def set_determinism(config):
     keras.utils.set_random_seed(config.seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -163,7 +170,7 @@ def run(config, extra_callbacks=()):
 def _prepare(config):
     """Everything that can fail on bad input, before any file is written."""
     placement = distribute.place(config.strategy, config.tpu)  # first: see tc.distribute
-    _set_determinism(config)
+    set_determinism(config)
     placement.check_batch_size(config.batch_size)
     dataset = load_dataset(config)
     steps_per_epoch = dataset.steps_per_epoch(config.batch_size)
@@ -177,12 +184,12 @@ def _prepare(config):
         loss = build_loss(config)
         model.compile(optimizer=optimization.build_optimizer(config, steps_per_epoch),
                       loss=loss, metrics=build_metrics(loss))
-    _check_layers(model, config)
+    check_layers(model, config)
     probe_data = load_probe_dataset(config, dataset) if config.probe_dataset else None
     return placement, dataset, steps_per_epoch, model, loss, probe_data
 
 
-def _check_layers(model, config):
+def check_layers(model, config):
     probe_layers = (config.probe_layer,) if config.probe_dataset else ()
     for flag, names in (("track_rank_layers", config.rank_layers), ("probe_layer", probe_layers)):
         if not names:
@@ -287,12 +294,12 @@ def _run(config, started, extra_callbacks):
         trained_epochs = len(recorder.rows) - initial_epoch
         trained_examples = trained_epochs * steps_per_epoch * config.batch_size
         fit_seconds = time.time() - fit_started
-        result = _result(config, placement, loss, recorder.rows, guard.diverged_at,
+        result = run_result(config, placement, loss, recorder.rows, guard.diverged_at,
                          started, fit_seconds, trained_examples, run_dir.path)
-        result.update(_steady_throughput(recorder.epoch_seconds,
+        result.update(steady_throughput(recorder.epoch_seconds,
                                          steps_per_epoch * config.batch_size))
         if result["status"] == "completed":
-            result.update(_after_training(config, model, loss, run_dir, validation, test,
+            result.update(after_training(config, model, loss, run_dir, validation, test,
                                           probe_data))
     except Exception as error:
         run_dir.write_result({"status": "failed", "error": f"{type(error).__name__}: {error}",
@@ -302,7 +309,7 @@ def _run(config, started, extra_callbacks):
     return result
 
 
-def _steady_throughput(epoch_seconds, examples_per_epoch):
+def steady_throughput(epoch_seconds, examples_per_epoch):
     """Per-epoch wall times, and examples/s after the first epoch (which includes compiling)."""
     steady = epoch_seconds[1:]
     return {"epoch_seconds": list(epoch_seconds),
@@ -310,7 +317,7 @@ def _steady_throughput(epoch_seconds, examples_per_epoch):
                                            if steady else None)}
 
 
-def _after_training(config, model, loss, run_dir, validation, test, probe_data):
+def after_training(config, model, loss, run_dir, validation, test, probe_data):
     """Extras of a completed run: predictions.npz and the linear probe, as result.json fields."""
     extras = {}
     if config.save_predictions:
@@ -326,7 +333,7 @@ def _after_training(config, model, loss, run_dir, validation, test, probe_data):
     return extras
 
 
-def _result(config, placement, loss, rows, diverged_at, started, fit_seconds, trained_examples,
+def run_result(config, placement, loss, rows, diverged_at, started, fit_seconds, trained_examples,
             path):
     """The result.json of a run that stopped normally (completed or diverged)."""
     final, best = _summary(rows)

@@ -150,6 +150,10 @@ class RunDirectory:
             atomic_write_text(flags_path, flagfile)
         return self.resume_state()
 
+    def recorded_flags(self):
+        """The flags.txt of the run in this directory, or None."""
+        return _read_text(self.file("flags.txt"))
+
     def resume_state(self):
         state_path = self.file("checkpoints", "state.json")
         if not os.path.exists(state_path):

@@ -1,0 +1,272 @@
+"""Packed beta sweeps: K copies of one model, each with its own beta, in one compiled program.
+
+    python -m tc.train --dataset=digits --betas=0.01,0.1,1,10
+
+The packed model feeds each batch to K copies of the model and returns their K logits. Its loss
+is the sum of the copies' losses, copy k's with beta_k:
+
+    L(theta_1..theta_K) = sum_k loss(y, f(x; theta_k); beta_k)
+
+The copies share no weight, so dL/dtheta_k = d loss_k / dtheta_k, and a per-variable optimizer
+(SGD, momentum, Adam, AdamW) moves each copy exactly as a separate run with beta_k would. Each
+copy starts from the initialization of a separate run with the same seed, and all copies see the
+same batches and augmentations: common random numbers across betas. One program for K models
+keeps a GPU busy where one small model alone cannot.
+
+Each copy writes an ordinary run directory (its flags.txt records `--beta=beta_k` and the
+`--betas` it was trained with), so `analysis` sees K normal runs. A copy whose loss or weights
+become non-finite is marked diverged at the end of that epoch and records nothing more; the
+others train on, since its NaNs stay in its own weights and its own loss term.
+
+Differences from K separate runs:
+- with `--weight_decay` (not adamw), a copy's `train/loss` is its data term: Keras adds the L2
+  penalty to the packed total only (the gradients include it);
+- a packed sweep does not resume: restart it with `--overwrite`;
+- `--mixed_precision=float16` is refused, because its loss scale would be shared by all copies.
+"""
+
+import dataclasses
+import os
+import shutil
+import time
+
+import keras
+
+from tc import beta as beta_lib
+from tc import callbacks as callbacks_lib
+from tc import (
+    distribute,
+    experiment,
+    layers,
+    models,
+    optimization,
+    representation,
+    schedules,
+)
+from tc.run_dir import RunDirectory
+
+
+def copy_configs(config):
+    """One RunConfig per beta of `--betas`: the flags of each copy's run directory.
+
+    The copies of `--output_dir=D` go to `D/beta<beta>`; with no `--output_dir`, each copy gets a
+    single run's default directory.
+    """
+    configs = []
+    for beta in config.packed_betas:
+        output_dir = os.path.join(config.output_dir, f"beta{beta:g}") if config.output_dir else ""
+        configs.append(dataclasses.replace(config, beta=beta, output_dir=output_dir))
+    return configs
+
+
+def check(config):
+    """Raises ValueError for a configuration that cannot be packed."""
+    if len(config.packed_betas) < 2:
+        raise ValueError(f"--betas={config.betas!r}: a packed sweep needs at least 2 betas; "
+                         "for one, use --beta.")
+    if config.mixed_precision == "float16":
+        raise ValueError("--mixed_precision=float16 cannot be packed: its loss scale would be "
+                         "shared by all copies. Use bfloat16 or off.")
+
+
+def pack(copies):
+    """One model that runs every copy on the same input: outputs `copy_0 ... copy_{K-1}`."""
+    source = copies[0].inputs[0]
+    inputs = keras.Input(shape=source.shape[1:], dtype=source.dtype)
+    named = [keras.Model(copy.inputs, copy.outputs, name=f"copy_{index}")
+             for index, copy in enumerate(copies)]
+    return keras.Model(inputs, [copy(inputs) for copy in named], name="packed"), named
+
+
+def copy_logs(logs, index, name):
+    """Copy `index`'s entries of the packed model's logs, under a single run's keys.
+
+    Keras logs output `name`'s loss as `{index}/{name}_loss` and its metrics as `{name}_{metric}`
+    (`val_` in front for validation).
+    """
+    picked = {}
+    for prefix in ("", "val_"):
+        loss_key = f"{prefix}{index}/{name}_loss"
+        if loss_key in logs:
+            picked[f"{prefix}loss"] = logs[loss_key]
+        metric_prefix = f"{prefix}{name}_"
+        for key, value in logs.items():
+            if key.startswith(metric_prefix):
+                picked[prefix + key[len(metric_prefix):]] = value
+    return picked
+
+
+def labels_for_outputs(data, num_outputs):
+    """Evaluation data `(x, y)` (arrays or a `tf.data` dataset) with `y` once per output."""
+    if data is None:
+        return None
+    if isinstance(data, tuple):
+        x, y = data
+        return x, (y,) * num_outputs
+    return data.map(lambda x, y: (x, (y,) * num_outputs))
+
+
+class PackedRecorder(keras.callbacks.Callback):
+    """Evaluates the packed model once per epoch and hands each copy's logs to its recorder."""
+
+    def __init__(self, recorders, names, test_data, eval_batch_size):
+        super().__init__()
+        self.recorders = recorders
+        self.names = names
+        self.test_data = test_data
+        self.eval_batch_size = eval_batch_size
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for recorder in self.recorders:
+            recorder.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        test_logs = {}
+        if self.test_data is not None:
+            inputs = self.test_data if isinstance(self.test_data, tuple) else (self.test_data,)
+            test_logs = self.model.evaluate(*inputs, batch_size=self.eval_batch_size, verbose=0,
+                                            return_dict=True)
+        for index, (recorder, name) in enumerate(zip(self.recorders, self.names)):
+            recorder.record(epoch, copy_logs(logs, index, name),
+                            copy_logs(test_logs, index, name))
+        if all(recorder.guard.diverged_at for recorder in self.recorders):
+            self.model.stop_training = True
+
+
+def run(config):
+    """Trains the copies of `--betas` together; returns their result dicts, in beta order.
+
+    Raises what `tc.experiment.run` raises, before anything is written.
+    """
+    try:
+        config.validate()
+        check(config)
+    except ValueError as error:
+        raise experiment.ConfigurationError(str(error)) from None
+    started = time.time()
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision != "off":
+        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
+    try:
+        return _run(config, copy_configs(config), started)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _prepare(config, configs):
+    placement = distribute.place(config.strategy, config.tpu)  # first: see tc.distribute
+    experiment.set_determinism(config)
+    placement.check_batch_size(config.batch_size)
+    dataset = experiment.load_dataset(config)
+    steps_per_epoch = dataset.steps_per_epoch(config.batch_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"--batch_size={config.batch_size} exceeds the "
+                         f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
+    with placement.scope():
+        copies = []
+        for _ in configs:
+            # The initialization a separate run with this seed gets.
+            keras.utils.set_random_seed(config.seed)
+            copies.append(models.build(config.model_name, dataset.input_shape,
+                                       dataset.num_classes,
+                                       weight_decay=optimization.model_weight_decay(config),
+                                       **config.parsed_model_options))
+        packed, copies = pack(copies)
+        copy_losses = [experiment.build_loss(copy_config) for copy_config in configs]
+        for index, loss in enumerate(copy_losses):
+            if loss.schedule is not None:
+                beta_lib.track_beta(packed, loss, name=f"beta_{index}")
+        packed.compile(optimizer=optimization.build_optimizer(config, steps_per_epoch),
+                       loss=copy_losses,
+                       metrics=[experiment.build_metrics(loss) for loss in copy_losses])
+    for copy in copies:
+        experiment.check_layers(copy, config)
+    probe_data = experiment.load_probe_dataset(config, dataset) if config.probe_dataset else None
+    keras.utils.set_random_seed(config.seed)
+    return placement, dataset, steps_per_epoch, packed, copies, copy_losses, probe_data
+
+
+def _run_directories(configs, writable):
+    """The copies' run directories, prepared; refuses to resume a sweep."""
+    directories = [RunDirectory(copy_config.run_dir, writable=writable) for copy_config in configs]
+    for directory, copy_config in zip(directories, configs):
+        same_run = directory.recorded_flags() == copy_config.to_flagfile()
+        if same_run and directory.resume_state() is not None:
+            if not copy_config.overwrite:
+                raise experiment.ConfigurationError(
+                    f"{directory.path} holds epochs of this sweep already; a packed sweep does "
+                    "not resume. Pass --overwrite to train it again.")
+            if writable:
+                shutil.rmtree(directory.path)
+    for directory, copy_config in zip(directories, configs):
+        directory.prepare(copy_config.to_flagfile(), copy_config.overwrite)
+    return directories
+
+
+def _run(config, configs, started):
+    try:
+        placement, dataset, steps_per_epoch, packed, copies, copy_losses, probe_data = (
+            _prepare(config, configs))
+    except ValueError as error:
+        if isinstance(error, experiment.ConfigurationError):
+            raise
+        raise experiment.ConfigurationError(str(error)) from error
+    directories = _run_directories(configs, placement.is_chief)
+    num_copies = len(copies)
+    train, validation, test, probe = experiment.model_inputs(config, dataset, 0,
+                                                             labels_per_output=num_copies)
+    try:
+        recorders = []
+        for copy, loss, copy_config, directory in zip(copies, copy_losses, configs, directories):
+            if config.initial_logit_norm is not None:
+                norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
+                             else 1.0)
+                layers.set_initial_logit_norm(copy, probe, config.initial_logit_norm,
+                                              beta=norm_beta)
+            guard = callbacks_lib.DivergenceGuard()
+            guard.set_model(copy)
+            rank_tracker = representation.RankTracker(config.rank_layers, probe,
+                                                      batch_size=config.eval_batch_size)
+            rank_tracker.set_model(copy)
+            recorder = callbacks_lib.EpochRecorder(directory, [], loss, guard,
+                                                   rank_tracker=rank_tracker,
+                                                   optimizer=packed.optimizer)
+            recorder.set_model(copy)
+            recorders.append(recorder)
+        callbacks = [schedules.BetaScheduler(loss) for loss in copy_losses
+                     if loss.schedule is not None]
+        callbacks.append(PackedRecorder(recorders, [copy.name for copy in copies],
+                                        labels_for_outputs(test, num_copies),
+                                        config.eval_batch_size))
+        fit_started = time.time()
+        with placement.training_scope():
+            packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                       validation_data=labels_for_outputs(validation, num_copies),
+                       callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        fit_seconds = time.time() - fit_started
+        examples_per_epoch = steps_per_epoch * config.batch_size
+        results = []
+        for index, (copy, loss, copy_config, directory, recorder) in enumerate(
+                zip(copies, copy_losses, configs, directories, recorders)):
+            trained = len(recorder.rows) * examples_per_epoch
+            result = experiment.run_result(copy_config, placement, loss, recorder.rows,
+                                           recorder.guard.diverged_at, started, fit_seconds,
+                                           trained, directory.path)
+            result.update(experiment.steady_throughput(recorder.epoch_seconds,
+                                                       examples_per_epoch))
+            result["packed"] = {"betas": list(config.packed_betas), "copy": index,
+                                "copies": num_copies}
+            if result["status"] == "completed":
+                result.update(experiment.after_training(copy_config, copy, loss, directory,
+                                                        validation, test, probe_data))
+            results.append(result)
+    except Exception as error:
+        for directory in directories:
+            directory.write_result({"status": "failed", "seed": config.seed,
+                                    "error": f"{type(error).__name__}: {error}",
+                                    "run_dir": directory.path})
+        raise
+    for directory, result in zip(directories, results):
+        directory.write_result(result)
+    return results

@@ -1,0 +1,85 @@
+"""tc.data.device_stream: training batches made on the device, against numpy references."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+from tc import data
+from tc.data import base, device_stream
+
+
+def batches(stream, count):
+    iterator = iter(stream)
+    return [tuple(ops.convert_to_numpy(part) for part in next(iterator)) for _ in range(count)]
+
+
+def test_unaugmented_batches_equal_the_numpy_batches_in_epoch_order():
+    dataset = data.load("digits")
+    steps = dataset.steps_per_epoch(64)
+    stream = device_stream.DeviceStream(dataset, 64, seed=3, first_epoch=1, last_epoch=3)
+    made = batches(stream, 2 * steps)
+    expected = [*dataset.numpy_batches("train", 64, seed=3, epoch=1),
+                *dataset.numpy_batches("train", 64, seed=3, epoch=2)]
+    assert len(made) == len(expected)
+    for (x, y), (want_x, want_y) in zip(made, expected):
+        np.testing.assert_array_equal(y, want_y)
+        np.testing.assert_allclose(x, want_x, rtol=1e-6, atol=1e-6)
+
+
+def images_dataset(preprocessing, count=16, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
+    labels = rng.integers(0, 4, count).astype(np.int32)
+    spec = base.DatasetSpec(name="tiny", num_classes=4, input_shape=(8, 8, 3),
+                            split_sizes={"train": count, "validation": 0, "test": count},
+                            preprocessing=preprocessing, mean=(0.5,) * 3, std=(0.25,) * 3)
+    return base.ArrayDataset(spec, {"train": (images, labels), "test": (images, labels)})
+
+
+def numpy_translations(image, flips):
+    """Every crop of the 4-pixel zero-padded image (and its mirror images, with `flips`)."""
+    padded = np.pad(image, [(4, 4), (4, 4), (0, 0)])
+    height, width = image.shape[:2]
+    crops = [padded[top:top + height, left:left + width]
+             for top in range(9) for left in range(9)]
+    return crops + [crop[:, ::-1] for crop in crops] if flips else crops
+
+
+@pytest.mark.parametrize("preprocessing,flips", [("cifar", True), ("svhn", False)])
+def test_augmented_images_are_translations_of_their_source(preprocessing, flips):
+    dataset = images_dataset(preprocessing)
+    raw_x, raw_y = dataset.raw_arrays("train")
+    order = base.epoch_order(len(raw_y), 0, 0)
+    (x, y), = batches(device_stream.DeviceStream(dataset, 16, 0, 0, 1), 1)
+    np.testing.assert_array_equal(y, raw_y[order])
+    moved = 0
+    for image, source in zip(x, raw_x[order]):
+        candidates = [base.normalize_numpy(c, dataset.spec)
+                      for c in numpy_translations(source, flips)]
+        distances = [np.abs(image - c).max() for c in candidates]
+        assert min(distances) < 1e-5
+        moved += distances[0] > 1e-5  # candidate 0 is the untranslated crop's top-left corner
+    assert moved > 8  # 80 of 81 offsets move the image
+
+
+def test_augmentation_is_reproducible_and_changes_with_the_epoch():
+    dataset = images_dataset("cifar")
+    first = batches(device_stream.DeviceStream(dataset, 8, 5, 0, 2), 4)
+    again = batches(device_stream.DeviceStream(dataset, 8, 5, 0, 2), 4)
+    resumed = batches(device_stream.DeviceStream(dataset, 8, 5, 1, 2), 2)
+    for (x, _), (x_again, _) in zip(first, again):
+        np.testing.assert_array_equal(x, x_again)
+    for (x, _), (x_resumed, _) in zip(first[2:], resumed):
+        np.testing.assert_array_equal(x, x_resumed)
+    unaugmented = base.normalize_numpy(dataset.raw_arrays("train")[0], dataset.spec)
+    order = base.epoch_order(16, 5, 0)
+    assert not np.allclose(first[0][0], unaugmented[order[:8]])
+
+
+def test_labels_are_repeated_for_each_output():
+    dataset = data.load("digits")
+    (x, labels), = batches(device_stream.DeviceStream(dataset, 32, 0, 0, 1,
+                                                      labels_per_output=3), 1)
+    assert len(labels) == 3 and x.shape == (32, *dataset.input_shape)
+    for copy in labels:
+        np.testing.assert_array_equal(copy, labels[0])
