@@ -28,8 +28,13 @@
    precision, with the built-in `SparseCategoricalCrossentropy`, no metrics and no callbacks
    besides an epoch timer, on arrays normalized up front.
 
+4. **Packed sweep** (`--figures=packed_sweep`): for each `--models` entry, the model-img/s of a
+   packed `tc.train --betas` run of `--copies` betas (log-spaced over [1e-2, 1e1]; every copy's
+   images count) divided by the img/s of one run (item 2): the speed-up over running the
+   betas one after another.
+
 It prints the figures and writes them to `--out` as JSON (`images_per_second` per model feeds
-`analysis.report`'s full-scale time estimates). Not measured yet: packed beta sweeps.
+`analysis.report`'s full-scale time estimates).
 """
 
 import os
@@ -52,12 +57,14 @@ flags.DEFINE_enum("mixed_precision", "bfloat16", ["off", "bfloat16", "float16"],
 flags.DEFINE_float("peak_tflops", 790.0, "Peak dense TFLOP/s of the device, for MFU.")
 flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
 flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, "
-                  "training_overhead, or auto (the loss overhead, and the throughput when a GPU "
+                  "training_overhead, packed_sweep, or auto (the loss overhead, and the throughput when a GPU "
                   "is present).")
+flags.DEFINE_integer("copies", 8, "Packed sweep: the number of betas (copies) packed.")
 flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
 flags.DEFINE_list("loss_shape", ["8192", "1000"], "Loss overhead: the logits' shape (N, C).")
 
 BASELINE = "keras_sparse_categorical_crossentropy"
+FIGURES = ("auto", "loss_overhead", "throughput", "training_overhead", "packed_sweep")
 
 # Dataset options per model; others get CIFAR's shape and `--samples` images.
 DATASET_OPTIONS = {"resnet50": "num_classes=1000;image_size=224;samples=10240"}
@@ -162,10 +169,19 @@ def forward_flops_per_example(model, input_shape, batch=8):
     return float(flops) / batch if flops else None
 
 
-def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops):
-    """One model's figures, from a `tc.experiment.run` in a scratch directory."""
+def sweep_betas(copies):
+    """`copies` betas spread log-evenly over the papers' range [1e-2, 1e1]."""
+    return ",".join(f"{beta:.4g}" for beta in np.logspace(-2, 1, copies))
+
+
+def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1):
+    """One model's figures, from a `tc.train` run in a scratch directory.
+
+    With `copies > 1`, a packed sweep of that many betas (`sweep_betas`): its img/s count the
+    images of every copy (model-img/s).
+    """
     from tc import config as config_lib
-    from tc import data, experiment, models
+    from tc import data, experiment, models, packed
 
     options = dataset_options(model_name, samples)
     with tempfile.TemporaryDirectory() as scratch:
@@ -173,8 +189,9 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
             dataset="synthetic_images", dataset_options=options, model=model_name,
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
             tensorboard=False, save_predictions=False, verbose=0,
+            betas=sweep_betas(copies) if copies > 1 else "",
             output_dir=os.path.join(scratch, model_name))
-        result = experiment.run(config)
+        result = packed.run(config)[0] if copies > 1 else experiment.run(config)
     shape_options = config_lib.parse_options(options, "dataset_options")
     shape_options.update(samples=2, test_samples=1, validation_samples=0)
     dataset = data.load("synthetic_images", **shape_options)
@@ -182,13 +199,14 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     flops = forward_flops_per_example(model, dataset.input_shape)
     keras.backend.clear_session()
     speed = result.get("steady_examples_per_second")
+    speed = speed * copies if speed else None
     train_gflop = 3 * flops / 1e9 if flops else None
     return {
         "model": model_name, "input_shape": list(dataset.input_shape),
         "status": result["status"], "images_per_second": speed,
         "train_gflop_per_image": train_gflop,
         "mfu": speed * train_gflop / (peak_tflops * 1e3) if speed and train_gflop else None,
-        "epoch_seconds": result.get("epoch_seconds"),
+        "epoch_seconds": result.get("epoch_seconds"), "copies": copies,
     }
 
 
@@ -241,10 +259,10 @@ def main(argv):
 
     backend = keras.backend.backend()
     figures = set(FLAGS.figures)
-    unknown = figures - {"auto", "loss_overhead", "throughput", "training_overhead"}
+    unknown = figures - set(FIGURES)
     if unknown:
-        raise app.UsageError(f"--figures: unknown {sorted(unknown)}; valid: auto, "
-                             "loss_overhead, throughput, training_overhead.")
+        raise app.UsageError(f"--figures: unknown {sorted(unknown)}; valid: "
+                             f"{', '.join(FIGURES)}.")
     gpu = gpu_present()
     payload = {"settings": {"backend": backend, "gpu": gpu}}
     if figures & {"auto", "loss_overhead"}:
@@ -295,6 +313,21 @@ def main(argv):
                               "ratio": tc_speed / bare_speed}
             print(f"  {name}: tc.train {tc_speed:.0f} img/s, bare fit {bare_speed:.0f} img/s "
                   f"({tc_speed / bare_speed:.2f}x)", flush=True)
+            atomic_write_json(FLAGS.out, payload)
+    if "packed_sweep" in figures:
+        sweep = payload["packed_sweep"] = {}
+        print(f"tc.bench: packed sweep of {FLAGS.copies} betas in one program / "
+              f"{FLAGS.copies} runs one after another, in model-img/s")
+        measured = payload.get("images_per_second", {})
+        for name in FLAGS.models:
+            settings = (FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
+                        FLAGS.peak_tflops)
+            sequential = measured.get(name) or measure(name, *settings)["images_per_second"]
+            together = measure(name, *settings, copies=FLAGS.copies)["images_per_second"]
+            sweep[name] = {"copies": FLAGS.copies, "packed": together,
+                           "sequential": sequential, "ratio": together / sequential}
+            print(f"  {name}: packed {together:.0f} model-img/s, sequential {sequential:.0f} "
+                  f"({together / sequential:.2f}x)", flush=True)
             atomic_write_json(FLAGS.out, payload)
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")

@@ -10,10 +10,10 @@ import math
 import time
 
 import keras
-import numpy as np
 from keras import ops
 
 from tc import beta as beta_lib
+from tc import checkpoint
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -44,11 +44,6 @@ def split_logs(logs):
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
     validation = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     return {**_renamed(train, "train"), **_renamed(validation, "val")}
-
-
-def weights_are_finite(model):
-    return all(np.all(np.isfinite(ops.convert_to_numpy(w))) for w in model.weights
-               if "float" in str(w.dtype))
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -98,14 +93,16 @@ class EpochRecorder(keras.callbacks.Callback):
         row.update(split_logs(logs))
         if test_logs:
             row.update(_renamed(test_logs, "test"))
-        if not math.isfinite(row.get("train/loss", 0.0)) or not weights_are_finite(self.model):
+        arrays = checkpoint.snapshot(self.model)
+        if not math.isfinite(row.get("train/loss", 0.0)) or not checkpoint.is_finite(arrays):
             self.guard.mark(epoch, "end", "non-finite loss or weights at the end of the epoch")
             return
         if self.rank_tracker is not None:
             row.update(self.rank_tracker.measure())
         self.rows.append(row)
-        self.run_dir.commit_epoch(self.model, self.rows, epoch + 1)
-        # Everything the epoch cost: training, validation, test, ranks and the commit (the
-        # first epoch includes compilation). Kept out of metrics.csv, which must be identical
+        self.run_dir.commit_epoch(arrays, self.rows, epoch + 1)
+        # Everything the epoch cost on the training thread: training, validation, test, ranks
+        # and the checkpoint snapshot (the first epoch includes compilation; the files are
+        # written in the background). Kept out of metrics.csv, which must be identical
         # between identical runs.
         self.epoch_seconds.append(time.perf_counter() - self._epoch_started)

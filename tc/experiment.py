@@ -21,8 +21,8 @@ import numpy as np
 import tc
 from tc import beta as beta_lib
 from tc import callbacks as callbacks_lib
-from tc import data as data_lib
 from tc import (
+    checkpoint,
     distribute,
     layers,
     losses,
@@ -32,6 +32,7 @@ from tc import (
     representation,
     schedules,
 )
+from tc import data as data_lib
 from tc.data import device_stream
 from tc.run_dir import RunDirectory
 
@@ -265,7 +266,7 @@ def _run(config, started, extra_callbacks):
         if state:
             with placement.scope():
                 model.optimizer.build(model.trainable_variables)
-            model.load_weights(run_dir.checkpoint_path(state))
+            checkpoint.restore(model, run_dir.checkpoint_path(state))
         elif config.initial_logit_norm is not None:
             # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
             norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
@@ -291,6 +292,7 @@ def _run(config, started, extra_callbacks):
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=validation,
                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        run_dir.wait()
         trained_epochs = len(recorder.rows) - initial_epoch
         trained_examples = trained_epochs * steps_per_epoch * config.batch_size
         fit_seconds = time.time() - fit_started

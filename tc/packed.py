@@ -106,15 +106,64 @@ def labels_for_outputs(data, num_outputs):
     return data.map(lambda x, y: (x, (y,) * num_outputs))
 
 
+class JointRankProbe:
+    """The tracked layers' activations of every copy, from one `predict` of all copies.
+
+    `predict()` runs once per epoch; `for_copy(k)` is copy k's rank tracker for its
+    `EpochRecorder` (ranks are computed only for copies that are still finite).
+    """
+
+    def __init__(self, copies, layer_names, probe_inputs, batch_size, rtol=1e-3):
+        self.layer_names = list(layer_names)
+        self.probe_inputs = probe_inputs
+        self.batch_size = batch_size
+        self.rtol = rtol
+        self.activations = [{} for _ in copies]
+        self.extractor = None
+        if self.layer_names:
+            source = copies[0].inputs[0]
+            inputs = keras.Input(shape=source.shape[1:], dtype=source.dtype)
+            outputs = []
+            for copy in copies:
+                extracted = representation.activation_model(copy, self.layer_names)(inputs)
+                outputs.extend(extracted if isinstance(extracted, (list, tuple)) else [extracted])
+            self.extractor = keras.Model(inputs, outputs)
+
+    def predict(self):
+        if self.extractor is None:
+            return
+        outputs = self.extractor.predict(self.probe_inputs, batch_size=self.batch_size,
+                                         verbose=0)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        count = len(self.layer_names)
+        self.activations = [dict(zip(self.layer_names, outputs[start:start + count]))
+                            for start in range(0, len(outputs), count)]
+
+    def for_copy(self, index):
+        return CopyRanks(self, index)
+
+
+class CopyRanks:
+    """Copy `index`'s rank tracker: its share of a `JointRankProbe`'s last prediction."""
+
+    def __init__(self, probe, index):
+        self.probe = probe
+        self.index = index
+
+    def measure(self):
+        return representation.rank_row(self.probe.activations[self.index], self.probe.rtol)
+
+
 class PackedRecorder(keras.callbacks.Callback):
     """Evaluates the packed model once per epoch and hands each copy's logs to its recorder."""
 
-    def __init__(self, recorders, names, test_data, eval_batch_size):
+    def __init__(self, recorders, names, test_data, eval_batch_size, rank_probe):
         super().__init__()
         self.recorders = recorders
         self.names = names
         self.test_data = test_data
         self.eval_batch_size = eval_batch_size
+        self.rank_probe = rank_probe
 
     def on_epoch_begin(self, epoch, logs=None):
         for recorder in self.recorders:
@@ -127,6 +176,7 @@ class PackedRecorder(keras.callbacks.Callback):
             inputs = self.test_data if isinstance(self.test_data, tuple) else (self.test_data,)
             test_logs = self.model.evaluate(*inputs, batch_size=self.eval_batch_size, verbose=0,
                                             return_dict=True)
+        self.rank_probe.predict()
         for index, (recorder, name) in enumerate(zip(self.recorders, self.names)):
             recorder.record(epoch, copy_logs(logs, index, name),
                             copy_logs(test_logs, index, name))
@@ -218,7 +268,8 @@ def _run(config, configs, started):
                                                              labels_per_output=num_copies)
     try:
         recorders = []
-        for copy, loss, copy_config, directory in zip(copies, copy_losses, configs, directories):
+        rank_probe = JointRankProbe(copies, config.rank_layers, probe, config.eval_batch_size)
+        for index, (copy, loss, directory) in enumerate(zip(copies, copy_losses, directories)):
             if config.initial_logit_norm is not None:
                 norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
                              else 1.0)
@@ -226,11 +277,8 @@ def _run(config, configs, started):
                                               beta=norm_beta)
             guard = callbacks_lib.DivergenceGuard()
             guard.set_model(copy)
-            rank_tracker = representation.RankTracker(config.rank_layers, probe,
-                                                      batch_size=config.eval_batch_size)
-            rank_tracker.set_model(copy)
             recorder = callbacks_lib.EpochRecorder(directory, [], loss, guard,
-                                                   rank_tracker=rank_tracker,
+                                                   rank_tracker=rank_probe.for_copy(index),
                                                    optimizer=packed.optimizer)
             recorder.set_model(copy)
             recorders.append(recorder)
@@ -238,12 +286,14 @@ def _run(config, configs, started):
                      if loss.schedule is not None]
         callbacks.append(PackedRecorder(recorders, [copy.name for copy in copies],
                                         labels_for_outputs(test, num_copies),
-                                        config.eval_batch_size))
+                                        config.eval_batch_size, rank_probe))
         fit_started = time.time()
         with placement.training_scope():
             packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=labels_for_outputs(validation, num_copies),
                        callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        for directory in directories:
+            directory.wait()
         fit_seconds = time.time() - fit_started
         examples_per_epoch = steps_per_epoch * config.batch_size
         results = []

@@ -6,12 +6,14 @@ Layout:
     metrics.csv        one row per completed epoch
     result.json        status and summary, written when the run stops
     predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
-    checkpoints/       ckpt-<epochs>.weights.h5 (model + optimizer) and state.json
+    checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.checkpoint) and state.json
     tensorboard/       TensorBoard logs
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
 it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
+Commits run on a background thread, one at a time, so training goes on while they are written;
+`wait()` returns when the last one is on disk.
 """
 
 import csv
@@ -21,6 +23,7 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 
 import numpy as np
 
@@ -114,6 +117,8 @@ class RunDirectory:
     def __init__(self, path, writable=True):
         self.path = path
         self.writable = writable
+        self._commit_thread = None
+        self._commit_error = None
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -171,21 +176,42 @@ class RunDirectory:
             rows = [row for row in rows if row["epoch"] <= completed_epochs]
         return rows
 
-    def commit_epoch(self, model, rows, completed_epochs):
-        """Saves the checkpoint, then metrics.csv, then the state that points at both."""
+    def commit_epoch(self, arrays, rows, completed_epochs):
+        """Starts writing the checkpoint `arrays` (a `tc.checkpoint.snapshot`), then
+        metrics.csv, then the state that points at both, on a background thread.
+
+        Waits for the previous commit first; `wait()` waits for this one.
+        """
         if not self.writable:
             return
-        name = f"ckpt-{completed_epochs:05d}.weights.h5"
-        final = os.path.join(self.checkpoint_dir, name)
-        temporary = os.path.join(self.checkpoint_dir, f".tmp-{name}")
-        model.save_weights(temporary)
-        os.replace(temporary, final)
-        atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
-        atomic_write_json(self.file("checkpoints", "state.json"),
-                          {"completed_epochs": completed_epochs, "checkpoint": name})
-        for other in os.listdir(self.checkpoint_dir):
-            if other.startswith("ckpt-") and other != name:
-                os.remove(os.path.join(self.checkpoint_dir, other))
+        self.wait()
+        metrics_text = rows_to_csv(rows)
+        self._commit_thread = threading.Thread(
+            target=self._commit, args=(arrays, metrics_text, completed_epochs),
+            name=f"commit {self.path}", daemon=False)
+        self._commit_thread.start()
+
+    def wait(self):
+        """Returns when no commit is being written; raises the error of a failed one."""
+        if self._commit_thread is not None:
+            self._commit_thread.join()
+            self._commit_thread = None
+        error, self._commit_error = self._commit_error, None
+        if error is not None:
+            raise error
+
+    def _commit(self, arrays, metrics_text, completed_epochs):
+        try:
+            name = f"ckpt-{completed_epochs:05d}.npz"
+            atomic_write_arrays(os.path.join(self.checkpoint_dir, name), arrays)
+            atomic_write_text(self.file("metrics.csv"), metrics_text)
+            atomic_write_json(self.file("checkpoints", "state.json"),
+                              {"completed_epochs": completed_epochs, "checkpoint": name})
+            for other in os.listdir(self.checkpoint_dir):
+                if other.startswith("ckpt-") and other != name:
+                    os.remove(os.path.join(self.checkpoint_dir, other))
+        except Exception as error:  # raised on the training thread by wait()
+            self._commit_error = error
 
     def checkpoint_path(self, state):
         return os.path.join(self.checkpoint_dir, state["checkpoint"])
@@ -195,5 +221,9 @@ class RunDirectory:
             atomic_write_arrays(self.file("predictions.npz"), arrays)
 
     def write_result(self, result):
+        """Writes result.json once the last commit is on disk (a failed one is left to wait())."""
+        if self._commit_thread is not None:
+            self._commit_thread.join()
+            self._commit_thread = None
         if self.writable:
             atomic_write_json(self.file("result.json"), result)

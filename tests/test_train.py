@@ -53,7 +53,7 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     flags_text = (output / "flags.txt").read_text()
     assert f"--output_dir={output}\n" in flags_text and "--beta=1.0\n" in flags_text
     checkpoints = os.listdir(output / "checkpoints")
-    assert "state.json" in checkpoints and "ckpt-00030.weights.h5" in checkpoints
+    assert "state.json" in checkpoints and "ckpt-00030.npz" in checkpoints
     assert os.listdir(output / "tensorboard")
 
 
@@ -139,12 +139,8 @@ def test_divergence_stops_cleanly_without_a_nan_checkpoint(tmp_path):
     rows = read_rows(tmp_path / "run") if (tmp_path / "run" / "metrics.csv").exists() else []
     assert all(math.isfinite(row["train/loss"]) for row in rows)
     if state is not None:  # any checkpoint left is a finite one
-        import h5py
-
-        with h5py.File(tmp_path / "run" / "checkpoints" / state["checkpoint"]) as weights:
-            arrays = []
-            weights.visititems(lambda name, item: arrays.append(item[()])
-                               if hasattr(item, "shape") else None)
+        with np.load(tmp_path / "run" / "checkpoints" / state["checkpoint"]) as stored:
+            arrays = [stored[key] for key in stored.files]
         assert arrays and all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f")
 
 
@@ -253,3 +249,37 @@ def test_bad_probe_settings_fail_before_creating_the_run_directory(tmp_path, ove
     with pytest.raises(ValueError, match=match):
         experiment.run(small_config(tmp_path, **overrides))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_restores_weights_and_optimizer_state_exactly(tmp_path):
+    from tc import checkpoint
+    from tests.support import dense_model
+
+    model = dense_model(4, 3)
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.arange(32) % 3
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    arrays = checkpoint.snapshot(model)
+    directory = run_dir.RunDirectory(str(tmp_path / "run"))
+    directory.prepare("--flags\n")
+    directory.commit_epoch(arrays, [{"epoch": 1}], 1)
+    directory.wait()
+    state = directory.resume_state()
+    assert state == {"completed_epochs": 1, "checkpoint": "ckpt-00001.npz"}
+
+    fresh = dense_model(4, 3, seed=1)
+    fresh.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    fresh.optimizer.build(fresh.trainable_variables)
+    checkpoint.restore(fresh, directory.checkpoint_path(state))
+    restored = checkpoint.snapshot(fresh)
+    assert sorted(restored) == sorted(arrays) and any(k.startswith("optimizer") for k in arrays)
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(restored[key], value, err_msg=key)
+    # The next steps of the restored model are those of the original.
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    fresh.fit(x, y, epochs=1, batch_size=8, verbose=0, shuffle=False)
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="arrays"):
+        checkpoint.restore(dense_model(4, 3, hidden=8), directory.checkpoint_path(state))
