@@ -50,7 +50,10 @@ def numerical_rank(features, rtol=1e-3, center=True):
     """
     if not 0.0 < rtol < 1.0:
         raise ValueError(f"`rtol` must be in (0, 1); got {rtol!r}.")
-    sigma = singular_values(features, center)
+    return _numerical_rank_of(singular_values(features, center), rtol)
+
+
+def _numerical_rank_of(sigma, rtol):
     if sigma.size == 0 or sigma[0] == 0.0:
         return 0
     return int(np.sum(sigma > rtol * sigma[0]))
@@ -62,7 +65,10 @@ def effective_rank(features, center=True):
     It equals `r` when the matrix has `r` equal nonzero singular values, and lies between 1
     and the numerical rank otherwise.
     """
-    sigma = singular_values(features, center)
+    return _effective_rank_of(singular_values(features, center))
+
+
+def _effective_rank_of(sigma):
     total = sigma.sum()
     if total == 0.0:
         return 0.0
@@ -99,10 +105,13 @@ def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None
 
 def rank_row(activations, rtol=1e-3):
     """`{"rank/<layer>/numerical": int, "rank/<layer>/effective": float}` for each layer."""
+    if not 0.0 < rtol < 1.0:
+        raise ValueError(f"`rtol` must be in (0, 1); got {rtol!r}.")
     row = {}
     for name, features in activations.items():
-        row[f"rank/{name}/numerical"] = numerical_rank(features, rtol=rtol)
-        row[f"rank/{name}/effective"] = effective_rank(features)
+        sigma = singular_values(features)  # one SVD for both measures
+        row[f"rank/{name}/numerical"] = _numerical_rank_of(sigma, rtol)
+        row[f"rank/{name}/effective"] = _effective_rank_of(sigma)
     return row
 
 

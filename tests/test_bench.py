@@ -1,9 +1,12 @@
 """tc.bench: the throughput figures are well formed and the FLOP count is right (no timings)."""
 
+import json
+
 import keras
 import pytest
 
 from tc import bench
+from tests.support import run_python
 
 
 def test_forward_flops_count_a_dense_layer_exactly():
@@ -23,3 +26,37 @@ def test_measure_runs_the_training_path_and_reports_throughput():
     assert row["images_per_second"] > 0 and len(row["epoch_seconds"]) == 2
     if keras.backend.backend() == "jax":
         assert row["train_gflop_per_image"] > 0 and 0 < row["mfu"] < 1
+
+
+def test_help_documents_every_figure():
+    completed = run_python(["-m", "tc.bench", "--helpfull"])  # absl's help exits with 1
+    assert "--figures" in completed.stdout and "--copies" in completed.stdout, completed.stderr
+    for figure in bench.FIGURES:
+        assert figure in completed.stdout, figure
+    for term in ("Loss overhead", "Training throughput", "Training overhead", "Packed sweep"):
+        assert term in bench.__doc__
+
+
+def test_packed_sweep_figure_counts_every_copy(tmp_path):
+    out = tmp_path / "bench.json"
+    completed = run_python(["-m", "tc.bench", "--figures=packed_sweep", "--models=mlp",
+                            "--copies=2", "--epochs=2", "--samples=400", "--batch_size=100",
+                            "--mixed_precision=off", f"--out={out}"])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    figure = json.loads(out.read_text())["packed_sweep"]["mlp"]
+    assert figure["copies"] == 2 and figure["packed"] > 0 and figure["sequential"] > 0
+    assert figure["ratio"] == pytest.approx(figure["packed"] / figure["sequential"])
+    assert "packed sweep of 2 betas" in completed.stdout
+
+
+def test_without_a_gpu_the_default_run_gives_the_cpu_figures_and_says_what_it_skipped(tmp_path):
+    if bench.gpu_present():
+        pytest.skip("this machine has a GPU: the default run measures the GPU figures too")
+    out = tmp_path / "bench.json"
+    completed = run_python(["-m", "tc.bench", "--repeats=3", "--loss_shape=256,10",
+                            f"--out={out}"])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "training throughput skipped: no GPU found" in completed.stdout
+    ratios = json.loads(out.read_text())["loss_overhead"]["ratio_to_keras"]
+    assert set(ratios) == {"temperature_cross_entropy", "gradient_decay_cross_entropy"}
+    assert all(ratio > 0 for ratio in ratios.values())
