@@ -251,6 +251,15 @@ def predictions(model, loss, data, batch_size):
     return logits, np.asarray(labels)
 
 
+def scale_initial_logits(config, model, loss, probe):
+    """Rescales the readout to `--init_logit_norm`, if set: the mean ||beta z0|| on `probe`."""
+    if config.initial_logit_norm is None:
+        return
+    # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
+    norm_beta = beta_lib.variable_value(loss.beta) if config.loss == "temperature" else 1.0
+    layers.set_initial_logit_norm(model, probe, config.initial_logit_norm, beta=norm_beta)
+
+
 def _run(config, started, extra_callbacks):
     try:
         placement, dataset, steps_per_epoch, model, loss, probe_data = _prepare(config)
@@ -267,12 +276,8 @@ def _run(config, started, extra_callbacks):
             with placement.scope():
                 model.optimizer.build(model.trainable_variables)
             checkpoint.restore(model, run_dir.checkpoint_path(state))
-        elif config.initial_logit_norm is not None:
-            # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
-            norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
-                         else 1.0)
-            layers.set_initial_logit_norm(model, probe, config.initial_logit_norm,
-                                          beta=norm_beta)
+        else:
+            scale_initial_logits(config, model, loss, probe)
         guard = callbacks_lib.DivergenceGuard()
         rank_tracker = representation.RankTracker(config.rank_layers, probe,
                                                   batch_size=config.eval_batch_size)

@@ -37,7 +37,6 @@ from tc import callbacks as callbacks_lib
 from tc import (
     distribute,
     experiment,
-    layers,
     models,
     optimization,
     representation,
@@ -270,11 +269,7 @@ def _run(config, configs, started):
         recorders = []
         rank_probe = JointRankProbe(copies, config.rank_layers, probe, config.eval_batch_size)
         for index, (copy, loss, directory) in enumerate(zip(copies, copy_losses, directories)):
-            if config.initial_logit_norm is not None:
-                norm_beta = (beta_lib.variable_value(loss.beta) if config.loss == "temperature"
-                             else 1.0)
-                layers.set_initial_logit_norm(copy, probe, config.initial_logit_norm,
-                                              beta=norm_beta)
+            experiment.scale_initial_logits(config, copy, loss, probe)
             guard = callbacks_lib.DivergenceGuard()
             guard.set_model(copy)
             recorder = callbacks_lib.EpochRecorder(directory, [], loss, guard,
