@@ -46,6 +46,14 @@ def split_logs(logs):
     return {**_renamed(train, "train"), **_renamed(validation, "val")}
 
 
+def evaluate(model, data, batch_size):
+    """`model.evaluate`'s logs on `data`: (x, y) arrays or a dataset of batches; None for None."""
+    if data is None:
+        return None
+    inputs = data if isinstance(data, tuple) else (data,)
+    return model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True)
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """Records one metrics row per epoch and commits it with a checkpoint (see module doc).
 
@@ -76,13 +84,8 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
             return
-        test_logs = None
-        if self.test_data is not None:
-            # (x, y) arrays, or a dataset of (x, y) batches.
-            inputs = self.test_data if isinstance(self.test_data, tuple) else (self.test_data,)
-            test_logs = self.model.evaluate(*inputs, batch_size=self.eval_batch_size, verbose=0,
-                                            return_dict=True)
-        self.record(epoch, logs or {}, test_logs)
+        self.record(epoch, logs or {},
+                    evaluate(self.model, self.test_data, self.eval_batch_size))
 
     def record(self, epoch, logs, test_logs=None):
         """Checks, measures and commits epoch `epoch` from its Keras and test logs."""

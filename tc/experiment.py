@@ -11,6 +11,7 @@ fails before the run directory is created. A restarted run resumes from its last
 epoch; see `tc.run_dir`.
 """
 
+import contextlib
 import dataclasses
 import platform
 import time
@@ -41,6 +42,8 @@ STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
 
 class ConfigurationError(ValueError):
     """Bad input found before the run started: nothing was written."""
+
+
 # Streamed (imagenet) data is augmented by tf.data; in-memory data can be, on the device.
 AUGMENTED_ON_HOST = ("imagenet",)
 
@@ -159,11 +162,18 @@ def run(config, extra_callbacks=()):
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
     started = time.time()
+    with precision_policy(config):
+        return _run(config, started, extra_callbacks)
+
+
+@contextlib.contextmanager
+def precision_policy(config):
+    """Keras's dtype policy set to `--mixed_precision` inside, restored after."""
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision != "off":
         keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
     try:
-        return _run(config, started, extra_callbacks)
+        yield
     finally:
         keras.config.set_dtype_policy(previous_policy)
 

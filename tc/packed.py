@@ -170,15 +170,11 @@ class PackedRecorder(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        test_logs = {}
-        if self.test_data is not None:
-            inputs = self.test_data if isinstance(self.test_data, tuple) else (self.test_data,)
-            test_logs = self.model.evaluate(*inputs, batch_size=self.eval_batch_size, verbose=0,
-                                            return_dict=True)
+        test_logs = callbacks_lib.evaluate(self.model, self.test_data, self.eval_batch_size)
         self.rank_probe.predict()
         for index, (recorder, name) in enumerate(zip(self.recorders, self.names)):
             recorder.record(epoch, copy_logs(logs, index, name),
-                            copy_logs(test_logs, index, name))
+                            copy_logs(test_logs or {}, index, name))
         if all(recorder.guard.diverged_at for recorder in self.recorders):
             self.model.stop_training = True
 
@@ -194,13 +190,8 @@ def run(config):
     except ValueError as error:
         raise experiment.ConfigurationError(str(error)) from None
     started = time.time()
-    previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision != "off":
-        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
-    try:
+    with experiment.precision_policy(config):
         return _run(config, copy_configs(config), started)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def _prepare(config, configs):
