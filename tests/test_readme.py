@@ -86,7 +86,8 @@ def test_readme_test_command_is_ci():
     assert "\n   .ci/run\n" in README
     ci = (ROOT / ".ci" / "run").read_text()
     assert "requirements-dev.txt" in ci and "python -m pytest" in ci
-    assert "for backend in tensorflow jax" in ci
+    for backend in ("tensorflow", "jax"):
+        assert f"KERAS_BACKEND={backend} python -m pytest -q" in ci, backend
 
 
 @pytest.mark.parametrize("requirement", ["tensorflow==2.21.0", "keras==3.15.1",
