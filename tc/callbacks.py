@@ -11,6 +11,7 @@ import time
 
 import keras
 from keras import ops
+from keras.src import utils
 
 from tc import beta as beta_lib
 from tc import checkpoint
@@ -44,6 +45,29 @@ def split_logs(logs):
     train = {k: v for k, v in logs.items() if not k.startswith("val_")}
     validation = {k[len("val_"):]: v for k, v in logs.items() if k.startswith("val_")}
     return {**_renamed(train, "train"), **_renamed(validation, "val")}
+
+
+class StepQuietCallbackList(keras.callbacks.CallbackList):
+    """Keras's CallbackList, minus the per-step log conversion when no callback reads it.
+
+    Before its batch-end hooks, Keras converts every step's logs to Python floats: on the
+    training thread (the host then waits for the device every step) or, when every callback is
+    async-safe, on a worker thread, which on JAX crashed the process reading arrays of a step
+    already handed to the next. tc's callbacks read nothing per step, so this list skips the
+    hooks and the conversion unless a callback (a progress bar, a user's) defines one.
+    """
+
+    def __init__(self, callbacks, model, epochs, steps, verbose):
+        super().__init__(callbacks, add_history=True, add_progbar=verbose != 0,
+                         verbose=verbose, epochs=epochs, steps=steps, model=model)
+        self._async_train = False
+        self._reads_steps = any(not utils.is_default(callback.on_train_batch_end)
+                                or not utils.is_default(callback.on_batch_end)
+                                for callback in self.callbacks)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._reads_steps:
+            super().on_train_batch_end(batch, logs)
 
 
 def evaluate(model, data, batch_size):

@@ -306,7 +306,9 @@ def _run(config, started, extra_callbacks):
             with placement.training_scope():
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=validation,
-                          callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                          callbacks=callbacks_lib.StepQuietCallbackList(
+                              callbacks, model, config.epochs, steps_per_epoch, config.verbose),
+                          verbose=config.verbose, shuffle=False)
         run_dir.wait()
         trained_epochs = len(recorder.rows) - initial_epoch
         trained_examples = trained_epochs * steps_per_epoch * config.batch_size

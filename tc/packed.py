@@ -277,7 +277,9 @@ def _run(config, configs, started):
         with placement.training_scope():
             packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=labels_for_outputs(validation, num_copies),
-                       callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                       callbacks=callbacks_lib.StepQuietCallbackList(
+                           callbacks, packed, config.epochs, steps_per_epoch, config.verbose),
+                       verbose=config.verbose, shuffle=False)
         for directory in directories:
             directory.wait()
         fit_seconds = time.time() - fit_started
