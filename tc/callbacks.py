@@ -1,8 +1,9 @@
 """The callbacks of a tc run: divergence guard and per-epoch record (metrics, ranks, checkpoint).
 
 A run's epoch ends in this order: Keras validation, then `EpochRecorder`: test evaluation,
-a finiteness check, ranks of the tracked layers, then the atomic commit of checkpoint,
-metrics.csv and resume state. A non-finite loss or weight stops the run as diverged and
+a snapshot of the variables and its finiteness check, the activations of the tracked layers,
+then the atomic commit (on a background thread) of their ranks, checkpoint, metrics.csv and
+resume state. A non-finite loss or weight stops the run as diverged and
 commits nothing, so the last checkpoint on disk is always a good one.
 """
 
@@ -51,23 +52,37 @@ class StepQuietCallbackList(keras.callbacks.CallbackList):
     """Keras's CallbackList, minus the per-step log conversion when no callback reads it.
 
     Before its batch-end hooks, Keras converts every step's logs to Python floats: on the
-    training thread (the host then waits for the device every step) or, when every callback is
+    calling thread (the host then waits for the device every step) or, when every callback is
     async-safe, on a worker thread, which on JAX crashed the process reading arrays of a step
     already handed to the next. tc's callbacks read nothing per step, so this list skips the
-    hooks and the conversion unless a callback (a progress bar, a user's) defines one.
+    batch-end hooks of training, evaluation and prediction, and their conversion, unless a
+    callback (a progress bar, a user's) defines one.
     """
 
-    def __init__(self, callbacks, model, epochs, steps, verbose):
-        super().__init__(callbacks, add_history=True, add_progbar=verbose != 0,
-                         verbose=verbose, epochs=epochs, steps=steps, model=model)
-        self._async_train = False
-        self._reads_steps = any(not utils.is_default(callback.on_train_batch_end)
-                                or not utils.is_default(callback.on_batch_end)
-                                for callback in self.callbacks)
+    def __init__(self, callbacks=(), model=None, verbose=0, add_history=False, **params):
+        super().__init__(list(callbacks), add_history=add_history, add_progbar=verbose != 0,
+                         verbose=verbose, model=model, **params)
+        self._async_train = self._async_test = self._async_predict = False
+
+        def read(*hooks):
+            return any(not utils.is_default(getattr(callback, hook))
+                       for callback in self.callbacks for hook in hooks)
+
+        self._reads_train_steps = read("on_train_batch_end", "on_batch_end")
+        self._reads_test_steps = read("on_test_batch_end")
+        self._reads_predict_steps = read("on_predict_batch_end")
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._reads_steps:
+        if self._reads_train_steps:
             super().on_train_batch_end(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self._reads_test_steps:
+            super().on_test_batch_end(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self._reads_predict_steps:
+            super().on_predict_batch_end(batch, logs)
 
 
 def evaluate(model, data, batch_size):
@@ -75,7 +90,8 @@ def evaluate(model, data, batch_size):
     if data is None:
         return None
     inputs = data if isinstance(data, tuple) else (data,)
-    return model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True)
+    return model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True,
+                          callbacks=StepQuietCallbackList(model=model))
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -120,16 +136,15 @@ class EpochRecorder(keras.callbacks.Callback):
         row.update(split_logs(logs))
         if test_logs:
             row.update(_renamed(test_logs, "test"))
-        arrays = checkpoint.snapshot(self.model)
-        if not math.isfinite(row.get("train/loss", 0.0)) or not checkpoint.is_finite(arrays):
+        snapshot = checkpoint.snapshot(self.model)
+        if not math.isfinite(row.get("train/loss", 0.0)) or not snapshot.finite:
             self.guard.mark(epoch, "end", "non-finite loss or weights at the end of the epoch")
             return
-        if self.rank_tracker is not None:
-            row.update(self.rank_tracker.measure())
+        ranks = self.rank_tracker.measure_later() if self.rank_tracker is not None else None
         self.rows.append(row)
-        self.run_dir.commit_epoch(arrays, self.rows, epoch + 1)
-        # Everything the epoch cost on the training thread: training, validation, test, ranks
-        # and the checkpoint snapshot (the first epoch includes compilation; the files are
-        # written in the background). Kept out of metrics.csv, which must be identical
+        self.run_dir.commit_epoch(snapshot, self.rows, epoch + 1, finish_row=ranks)
+        # Everything the epoch cost on the training thread: training, validation, test, the
+        # snapshot and the rank activations (the first epoch includes compilation; the SVDs
+        # and the files run in the background). Kept out of metrics.csv, which must be identical
         # between identical runs.
         self.epoch_seconds.append(time.perf_counter() - self._epoch_started)

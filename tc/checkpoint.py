@@ -1,13 +1,20 @@
 """A run's checkpoint: the model's weights and its optimizer's state, as arrays in one `.npz`.
 
-`snapshot(model)` copies every variable to host memory in a fixed order (`model_0000`, ... for
-`model.weights`, then `optimizer_0000`, ... for `model.optimizer.variables`); `restore` assigns
-them back to a model built the same way. Taking the snapshot is the only part on the training
-thread: `tc.run_dir.RunDirectory.commit_epoch` writes it in the background while the next epoch
+`snapshot(model)` copies every variable in a fixed order (`model_0000`, ... for
+`model.weights`, then `optimizer_0000`, ... for `model.optimizer.variables`) and checks them for
+NaN and infinity; `restore` assigns them back to a model built the same way.
+
+The copies are taken on the device (on JAX, by one compiled call), and the host reads back
+only the finiteness flag. Reading every variable to the host made the host wait for one transfer
+per variable, 140-240 ms per epoch for a CIFAR ResNet-18 on an H100. The copies reach host memory
+on the thread of `tc.run_dir.RunDirectory.commit_epoch`, which writes them while the next epoch
 trains. Checkpoints of earlier tc versions (`.weights.h5`) are restored with Keras's
 `load_weights`.
 """
 
+import functools
+
+import keras
 import numpy as np
 from keras import ops
 
@@ -21,15 +28,47 @@ def _variables(model):
             for group, variables in groups for index, variable in enumerate(variables)]
 
 
+def _copies_and_finiteness(values):
+    """Copies of `values` and whether every floating-point one is finite, as tensors."""
+    copies = [ops.copy(value) for value in values]
+    flags = [ops.all(ops.isfinite(value)) for value in values
+             if keras.backend.is_float_dtype(keras.backend.standardize_dtype(value.dtype))]
+    return copies, ops.all(ops.stack(flags)) if flags else ops.convert_to_tensor(True)
+
+
+@functools.cache
+def _compiled_copies_and_finiteness():
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.jit(_copies_and_finiteness)
+    return _copies_and_finiteness
+
+
+class Snapshot:
+    """Copies of a model's variables taken at one instant, and whether they are all finite.
+
+    `finite` was read when the snapshot was taken; `arrays()` moves the copies to host memory as
+    `{key: numpy array}` (call it off the training thread).
+    """
+
+    def __init__(self, keys, copies, finite):
+        self.keys = list(keys)
+        self._copies = copies
+        self.finite = finite
+
+    def arrays(self):
+        return {key: np.array(ops.convert_to_numpy(copy))
+                for key, copy in zip(self.keys, self._copies)}
+
+
 def snapshot(model):
-    """`{key: numpy array}` of every model and optimizer variable."""
-    return {key: np.array(ops.convert_to_numpy(variable)) for key, variable in _variables(model)}
-
-
-def is_finite(arrays):
-    """True when no floating-point array of a snapshot holds a NaN or an infinity."""
-    return all(np.all(np.isfinite(array)) for array in arrays.values()
-               if np.issubdtype(array.dtype, np.floating))
+    """A `Snapshot` of every model and optimizer variable."""
+    variables = _variables(model)
+    values = [variable.value for _, variable in variables]
+    copies, finite = _compiled_copies_and_finiteness()(values)
+    return Snapshot([key for key, _ in variables], copies,
+                    bool(ops.convert_to_numpy(finite)))
 
 
 def restore(model, path):

@@ -307,7 +307,8 @@ def _run(config, started, extra_callbacks):
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=validation,
                           callbacks=callbacks_lib.StepQuietCallbackList(
-                              callbacks, model, config.epochs, steps_per_epoch, config.verbose),
+                              callbacks, model, config.verbose, add_history=True,
+                              epochs=config.epochs, steps=steps_per_epoch),
                           verbose=config.verbose, shuffle=False)
         run_dir.wait()
         trained_epochs = len(recorder.rows) - initial_epoch

@@ -131,8 +131,9 @@ class JointRankProbe:
     def predict(self):
         if self.extractor is None:
             return
-        outputs = self.extractor.predict(self.probe_inputs, batch_size=self.batch_size,
-                                         verbose=0)
+        outputs = self.extractor.predict(
+            self.probe_inputs, batch_size=self.batch_size, verbose=0,
+            callbacks=callbacks_lib.StepQuietCallbackList(model=self.extractor))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         count = len(self.layer_names)
         self.activations = [dict(zip(self.layer_names, outputs[start:start + count]))
@@ -149,8 +150,11 @@ class CopyRanks:
         self.probe = probe
         self.index = index
 
-    def measure(self):
-        return representation.rank_row(self.probe.activations[self.index], self.probe.rtol)
+    def measure_later(self):
+        if not self.probe.layer_names:
+            return None
+        activations = self.probe.activations[self.index]
+        return lambda: representation.rank_row(activations, self.probe.rtol)
 
 
 class PackedRecorder(keras.callbacks.Callback):
@@ -278,7 +282,8 @@ def _run(config, configs, started):
             packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=labels_for_outputs(validation, num_copies),
                        callbacks=callbacks_lib.StepQuietCallbackList(
-                           callbacks, packed, config.epochs, steps_per_epoch, config.verbose),
+                           callbacks, packed, config.verbose, add_history=True,
+                           epochs=config.epochs, steps=steps_per_epoch),
                        verbose=config.verbose, shuffle=False)
         for directory in directories:
             directory.wait()

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tc.callbacks import StepQuietCallbackList
+
 
 def _feature_matrix(features, center):
     matrix = np.asarray(ops.convert_to_numpy(features), dtype=np.float64)
@@ -97,7 +99,8 @@ def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None
     """
     layer_names = list(layer_names)
     extractor = extractor or activation_model(model, layer_names)
-    outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0)
+    outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0,
+                                callbacks=StepQuietCallbackList(model=extractor))
     if len(layer_names) == 1:
         outputs = [outputs]
     return {name: np.asarray(output) for name, output in zip(layer_names, outputs)}
@@ -144,11 +147,18 @@ class RankTracker(keras.callbacks.Callback):
 
     def measure(self):
         """The rank row of the model as it is now."""
+        later = self.measure_later()
+        return later() if later is not None else {}
+
+    def measure_later(self):
+        """`measure`, split in two: the activations are taken now, and the returned callable
+        computes their ranks (the SVDs) when called, e.g. on another thread; None when no
+        layer is tracked."""
         if self._extractor is None:
-            return {}
+            return None
         activations = layer_activations(self.model, self.layer_names, self.probe_inputs,
                                         self.batch_size, extractor=self._extractor)
-        return rank_row(activations, self.rtol)
+        return lambda: rank_row(activations, self.rtol)
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.measure()

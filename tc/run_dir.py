@@ -176,18 +176,20 @@ class RunDirectory:
             rows = [row for row in rows if row["epoch"] <= completed_epochs]
         return rows
 
-    def commit_epoch(self, arrays, rows, completed_epochs):
-        """Starts writing the checkpoint `arrays` (a `tc.checkpoint.snapshot`), then
-        metrics.csv, then the state that points at both, on a background thread.
+    def commit_epoch(self, snapshot, rows, completed_epochs, finish_row=None):
+        """Writes a `tc.checkpoint.Snapshot`, then metrics.csv, then the state that points at
+        both, on a background thread.
 
-        Waits for the previous commit first; `wait()` waits for this one.
+        `finish_row`, if given, returns more columns of the last row (the ranks); it runs on
+        that thread first. Waits for the previous commit first; `wait()` waits for this one.
         """
         if not self.writable:
+            if finish_row is not None:
+                rows[-1].update(finish_row())
             return
         self.wait()
-        metrics_text = rows_to_csv(rows)
         self._commit_thread = threading.Thread(
-            target=self._commit, args=(arrays, metrics_text, completed_epochs),
+            target=self._commit, args=(snapshot, list(rows), completed_epochs, finish_row),
             name=f"commit {self.path}", daemon=False)
         self._commit_thread.start()
 
@@ -200,11 +202,13 @@ class RunDirectory:
         if error is not None:
             raise error
 
-    def _commit(self, arrays, metrics_text, completed_epochs):
+    def _commit(self, snapshot, rows, completed_epochs, finish_row):
         try:
+            if finish_row is not None:
+                rows[-1].update(finish_row())
             name = f"ckpt-{completed_epochs:05d}.npz"
-            atomic_write_arrays(os.path.join(self.checkpoint_dir, name), arrays)
-            atomic_write_text(self.file("metrics.csv"), metrics_text)
+            atomic_write_arrays(os.path.join(self.checkpoint_dir, name), snapshot.arrays())
+            atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
             atomic_write_json(self.file("checkpoints", "state.json"),
                               {"completed_epochs": completed_epochs, "checkpoint": name})
             for other in os.listdir(self.checkpoint_dir):
