@@ -58,7 +58,7 @@ class Snapshot:
         self.finite = finite
 
     def arrays(self):
-        return {key: np.array(ops.convert_to_numpy(copy))
+        return {key: np.asarray(ops.convert_to_numpy(copy))
                 for key, copy in zip(self.keys, self._copies)}
 
 

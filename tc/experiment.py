@@ -104,8 +104,10 @@ def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
         train = iter(device_stream.DeviceStream(dataset, config.batch_size, config.seed,
                                                 initial_epoch, config.epochs,
                                                 labels_per_output=labels_per_output))
-        validation = dataset.arrays("validation") if has_validation else None
-        test = dataset.arrays("test")
+        # Evaluation splits stay on the device too: no host-to-device copy every epoch.
+        validation = (device_stream.on_device(dataset.arrays("validation")) if has_validation
+                      else None)
+        test = device_stream.on_device(dataset.arrays("test"))
         probe = test[0][:config.rank_probe_size]
         return train, validation, test, probe
     train = dataset.tf_dataset("train", config.batch_size, seed=config.seed,
@@ -306,6 +308,7 @@ def _run(config, started, extra_callbacks):
             with placement.training_scope():
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
                           steps_per_epoch=steps_per_epoch, validation_data=validation,
+                          validation_batch_size=config.eval_batch_size,
                           callbacks=callbacks_lib.StepQuietCallbackList(
                               callbacks, model, config.verbose, add_history=True,
                               epochs=config.epochs, steps=steps_per_epoch),

@@ -281,6 +281,7 @@ def _run(config, configs, started):
         with placement.training_scope():
             packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=labels_for_outputs(validation, num_copies),
+                       validation_batch_size=config.eval_batch_size,
                        callbacks=callbacks_lib.StepQuietCallbackList(
                            callbacks, packed, config.verbose, add_history=True,
                            epochs=config.epochs, steps=steps_per_epoch),

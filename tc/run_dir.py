@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import threading
+import zipfile
 
 import numpy as np
 
@@ -60,9 +61,26 @@ def _read_text(path):
         return handle.read()
 
 
+def write_npz(handle, arrays):
+    """`np.savez(handle, **arrays)`, writing each array from its own memory.
+
+    `np.savez` copies arrays into 16 MiB byte strings before writing them, holding Python's
+    interpreter lock for each copy; checkpoints are written by a thread while the training
+    thread dispatches steps, which then had to wait for the lock (GPU steps slowed by up to 30%
+    while a ResNet-18 checkpoint was written). Checksums and writes of large buffers release it.
+    """
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            array = np.require(array, requirements="C")
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(
+                    member, np.lib.format.header_data_from_array_1_0(array))
+                member.write(array.reshape(-1).view(np.uint8).data)
+
+
 def atomic_write_arrays(path, arrays):
     """Writes `{name: array}` as an uncompressed `.npz` file, atomically."""
-    _atomic_write(path, lambda handle: np.savez(handle, **arrays), "wb")
+    _atomic_write(path, lambda handle: write_npz(handle, arrays), "wb")
 
 
 def _json_safe(value):

@@ -83,3 +83,19 @@ def test_labels_are_repeated_for_each_output():
     assert len(labels) == 3 and x.shape == (32, *dataset.input_shape)
     for copy in labels:
         np.testing.assert_array_equal(copy, labels[0])
+
+
+def test_a_compiled_stream_batch_equals_the_eager_one_with_integer_seeds():
+    # On JAX a stream makes each batch in one compiled call with seed arrays; it must draw the
+    # augmentation an eager `make_batch` with the integer seeds draws.
+    dataset = images_dataset("cifar", count=32)
+    stream = device_stream.DeviceStream(dataset, 16, seed=7, first_epoch=0, last_epoch=2)
+    index = base.epoch_order(32, 7, 1)[16:32]
+    x, y = (ops.convert_to_numpy(part) for part in stream.batch(1, 1, index))
+    eager_x, eager_y = device_stream.make_batch(
+        stream.x, stream.y, ops.convert_to_tensor(index.astype(np.int32)), stream.seeds(1, 1),
+        dataset.spec)
+    np.testing.assert_array_equal(y, ops.convert_to_numpy(eager_y))
+    np.testing.assert_allclose(x, ops.convert_to_numpy(eager_x), rtol=1e-6, atol=1e-6)
+    other_x = ops.convert_to_numpy(stream.batch(1, 2, index)[0])
+    assert not np.allclose(x, other_x)  # another step, other translations and flips

@@ -251,6 +251,20 @@ def test_bad_probe_settings_fail_before_creating_the_run_directory(tmp_path, ove
     assert not (tmp_path / "run").exists()
 
 
+def test_checkpoint_files_hold_what_np_savez_would_write(tmp_path):
+    arrays = {"matrix": np.arange(12.0).reshape(3, 4).T, "scalar": np.array(3, np.int64),
+              "empty": np.zeros((0, 5), np.float32), "flag": np.array(True),
+              "weights": np.random.default_rng(0).normal(size=(300, 70)).astype(np.float32)}
+    run_dir.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays)
+    np.savez(tmp_path / "numpy.npz", **arrays)
+    with np.load(tmp_path / "ours.npz") as ours, np.load(tmp_path / "numpy.npz") as reference:
+        assert ours.files == reference.files
+        for key in reference.files:
+            assert ours[key].dtype == reference[key].dtype
+            assert ours[key].shape == reference[key].shape
+            np.testing.assert_array_equal(ours[key], reference[key])
+
+
 def test_a_snapshot_keeps_its_instant_through_later_steps_and_flags_non_finite_weights():
     from tc import checkpoint
     from tests.support import dense_model

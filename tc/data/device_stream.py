@@ -36,23 +36,52 @@ def normalize(x, spec):
     return (x - mean) / std
 
 
-def pad_crop_flip(images, seed, flip=True):
+def pad_crop_flip(images, seeds, flip=True):
     """Random `PAD`-pixel translation (zero padding) and, with `flip`, horizontal flip.
 
     `images` is a `(B, H, W, C)` batch; each image gets its own offset in `[0, 2 * PAD]` on each
-    axis and its own coin for the flip, all drawn from the integer `seed`.
+    axis and its own coin for the flip. `seeds` is `(translation seed, flip seed)`: integers, or
+    on JAX their `[seed, 0]` uint32 seed arrays.
     """
     batch, height, width = (int(d) for d in images.shape[:3])
     padded = ops.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    offsets = keras.random.randint((batch, 2), 0, 2 * PAD + 1, seed=seed)
+    offsets = keras.random.randint((batch, 2), 0, 2 * PAD + 1, seed=seeds[0])
     rows = offsets[:, :1] + ops.arange(height, dtype="int32")[None, :]
     columns = offsets[:, 1:] + ops.arange(width, dtype="int32")[None, :]
     cropped = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
     cropped = ops.take_along_axis(cropped, columns[:, None, :, None], axis=2)
     if not flip:
         return cropped
-    coins = keras.random.uniform((batch, 1, 1, 1), seed=seed + 1) < 0.5
+    coins = keras.random.uniform((batch, 1, 1, 1), seed=seeds[1]) < 0.5
     return ops.where(coins, ops.flip(cropped, axis=2), cropped)
+
+
+def on_device(arrays):
+    """`(x, y)` numpy arrays as backend tensors on the default device."""
+    return tuple(ops.convert_to_tensor(array) for array in arrays)
+
+
+def make_batch(x_all, y_all, index, seeds, spec):
+    """The examples at `index` of the raw split, augmented with `seeds` and normalized."""
+    x = ops.take(x_all, index, axis=0)
+    if spec.preprocessing in AUGMENTED_ON_DEVICE:
+        x = pad_crop_flip(x, seeds, flip=spec.preprocessing == "cifar")
+    return normalize(x, spec), ops.take(y_all, index, axis=0)
+
+
+def _compiled_make_batch(spec):
+    """`make_batch` for `spec` as one compiled call on JAX (the host then dispatches one
+    program per step, not a dozen ops), and eager elsewhere."""
+    if keras.backend.backend() != "jax":
+        return lambda x_all, y_all, index, seeds: make_batch(x_all, y_all, index, seeds, spec)
+    import jax
+
+    compiled = jax.jit(lambda x_all, y_all, index, seeds: make_batch(x_all, y_all, index, seeds,
+                                                                    spec))
+    return lambda x_all, y_all, index, seeds: compiled(
+        # Keras's JAX random functions take a seed array as is: `[seed, 0]` is what an
+        # integer seed becomes, so both paths draw the same numbers.
+        x_all, y_all, index, tuple(np.array([seed, 0], np.uint32) for seed in seeds))
 
 
 class DeviceStream:
@@ -73,18 +102,20 @@ class DeviceStream:
         self.seed = int(seed)
         self.epochs = range(first_epoch, last_epoch)
         self.labels_per_output = labels_per_output
+        self._make_batch = _compiled_make_batch(self.spec)
+
+    def seeds(self, epoch, step):
+        """The augmentation seeds of a step: `(translation seed, flip seed)`."""
+        seed = ((self.seed * SEED_STRIDE + epoch) * SEED_STRIDE + 2 * step) % (2**31 - 2)
+        return seed, seed + 1
 
     def batch(self, epoch, step, index):
         """The batch of `index` (positions in the raw split), augmented with (epoch, step)."""
         index = ops.convert_to_tensor(index.astype(np.int32))
-        x = ops.take(self.x, index, axis=0)
-        if self.spec.preprocessing in AUGMENTED_ON_DEVICE:
-            seed = (self.seed * SEED_STRIDE + epoch) * SEED_STRIDE + 2 * step
-            x = pad_crop_flip(x, seed % (2**31 - 2), flip=self.spec.preprocessing == "cifar")
-        y = ops.take(self.y, index, axis=0)
+        x, y = self._make_batch(self.x, self.y, index, self.seeds(epoch, step))
         if self.labels_per_output > 1:
             y = (y,) * self.labels_per_output
-        return normalize(x, self.spec), y
+        return x, y
 
     def __iter__(self):
         stop = self.num_examples - self.num_examples % self.batch_size
