@@ -58,8 +58,13 @@ class Snapshot:
         self.finite = finite
 
     def arrays(self):
-        return {key: np.asarray(ops.convert_to_numpy(copy))
-                for key, copy in zip(self.keys, self._copies)}
+        if keras.backend.backend() == "jax":
+            import jax
+
+            values = jax.device_get(self._copies)  # one batched transfer
+        else:
+            values = [ops.convert_to_numpy(copy) for copy in self._copies]
+        return {key: np.asarray(value) for key, value in zip(self.keys, values)}
 
 
 def snapshot(model):

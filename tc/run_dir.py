@@ -12,10 +12,11 @@ Layout:
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
 it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
-Commits run on a background thread, one at a time, so training goes on while they are written;
-`wait()` returns when the last one is on disk.
+Commits run on a background thread (one for the whole process), one at a time, so training goes
+on while they are written; `wait()` returns when the last one is on disk.
 """
 
+import concurrent.futures
 import csv
 import io
 import json
@@ -23,10 +24,15 @@ import math
 import os
 import shutil
 import tempfile
-import threading
 import zipfile
 
 import numpy as np
+
+
+# One writer thread for every run directory of the process: the K copies of a packed sweep commit
+# one after another, rather than K threads contending with the training thread for the
+# interpreter lock.
+_WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tc-commit")
 
 
 class RunDirectoryConflict(ValueError):
@@ -135,8 +141,7 @@ class RunDirectory:
     def __init__(self, path, writable=True):
         self.path = path
         self.writable = writable
-        self._commit_thread = None
-        self._commit_error = None
+        self._pending_commit = None
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -206,34 +211,26 @@ class RunDirectory:
                 rows[-1].update(finish_row())
             return
         self.wait()
-        self._commit_thread = threading.Thread(
-            target=self._commit, args=(snapshot, list(rows), completed_epochs, finish_row),
-            name=f"commit {self.path}", daemon=False)
-        self._commit_thread.start()
+        self._pending_commit = _WRITER.submit(self._commit, snapshot, list(rows),
+                                              completed_epochs, finish_row)
 
     def wait(self):
         """Returns when no commit is being written; raises the error of a failed one."""
-        if self._commit_thread is not None:
-            self._commit_thread.join()
-            self._commit_thread = None
-        error, self._commit_error = self._commit_error, None
-        if error is not None:
-            raise error
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is not None:
+            pending.result()
 
     def _commit(self, snapshot, rows, completed_epochs, finish_row):
-        try:
-            if finish_row is not None:
-                rows[-1].update(finish_row())
-            name = f"ckpt-{completed_epochs:05d}.npz"
-            atomic_write_arrays(os.path.join(self.checkpoint_dir, name), snapshot.arrays())
-            atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
-            atomic_write_json(self.file("checkpoints", "state.json"),
-                              {"completed_epochs": completed_epochs, "checkpoint": name})
-            for other in os.listdir(self.checkpoint_dir):
-                if other.startswith("ckpt-") and other != name:
-                    os.remove(os.path.join(self.checkpoint_dir, other))
-        except Exception as error:  # raised on the training thread by wait()
-            self._commit_error = error
+        if finish_row is not None:
+            rows[-1].update(finish_row())
+        name = f"ckpt-{completed_epochs:05d}.npz"
+        atomic_write_arrays(os.path.join(self.checkpoint_dir, name), snapshot.arrays())
+        atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
+        atomic_write_json(self.file("checkpoints", "state.json"),
+                          {"completed_epochs": completed_epochs, "checkpoint": name})
+        for other in os.listdir(self.checkpoint_dir):
+            if other.startswith("ckpt-") and other != name:
+                os.remove(os.path.join(self.checkpoint_dir, other))
 
     def checkpoint_path(self, state):
         return os.path.join(self.checkpoint_dir, state["checkpoint"])
@@ -244,8 +241,7 @@ class RunDirectory:
 
     def write_result(self, result):
         """Writes result.json once the last commit is on disk (a failed one is left to wait())."""
-        if self._commit_thread is not None:
-            self._commit_thread.join()
-            self._commit_thread = None
+        if self._pending_commit is not None:
+            concurrent.futures.wait([self._pending_commit])
         if self.writable:
             atomic_write_json(self.file("result.json"), result)
