@@ -13,8 +13,10 @@
    10,240 of them):
    - **img/s**: training examples per second after the first epoch (which includes
      compilation): `steps x batch / median epoch time` over epochs 2 and later, the epoch time
-     including all of tc.train's epoch-end work: validation and test passes, ranks and the
-     checkpoint snapshot (use 4 or more epochs: the second one can still include a retrace);
+     including all of tc.train's epoch-end work on the training thread: validation and test
+     passes, the rank probe's forward pass and the checkpoint snapshot (the SVDs and files are
+     written by a background thread; use 4 or more epochs: the second one can still include a
+     retrace);
    - **GFLOP/img**: model FLOPs of one training step per example, counted as 3x the forward
      FLOPs (the backward pass costs about twice the forward). The forward FLOPs are XLA's cost
      analysis of the forward pass lowered for the CPU, on the JAX backend, before compilation
