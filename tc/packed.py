@@ -131,10 +131,8 @@ class JointRankProbe:
     def predict(self):
         if self.extractor is None:
             return
-        outputs = self.extractor.predict(
-            self.probe_inputs, batch_size=self.batch_size, verbose=0,
-            callbacks=callbacks_lib.StepQuietCallbackList(model=self.extractor))
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = representation.extractor_outputs(self.extractor, self.probe_inputs,
+                                                    self.batch_size)
         count = len(self.layer_names)
         self.activations = [dict(zip(self.layer_names, outputs[start:start + count]))
                             for start in range(0, len(outputs), count)]

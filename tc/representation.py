@@ -50,9 +50,13 @@ def numerical_rank(features, rtol=1e-3, center=True):
         rtol: the relative threshold `gamma` (paper 3 uses about 1e-3).
         center: subtract the mean over examples first.
     """
+    _check_rtol(rtol)
+    return _numerical_rank_of(singular_values(features, center), rtol)
+
+
+def _check_rtol(rtol):
     if not 0.0 < rtol < 1.0:
         raise ValueError(f"`rtol` must be in (0, 1); got {rtol!r}.")
-    return _numerical_rank_of(singular_values(features, center), rtol)
 
 
 def _numerical_rank_of(sigma, rtol):
@@ -99,17 +103,20 @@ def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None
     """
     layer_names = list(layer_names)
     extractor = extractor or activation_model(model, layer_names)
+    outputs = extractor_outputs(extractor, inputs, batch_size)
+    return {name: np.asarray(output) for name, output in zip(layer_names, outputs)}
+
+
+def extractor_outputs(extractor, inputs, batch_size):
+    """`extractor.predict` on `inputs` as a list, one array per output of `extractor`."""
     outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0,
                                 callbacks=StepQuietCallbackList(model=extractor))
-    if len(layer_names) == 1:
-        outputs = [outputs]
-    return {name: np.asarray(output) for name, output in zip(layer_names, outputs)}
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 def rank_row(activations, rtol=1e-3):
     """`{"rank/<layer>/numerical": int, "rank/<layer>/effective": float}` for each layer."""
-    if not 0.0 < rtol < 1.0:
-        raise ValueError(f"`rtol` must be in (0, 1); got {rtol!r}.")
+    _check_rtol(rtol)
     row = {}
     for name, features in activations.items():
         sigma = singular_values(features)  # one SVD for both measures

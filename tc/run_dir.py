@@ -71,9 +71,9 @@ def write_npz(handle, arrays):
     """`np.savez(handle, **arrays)`, writing each array from its own memory.
 
     `np.savez` copies arrays into 16 MiB byte strings before writing them, holding Python's
-    interpreter lock for each copy; checkpoints are written by a thread while the training
-    thread dispatches steps, which then had to wait for the lock (GPU steps slowed by up to 30%
-    while a ResNet-18 checkpoint was written). Checksums and writes of large buffers release it.
+    interpreter lock for each copy. Checkpoints are written by a thread while the training
+    thread dispatches steps, and every lock it holds can delay a step; checksums and writes of
+    large buffers release it. The same format: `np.load` reads both alike.
     """
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in arrays.items():

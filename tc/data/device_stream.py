@@ -15,6 +15,8 @@ and horizontal flip; `svhn`: the same without the flip) draws from stateless see
 Everything is `keras.ops`: no TensorFlow is imported.
 """
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -72,15 +74,15 @@ def make_batch(x_all, y_all, index, seeds, spec):
 def _compiled_make_batch(spec):
     """`make_batch` for `spec` as one compiled call on JAX (the host then dispatches one
     program per step, not a dozen ops), and eager elsewhere."""
+    make = functools.partial(make_batch, spec=spec)
     if keras.backend.backend() != "jax":
-        return lambda x_all, y_all, index, seeds: make_batch(x_all, y_all, index, seeds, spec)
+        return make
     import jax
 
-    compiled = jax.jit(lambda x_all, y_all, index, seeds: make_batch(x_all, y_all, index, seeds,
-                                                                    spec))
+    compiled = jax.jit(make)
+    # Keras's JAX random functions take a seed array as is: `[seed, 0]` is what an integer
+    # seed becomes, so both paths draw the same numbers.
     return lambda x_all, y_all, index, seeds: compiled(
-        # Keras's JAX random functions take a seed array as is: `[seed, 0]` is what an
-        # integer seed becomes, so both paths draw the same numbers.
         x_all, y_all, index, tuple(np.array([seed, 0], np.uint32) for seed in seeds))
 
 
