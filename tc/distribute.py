@@ -2,13 +2,19 @@
 
 | --strategy | TensorFlow backend | JAX backend |
 | --- | --- | --- |
-| auto | mirrored over >1 GPU, else TensorFlow's default strategy | DataParallel over all devices (one device: none) |
+| auto | mirrored over >1 GPU, else TensorFlow's default strategy | DataParallel over >1 GPU or TPU device, else none |
 | one_device | OneDeviceStrategy (first GPU, else CPU) | no distribution |
 | mirrored | MirroredStrategy over the GPUs (over the logical CPUs when there is no GPU) | DataParallel |
 | multi_worker | MultiWorkerMirroredStrategy from `TF_CONFIG` (see `multi_worker_placement`) | not supported (see MULTI_WORKER_JAX_UNSUPPORTED) |
 | tpu | TPUStrategy (--tpu address) | DataParallel over the TPU cores |
 
 The global batch is split across replicas; Keras (>= 3.8) scales the loss by 1/replicas itself.
+
+`auto` leaves CPU devices alone on both backends: several CPU "devices" (TensorFlow's logical
+CPUs, JAX's `--xla_force_host_platform_device_count`) share the same cores, so splitting the batch
+over them gains nothing. On JAX it also avoids a fault of XLA's CPU runtime: a run that is
+data-parallel over host devices deadlocks now and then in the train step's all-reduce (seen with
+jaxlib 0.10.2 on 2 host devices: the runtime aborts after 40 s). `mirrored` still spans them.
 """
 
 import contextlib
@@ -90,7 +96,8 @@ def _jax_placement(strategy):
     if strategy == "multi_worker":
         raise ValueError(MULTI_WORKER_JAX_UNSUPPORTED)
     devices = jax.devices()
-    if strategy == "one_device" or len(devices) == 1:
+    on_cpu = all(device.platform == "cpu" for device in devices)
+    if strategy == "one_device" or len(devices) == 1 or (strategy == "auto" and on_cpu):
         return Placement("one_device", 1)
     distribution = keras.distribution.DataParallel(devices=devices)
     return Placement(f"data_parallel[{strategy}]", len(devices),

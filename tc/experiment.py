@@ -282,7 +282,8 @@ def _run(config, started, extra_callbacks):
     run_dir = RunDirectory(config.run_dir, writable=placement.is_chief)
     state = run_dir.prepare(config.to_flagfile(), config.overwrite)
     initial_epoch = state["completed_epochs"] if state else 0
-    train, validation, test, probe = model_inputs(config, dataset, initial_epoch)
+    with placement.training_scope():  # device-side data takes the distribution's devices
+        train, validation, test, probe = model_inputs(config, dataset, initial_epoch)
     try:
         if state:
             with placement.scope():

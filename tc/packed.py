@@ -256,8 +256,9 @@ def _run(config, configs, started):
         raise experiment.ConfigurationError(str(error)) from error
     directories = _run_directories(configs, placement.is_chief)
     num_copies = len(copies)
-    train, validation, test, probe = experiment.model_inputs(config, dataset, 0,
-                                                             labels_per_output=num_copies)
+    with placement.training_scope():  # device-side data takes the distribution's devices
+        train, validation, test, probe = experiment.model_inputs(config, dataset, 0,
+                                                                 labels_per_output=num_copies)
     try:
         recorders = []
         rank_probe = JointRankProbe(copies, config.rank_layers, probe, config.eval_batch_size)

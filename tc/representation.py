@@ -16,6 +16,8 @@ Paper 3's tools around them: `layer_activations` (per-layer features on a fixed 
 `linear_probe_accuracy` (a logistic-regression probe on frozen features of another dataset).
 """
 
+import weakref
+
 import keras
 import numpy as np
 from keras import ops
@@ -108,10 +110,43 @@ def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None
 
 
 def extractor_outputs(extractor, inputs, batch_size):
-    """`extractor.predict` on `inputs` as a list, one array per output of `extractor`."""
-    outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0,
-                                callbacks=StepQuietCallbackList(model=extractor))
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    """`extractor`'s inference outputs on `inputs`, as a list with one array per output.
+
+    On JAX, one compiled stateless call per batch, and the arrays stay on the device until they
+    are read. Keras's `predict` would reassign every variable of the model from the outputs of
+    its program; handing the training model variables freshly written by another multi-device
+    program made XLA's in-process CPU all-reduce deadlock now and then. Other backends and
+    inputs that are not one array use `predict`.
+    """
+    if keras.backend.backend() != "jax" or not hasattr(inputs, "shape"):
+        outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0,
+                                    callbacks=StepQuietCallbackList(model=extractor))
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    forward = _compiled_forward(extractor)
+    trainable = [variable.value for variable in extractor.trainable_variables]
+    non_trainable = [variable.value for variable in extractor.non_trainable_variables]
+    batches = []
+    for start in range(0, len(inputs), batch_size):
+        outputs = forward(trainable, non_trainable, inputs[start:start + batch_size])
+        batches.append(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+    if len(batches) == 1:
+        return batches[0]
+    return [ops.concatenate(parts, axis=0) for parts in zip(*batches)]
+
+
+_FORWARDS = weakref.WeakKeyDictionary()
+
+
+def _compiled_forward(extractor):
+    forward = _FORWARDS.get(extractor)
+    if forward is None:
+        import jax
+
+        def call(trainable, non_trainable, inputs):
+            return extractor.stateless_call(trainable, non_trainable, inputs, training=False)[0]
+
+        forward = _FORWARDS[extractor] = jax.jit(call)
+    return forward
 
 
 def rank_row(activations, rtol=1e-3):
@@ -163,8 +198,8 @@ class RankTracker(keras.callbacks.Callback):
         layer is tracked."""
         if self._extractor is None:
             return None
-        activations = layer_activations(self.model, self.layer_names, self.probe_inputs,
-                                        self.batch_size, extractor=self._extractor)
+        outputs = extractor_outputs(self._extractor, self.probe_inputs, self.batch_size)
+        activations = dict(zip(self.layer_names, outputs))  # read from the device when ranked
         return lambda: rank_row(activations, self.rtol)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -59,8 +59,30 @@ def pad_crop_flip(images, seeds, flip=True):
 
 
 def on_device(arrays):
-    """`(x, y)` numpy arrays as backend tensors on the default device."""
-    return tuple(ops.convert_to_tensor(array) for array in arrays)
+    """`(x, y)` numpy arrays as backend tensors: on the default device or, under a Keras JAX
+    distribution, copied to each of its devices (see `DeviceStream`)."""
+    return tuple(_to_devices(array) for array in arrays)
+
+
+def _jax_distribution():
+    if keras.backend.backend() != "jax":
+        return None
+    return keras.distribution.distribution()
+
+
+def _to_devices(array):
+    distribution = _jax_distribution()
+    if distribution is None:
+        return ops.convert_to_tensor(array)
+    import jax
+
+    replicated = jax.sharding.NamedSharding(distribution.device_mesh.backend_mesh,
+                                            jax.sharding.PartitionSpec())
+    return jax.device_put(array, replicated)
+
+
+def _batch_sharding(distribution, shape):
+    return distribution.get_data_layout(tuple(shape)).backend_layout
 
 
 def make_batch(x_all, y_all, index, seeds, spec):
@@ -71,15 +93,16 @@ def make_batch(x_all, y_all, index, seeds, spec):
     return normalize(x, spec), ops.take(y_all, index, axis=0)
 
 
-def _compiled_make_batch(spec):
+def _compiled_make_batch(spec, batch_shardings=None):
     """`make_batch` for `spec` as one compiled call on JAX (the host then dispatches one
-    program per step, not a dozen ops), and eager elsewhere."""
+    program per step, not a dozen ops), and eager elsewhere. `batch_shardings`, `(x, y)` JAX
+    shardings, lay the batch out as the distribution's data layout."""
     make = functools.partial(make_batch, spec=spec)
     if keras.backend.backend() != "jax":
         return make
     import jax
 
-    compiled = jax.jit(make)
+    compiled = jax.jit(make, out_shardings=batch_shardings)
     # Keras's JAX random functions take a seed array as is: `[seed, 0]` is what an integer
     # seed becomes, so both paths draw the same numbers.
     return lambda x_all, y_all, index, seeds: compiled(
@@ -92,19 +115,29 @@ class DeviceStream:
     Iterating yields `(x, y)` backend tensors of `batch_size` examples (full batches only),
     epoch after epoch; pass it to `fit` with `steps_per_epoch = dataset.steps_per_epoch(B)`.
     `labels_per_output > 1` repeats `y` in a tuple, for a model with that many outputs.
+
+    Made under a Keras JAX distribution (`keras.distribution.DataParallel`), the raw split is
+    copied to each of its devices and each device makes its own share of the batch, already laid
+    out as the distribution wants it. Every program of a step then runs on the same devices: with
+    the raw split on one device, programs of that device alone fed the multi-device train step,
+    and XLA's CPU runtime deadlocked now and then in the step's all-reduce.
     """
 
     def __init__(self, dataset, batch_size, seed, first_epoch, last_epoch, labels_per_output=1):
         self.spec = dataset.spec
         raw_x, raw_y = dataset.raw_arrays("train")
         self.num_examples = len(raw_y)
-        self.x = ops.convert_to_tensor(raw_x)
-        self.y = ops.convert_to_tensor(raw_y)
+        self.x, self.y = on_device((raw_x, raw_y))
         self.batch_size = batch_size
         self.seed = int(seed)
         self.epochs = range(first_epoch, last_epoch)
         self.labels_per_output = labels_per_output
-        self._make_batch = _compiled_make_batch(self.spec)
+        distribution = _jax_distribution()
+        shardings = None
+        if distribution is not None:
+            shardings = (_batch_sharding(distribution, (batch_size, *self.spec.input_shape)),
+                         _batch_sharding(distribution, (batch_size,)))
+        self._make_batch = _compiled_make_batch(self.spec, shardings)
 
     def seeds(self, epoch, step):
         """The augmentation seeds of a step: `(translation seed, flip seed)`."""
