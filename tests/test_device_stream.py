@@ -99,3 +99,30 @@ def test_a_compiled_stream_batch_equals_the_eager_one_with_integer_seeds():
     np.testing.assert_allclose(x, ops.convert_to_numpy(eager_x), rtol=1e-6, atol=1e-6)
     other_x = ops.convert_to_numpy(stream.batch(1, 2, index)[0])
     assert not np.allclose(x, other_x)  # another step, other translations and flips
+
+
+def test_a_stream_under_a_jax_distribution_lays_batches_out_for_it():
+    # Under keras.distribution.DataParallel each device makes its share of the batch; the batch
+    # is the one made without a distribution.
+    import keras
+
+    if keras.backend.backend() != "jax":  # TensorFlow's tc.train feeds tf.data instead
+        from tc import experiment
+
+        assert not experiment.trains_on_device(images_dataset("cifar"))
+        return
+    import jax
+
+    dataset = images_dataset("cifar", count=32)
+    index = base.epoch_order(32, 7, 1)[:16]
+    plain = device_stream.DeviceStream(dataset, 16, seed=7, first_epoch=0, last_epoch=2)
+    want_x, want_y = (ops.convert_to_numpy(part) for part in plain.batch(1, 0, index))
+    distribution = keras.distribution.DataParallel(devices=jax.devices("cpu")[:2])
+    with distribution.scope():
+        stream = device_stream.DeviceStream(dataset, 16, seed=7, first_epoch=0, last_epoch=2)
+        x, y = stream.batch(1, 0, index)
+    assert len(stream.x.sharding.device_set) == 2 and stream.x.sharding.is_fully_replicated
+    assert x.sharding.is_equivalent_to(distribution.get_data_layout(x.shape).backend_layout,
+                                       x.ndim)
+    np.testing.assert_array_equal(ops.convert_to_numpy(y), want_y)
+    np.testing.assert_allclose(ops.convert_to_numpy(x), want_x, rtol=1e-6, atol=1e-6)

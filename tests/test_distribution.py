@@ -107,3 +107,10 @@ def test_training_losses_agree_across_replicas(loss_class):
     np.testing.assert_allclose(losses, expected_losses, rtol=1e-5)
     for got, expected in zip(trained_weights, expected_weights):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_auto_stays_on_one_cpu_device_and_mirrored_spans_both():
+    from tc import distribute
+
+    assert distribute.place("auto").num_replicas == 1
+    assert distribute.place("mirrored").num_replicas == 2

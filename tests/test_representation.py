@@ -129,3 +129,17 @@ def test_linear_probe_needs_two_classes():
     features = np.random.default_rng(0).standard_normal((8, 3))
     with pytest.raises(ValueError, match="at least 2 classes among its 8 training examples"):
         tc.representation.linear_probe_accuracy(features, np.zeros(8), features, np.zeros(8))
+
+
+def test_batched_extractor_outputs_equal_predict_and_leave_the_weights_alone():
+    model, x, _ = _trained_mlp()
+    extractor = tc.representation.activation_model(model, ["hidden", "features"])
+    weights = [np.array(w) for w in model.get_weights()]
+    # 100 examples in batches of 32: three full batches and a partial one.
+    outputs = tc.representation.extractor_outputs(extractor, x[:100], batch_size=32)
+    expected = extractor.predict(x[:100], batch_size=100, verbose=0)
+    assert len(outputs) == 2
+    for output, want in zip(outputs, expected):
+        np.testing.assert_allclose(np.asarray(output), want, rtol=1e-5, atol=1e-6)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
