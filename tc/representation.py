@@ -112,11 +112,10 @@ def layer_activations(model, layer_names, inputs, batch_size=256, extractor=None
 def extractor_outputs(extractor, inputs, batch_size):
     """`extractor`'s inference outputs on `inputs`, as a list with one array per output.
 
-    On JAX, one compiled stateless call per batch, and the arrays stay on the device until they
-    are read. Keras's `predict` would reassign every variable of the model from the outputs of
-    its program; handing the training model variables freshly written by another multi-device
-    program made XLA's in-process CPU all-reduce deadlock now and then. Other backends and
-    inputs that are not one array use `predict`.
+    On JAX, one compiled stateless call per batch: no `predict` bookkeeping at every epoch end,
+    the model's variables are only read (`predict` reassigns them all from its program's
+    outputs), and the arrays stay on the device until they are read, e.g. by the thread that
+    computes ranks. Other backends, and inputs that are not one array, use `predict`.
     """
     if keras.backend.backend() != "jax" or not hasattr(inputs, "shape"):
         outputs = extractor.predict(inputs, batch_size=batch_size, verbose=0,
@@ -142,8 +141,10 @@ def _compiled_forward(extractor):
     if forward is None:
         import jax
 
+        model = weakref.ref(extractor)  # the cache must not keep the extractor alive
+
         def call(trainable, non_trainable, inputs):
-            return extractor.stateless_call(trainable, non_trainable, inputs, training=False)[0]
+            return model().stateless_call(trainable, non_trainable, inputs, training=False)[0]
 
         forward = _FORWARDS[extractor] = jax.jit(call)
     return forward

@@ -118,9 +118,8 @@ class DeviceStream:
 
     Made under a Keras JAX distribution (`keras.distribution.DataParallel`), the raw split is
     copied to each of its devices and each device makes its own share of the batch, already laid
-    out as the distribution wants it. Every program of a step then runs on the same devices: with
-    the raw split on one device, programs of that device alone fed the multi-device train step,
-    and XLA's CPU runtime deadlocked now and then in the step's all-reduce.
+    out as the distribution wants it, instead of one device making the whole batch and sending
+    the others their shares.
     """
 
     def __init__(self, dataset, batch_size, seed, first_epoch, last_epoch, labels_per_output=1):
