@@ -1,6 +1,7 @@
 """The callbacks of a tc run: divergence guard and per-epoch record (metrics, ranks, checkpoint).
 
-A run's epoch ends in this order: Keras validation, then `EpochRecorder`: test evaluation,
+A run's epoch ends in this order, in `EpochRecorder`: validation and test evaluation (their
+`val_` logs join the epoch's logs for the callbacks after it, `History` and the progress bar),
 a snapshot of the variables and its finiteness check, the activations of the tracked layers,
 then the atomic commit (on a background thread) of their ranks, checkpoint, metrics.csv and
 resume state. A non-finite loss or weight stops the run as diverged and
@@ -15,7 +16,7 @@ from keras import ops
 from keras.src import utils
 
 from tc import beta as beta_lib
-from tc import checkpoint
+from tc import checkpoint, evaluation
 
 
 class DivergenceGuard(keras.callbacks.Callback):
@@ -87,28 +88,56 @@ class StepQuietCallbackList(keras.callbacks.CallbackList):
 
 def evaluate(model, data, batch_size):
     """`model.evaluate`'s logs on `data`: (x, y) arrays or a dataset of batches; None for None."""
-    if data is None:
-        return None
-    inputs = data if isinstance(data, tuple) else (data,)
-    return model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True,
-                          callbacks=StepQuietCallbackList(model=model))
+    return evaluate_splits(model, [data], batch_size)[0]
+
+
+def evaluate_splits(model, splits, batch_size):
+    """`evaluate` of each split in `splits`, as a list.
+
+    In-memory splits on the device are evaluated by `tc.evaluation` on JAX: every split's
+    program is dispatched first, and the host waits once for all of them.
+    """
+    pending = [evaluation.start(model, *data, batch_size)
+               if data is not None and evaluation.supported(model, data) else None
+               for data in splits]
+    logs = []
+    for data, started in zip(splits, pending):
+        if data is None or started is not None:
+            logs.append(None)
+            continue
+        inputs = data if isinstance(data, tuple) else (data,)
+        logs.append(model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True,
+                                   callbacks=StepQuietCallbackList(model=model)))
+    return [evaluation.read(started) if started is not None else log
+            for started, log in zip(pending, logs)]
+
+
+def evaluate_with_validation(model, logs, validation_data, test_data, batch_size):
+    """Evaluates both splits; adds the validation logs to the epoch's `logs` as `fit` would
+    (`val_loss`, ...) and returns the test logs."""
+    validation_logs, test_logs = evaluate_splits(model, [validation_data, test_data],
+                                                 batch_size)
+    logs.update({f"val_{key}": value for key, value in (validation_logs or {}).items()})
+    return test_logs
 
 
 class EpochRecorder(keras.callbacks.Callback):
     """Records one metrics row per epoch and commits it with a checkpoint (see module doc).
 
-    `optimizer` is the one whose learning rate the rows log: the model's own by default (a copy
-    in a packed sweep has none of its own).
+    `validation_data` and `test_data` are evaluated at each epoch end, like `fit`'s
+    `validation_data` (pass it here instead). `optimizer` is the one whose learning rate the
+    rows log: the model's own by default (a copy in a packed sweep has none of its own).
     """
 
     def __init__(self, run_dir, rows, loss, guard, test_data=None, rank_tracker=None,
-                 eval_batch_size=512, optimizer=None):
+                 eval_batch_size=512, optimizer=None, validation_data=None):
         super().__init__()
         self.run_dir = run_dir
         self.rows = list(rows)
         self.loss = loss
         self.guard = guard
         self.test_data = test_data
+        self.validation_data = validation_data
         self.rank_tracker = rank_tracker
         self.epoch_seconds = []
         self.eval_batch_size = eval_batch_size
@@ -124,8 +153,10 @@ class EpochRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.guard.diverged_at is not None:
             return
-        self.record(epoch, logs or {},
-                    evaluate(self.model, self.test_data, self.eval_batch_size))
+        logs = {} if logs is None else logs
+        test_logs = evaluate_with_validation(self.model, logs, self.validation_data,
+                                             self.test_data, self.eval_batch_size)
+        self.record(epoch, logs, test_logs)
 
     def record(self, epoch, logs, test_logs=None):
         """Checks, measures and commits epoch `epoch` from its Keras and test logs."""

@@ -297,7 +297,7 @@ def _run(config, started, extra_callbacks):
         rank_tracker.set_model(model)
         recorder = callbacks_lib.EpochRecorder(
             run_dir, run_dir.metrics_rows(initial_epoch), loss, guard, test, rank_tracker,
-            config.eval_batch_size)
+            config.eval_batch_size, validation_data=validation)
         callbacks = [guard, recorder, *extra_callbacks]
         if loss.schedule is not None:
             callbacks.insert(0, schedules.BetaScheduler(loss))
@@ -307,9 +307,9 @@ def _run(config, started, extra_callbacks):
         fit_started = time.time()
         if initial_epoch < config.epochs:
             with placement.training_scope():
+                # Validation runs in the recorder (see tc.callbacks), not in `fit`.
                 model.fit(train, epochs=config.epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps_per_epoch, validation_data=validation,
-                          validation_batch_size=config.eval_batch_size,
+                          steps_per_epoch=steps_per_epoch,
                           callbacks=callbacks_lib.StepQuietCallbackList(
                               callbacks, model, config.verbose, add_history=True,
                               epochs=config.epochs, steps=steps_per_epoch),

@@ -152,17 +152,19 @@ class CopyRanks:
         if not self.probe.layer_names:
             return None
         activations = self.probe.activations[self.index]
-        return lambda: representation.rank_row(activations, self.probe.rtol)
+        return lambda: representation.background_rank_row(activations, self.probe.rtol)
 
 
 class PackedRecorder(keras.callbacks.Callback):
     """Evaluates the packed model once per epoch and hands each copy's logs to its recorder."""
 
-    def __init__(self, recorders, names, test_data, eval_batch_size, rank_probe):
+    def __init__(self, recorders, names, test_data, eval_batch_size, rank_probe,
+                 validation_data=None):
         super().__init__()
         self.recorders = recorders
         self.names = names
         self.test_data = test_data
+        self.validation_data = validation_data
         self.eval_batch_size = eval_batch_size
         self.rank_probe = rank_probe
 
@@ -171,8 +173,9 @@ class PackedRecorder(keras.callbacks.Callback):
             recorder.on_epoch_begin(epoch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        test_logs = callbacks_lib.evaluate(self.model, self.test_data, self.eval_batch_size)
+        logs = {} if logs is None else logs
+        test_logs = callbacks_lib.evaluate_with_validation(
+            self.model, logs, self.validation_data, self.test_data, self.eval_batch_size)
         self.rank_probe.predict()
         for index, (recorder, name) in enumerate(zip(self.recorders, self.names)):
             recorder.record(epoch, copy_logs(logs, index, name),
@@ -275,12 +278,11 @@ def _run(config, configs, started):
                      if loss.schedule is not None]
         callbacks.append(PackedRecorder(recorders, [copy.name for copy in copies],
                                         labels_for_outputs(test, num_copies),
-                                        config.eval_batch_size, rank_probe))
+                                        config.eval_batch_size, rank_probe,
+                                        labels_for_outputs(validation, num_copies)))
         fit_started = time.time()
         with placement.training_scope():
             packed.fit(train, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                       validation_data=labels_for_outputs(validation, num_copies),
-                       validation_batch_size=config.eval_batch_size,
                        callbacks=callbacks_lib.StepQuietCallbackList(
                            callbacks, packed, config.verbose, add_history=True,
                            epochs=config.epochs, steps=steps_per_epoch),

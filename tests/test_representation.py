@@ -143,3 +143,22 @@ def test_batched_extractor_outputs_equal_predict_and_leave_the_weights_alone():
         np.testing.assert_allclose(np.asarray(output), want, rtol=1e-5, atol=1e-6)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
+
+
+def test_background_ranks_equal_rank_row_and_keep_blas_on_one_thread(monkeypatch):
+    import threadpoolctl
+
+    features = {"a": with_spectrum([5.0, 2.0, 1e-5]), "b": with_spectrum([1.0] * 7, seed=3)}
+    expected = tc.representation.rank_row(features)
+    threads = []
+    rank_row = tc.representation.rank_row
+
+    def spying_rank_row(activations, rtol=1e-3):
+        threads.extend(pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                       if pool["user_api"] == "blas")
+        return rank_row(activations, rtol)
+
+    monkeypatch.setattr(tc.representation, "rank_row", spying_rank_row)
+    assert tc.representation.background_rank_row(features) == expected
+    assert expected["rank/a/numerical"] == 2 and expected["rank/b/numerical"] == 7
+    assert threads and set(threads) == {1}

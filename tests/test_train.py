@@ -57,6 +57,23 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     assert os.listdir(output / "tensorboard")
 
 
+def test_later_callbacks_see_the_validation_logs_that_metrics_csv_records(tmp_path):
+    class Seen(keras.callbacks.Callback):
+        logs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.logs.append(dict(logs))
+
+    config = small_config(tmp_path, epochs=2)
+    experiment.run(config, extra_callbacks=[Seen()])
+    rows = read_rows(config.run_dir)
+    assert len(Seen.logs) == 2
+    for logs, row in zip(Seen.logs, rows):
+        assert {"val_loss", "val_accuracy", "val_ece", "loss"} <= set(logs)
+        for key in ("loss", "accuracy", "ece"):
+            assert logs[f"val_{key}"] == pytest.approx(row[f"val/{key}"], rel=1e-6)
+
+
 def test_flagfile_reproduces_the_config(tmp_path):
     from absl import flags
 
