@@ -2,8 +2,9 @@
 
 `model.evaluate(x, y)` gives the logs tc records each epoch. On JAX it also resets and reads
 every metric with eager operations and dispatches one program per batch. The host then waits
-for each of them while the accelerator stands idle: about 20 ms per split at each epoch end of
-a CIFAR ResNet-18 on an H100, where the split's forward passes take about 5 ms.
+for each of them while the accelerator stands idle: about 20 ms per split of 1,000 images at
+each epoch end of a CIFAR ResNet-18 on an H100. With this module, the validation and test splits
+together took about 13 ms.
 
 `start(model, x, y, batch_size)` instead dispatches one program that does what `evaluate`
 does, and returns at once:
@@ -15,8 +16,8 @@ does, and returns at once:
 
 The logs are device scalars; `read` turns them into floats once the program has run, so several
 splits cost one wait. The numbers are `model.evaluate`'s: the test checks it. `supported` says
-when this path applies: JAX, a jit-compiled model, and `(x, y)` whose arrays are already on the
-device. Everything else is left to `model.evaluate`.
+when this path applies: JAX, a jit-compiled model, and a non-empty `(x, y)` whose arrays are
+already on the device. Everything else is left to `model.evaluate`.
 """
 
 import weakref
@@ -35,7 +36,8 @@ def supported(model, data):
         return False
     import jax
 
-    return all(isinstance(leaf, jax.Array) for leaf in tree.flatten(data))
+    leaves = tree.flatten(data)
+    return all(isinstance(leaf, jax.Array) for leaf in leaves) and leaves[0].shape[0] > 0
 
 
 def start(model, x, y, batch_size):
@@ -71,7 +73,7 @@ def _program(model, batch_size):
 
         reference = weakref.ref(model)  # the cache must not keep the model alive
 
-        def evaluate(trainable, non_trainable, metrics, x, y):
+        def run(trainable, non_trainable, metrics, x, y):
             model = reference()
 
             def step(metrics, batch):
@@ -94,5 +96,5 @@ def _program(model, batch_size):
                     lambda a: a[full_batches * batch_size:], (x, y)))
             return logs
 
-        programs[batch_size] = jax.jit(evaluate)
+        programs[batch_size] = jax.jit(run)
     return programs[batch_size]

@@ -40,6 +40,12 @@ def keras_logs(model, x, y, batch_size):
     return model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
 
 
+def assert_same_logs(got, expected):
+    assert set(got) == set(expected)
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 @pytest.mark.skipif(not JAX, reason="the compiled path is the JAX backend's")
 @pytest.mark.parametrize("examples", [200, 64, 50, 137])  # several full batches, one, none
 def test_compiled_evaluation_gives_the_logs_of_model_evaluate(examples):
@@ -49,10 +55,7 @@ def test_compiled_evaluation_gives_the_logs_of_model_evaluate(examples):
     data = device_stream.on_device((x, y))
     assert evaluation.supported(model, data)
     got = evaluation.read(evaluation.start(model, *data, batch_size=64))
-    expected = keras_logs(model, x, y, 64)
-    assert set(got) == set(expected)
-    for key, value in expected.items():
-        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_logs(got, keras_logs(model, x, y, 64))
 
 
 @pytest.mark.skipif(not JAX, reason="the compiled path is the JAX backend's")
@@ -61,10 +64,7 @@ def test_compiled_evaluation_of_a_model_with_several_outputs():
     x, y = split(100)
     x_on_device, y_on_device = device_stream.on_device((x, y))
     got = evaluation.read(evaluation.start(model, x_on_device, (y_on_device,) * 3, 32))
-    expected = keras_logs(model, x, (y,) * 3, 32)
-    assert set(got) == set(expected)
-    for key, value in expected.items():
-        np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert_same_logs(got, keras_logs(model, x, (y,) * 3, 32))
 
 
 @pytest.mark.skipif(not JAX, reason="the compiled path is the JAX backend's")
@@ -83,6 +83,7 @@ def test_compiled_path_only_takes_device_arrays_of_a_jax_model():
     assert not evaluation.supported(model, (x, y))  # numpy: left to model.evaluate
     assert evaluation.supported(model, device_stream.on_device((x, y))) == JAX
     assert not evaluation.supported(model, None)
+    assert not evaluation.supported(model, device_stream.on_device(split(0)))  # nothing to score
 
 
 def test_evaluate_splits_matches_model_evaluate_for_every_kind_of_split():
@@ -92,10 +93,7 @@ def test_evaluate_splits_matches_model_evaluate_for_every_kind_of_split():
     logs = callbacks.evaluate_splits(model, [on_device, None, on_host], batch_size=32)
     assert logs[1] is None
     for got, (x, y) in ((logs[0], on_device), (logs[2], on_host)):
-        expected = keras_logs(model, np.asarray(x), np.asarray(y), 32)
-        assert set(got) == set(expected)
-        for key, value in expected.items():
-            np.testing.assert_allclose(got[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+        assert_same_logs(got, keras_logs(model, np.asarray(x), np.asarray(y), 32))
 
 
 def test_validation_logs_join_the_epoch_logs_as_fit_would_name_them():
