@@ -9,6 +9,7 @@ import pytest
 
 import tc
 from tc import data
+from tc.data import pipeline
 from tests.support import run_python
 
 tf = pytest.importorskip("tensorflow")
@@ -282,3 +283,27 @@ def test_mlp_on_digits_reaches_95_percent_within_30_epochs():
               steps_per_epoch=digits.steps_per_epoch(64), shuffle=False, verbose=0)
     _, accuracy = model.evaluate(digits.tf_dataset("test", 256), verbose=0)
     assert accuracy >= 0.95
+
+
+@pytest.mark.parametrize("name", ["digits", "synthetic_images", "mnist", "cifar10"])
+def test_batchwise_pipelines_give_the_normalized_arrays_in_epoch_order(tmp_path, name):
+    if name in ("mnist", "cifar10"):
+        dataset = mock_load(name, tmp_path, num_examples=40, validation_size=8)
+    else:
+        dataset = data.load(name, **({"samples": 40} if name == "synthetic_images" else {}))
+    x, y = dataset.arrays("train")  # numpy: normalized by base.normalize_numpy
+    if pipeline.batchwise(dataset.spec, training=True):
+        order = data.epoch_order(len(y), seed=3, epoch=1)[:len(y) - len(y) % 8]
+        batches = list(dataset.tf_dataset("train", 8, seed=3, first_epoch=1))
+        np.testing.assert_allclose(np.concatenate([b.numpy() for b, _ in batches]), x[order],
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(np.concatenate([l.numpy() for _, l in batches]), y[order])
+    else:
+        assert dataset.spec.preprocessing == "cifar"  # drawn per example: checked above
+    assert pipeline.batchwise(dataset.spec, training=False)
+    test_x, test_y = dataset.arrays("test")
+    batches = list(dataset.tf_dataset("test", 8))
+    assert [len(l) for _, l in batches][:-1] == [8] * (len(batches) - 1)
+    np.testing.assert_allclose(np.concatenate([b.numpy() for b, _ in batches]), test_x,
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([l.numpy() for _, l in batches]), test_y)

@@ -7,13 +7,17 @@ own order (`base.epoch_order(n, seed, epoch)` for in-memory data; a shuffle buff
 resumed run then sees the same batches as an uninterrupted one.
 
 Augmentation uses stateless random ops seeded per example from (seed, epoch, position), so it is
-reproducible too. Preprocessing, as the field does it:
+reproducible too. Where nothing random is drawn (evaluation, and training on mnist, text or
+none), in-memory examples are gathered and preprocessed a whole batch at a time: the same values,
+without tf.data's per-example overhead, which cost a 2-core CPU 1.6 s of CPU time per
+50,000-image epoch. Preprocessing, as the field does it:
 - cifar: 4-pixel zero pad + random 32x32 crop + horizontal flip, per-channel normalization;
 - svhn: the same without the flip;
 - mnist: normalization only;
 - imagenet: random-resized crop to 224 (area 8%-100%, aspect 3/4-4/3) + flip for training;
   resize the short side to 256 + central 224 crop for evaluation; normalization;
-- text, none: the stored values as they are.
+- text, none: the stored values as they are, normalized if the dataset gives a mean and std
+  (synthetic_images).
 """
 
 import numpy as np
@@ -70,7 +74,10 @@ def _resize_center_crop(image, resize=256, size=224):
 
 
 def preprocess(image, spec, training, seed=None):
-    """One example's input, preprocessed; `seed` (shape [2]) drives training augmentation."""
+    """One example's input, preprocessed; `seed` (shape [2]) drives training augmentation.
+
+    Where `batchwise(spec, training)`, `image` may also be a batch of them.
+    """
     tf = _tf()
     family = spec.preprocessing
     if family in ("cifar", "svhn"):
@@ -83,7 +90,15 @@ def preprocess(image, spec, training, seed=None):
         image = (_random_resized_crop(tf.cast(image, tf.float32), seed) if training
                  else _resize_center_crop(tf.cast(image, tf.float32)))
         return (image / 255.0 - tf.constant(spec.mean)) / tf.constant(spec.std)
-    return image
+    # As `base.normalize_numpy` and the device stream do: normalized wherever the spec says how.
+    return _normalize(image, spec) if spec.mean is not None else image
+
+
+def batchwise(spec, training):
+    """Whether `preprocess` may take a whole batch: it then draws nothing and works per value."""
+    if spec.preprocessing == "imagenet":  # resizes and crops each image to its own shape
+        return False
+    return not (training and spec.preprocessing in ("cifar", "svhn"))
 
 
 def _example_seed(seed, epoch, position):
@@ -119,9 +134,14 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
     inputs = tf.constant(raw_x)
     labels = tf.constant(labels)
     if not training:
-        evaluation = tf.data.Dataset.from_tensor_slices((inputs, labels)).map(
-            lambda x, y: (preprocess(x, spec, False), y), num_parallel_calls=tf.data.AUTOTUNE)
-        return _deterministic(evaluation.batch(batch_size))
+        examples = tf.data.Dataset.from_tensor_slices((inputs, labels))
+        if batchwise(spec, training=False):
+            evaluation = examples.batch(batch_size).map(
+                lambda x, y: (preprocess(x, spec, False), y), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            evaluation = examples.map(lambda x, y: (preprocess(x, spec, False), y),
+                                      num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+        return _deterministic(evaluation)
 
     num_examples = len(raw_x)
 
@@ -137,8 +157,14 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
                            _example_seed(seed, epoch, position))
             return x, tf.gather(labels, index)
 
-        epoch_data = tf.data.Dataset.from_tensor_slices(order).enumerate().map(
-            example, num_parallel_calls=tf.data.AUTOTUNE)
+        def batch(index):
+            return preprocess(tf.gather(inputs, index), spec, True), tf.gather(labels, index)
+
+        indices = tf.data.Dataset.from_tensor_slices(order)
+        if batchwise(spec, training=True):
+            return indices.batch(batch_size, drop_remainder=True).map(
+                batch, num_parallel_calls=tf.data.AUTOTUNE)
+        epoch_data = indices.enumerate().map(example, num_parallel_calls=tf.data.AUTOTUNE)
         return epoch_data.batch(batch_size, drop_remainder=True)
 
     epochs = tf.data.Dataset.range(first_epoch, first_epoch + num_epochs)
