@@ -3,6 +3,7 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 
 from tc import bench
@@ -55,3 +56,13 @@ def test_without_a_gpu_the_default_run_gives_the_cpu_figures_and_says_what_it_sk
     ratios = json.loads(out.read_text())["loss_overhead"]["ratio_to_keras"]
     assert set(ratios) == {"temperature_cross_entropy", "gradient_decay_cross_entropy"}
     assert all(ratio > 0 for ratio in ratios.values())
+
+
+def test_training_overhead_is_the_median_of_per_pair_ratios():
+    pairs = [(90.0, 100.0), (120.0, 100.0), (50.0, 100.0), (200.0, 210.0)]
+    summary = bench.median_overhead(pairs)
+    ratios = [tc_speed / bare_speed for tc_speed, bare_speed in pairs]
+    assert summary["ratio"] == pytest.approx(np.median(ratios))  # (0.9 + 0.952...) / 2
+    assert summary["tc_train"] == 105.0 and summary["bare_fit"] == 100.0
+    assert [pair["ratio"] for pair in summary["pairs"]] == pytest.approx(ratios)
+    assert bench.median_overhead([(67000, 70000)])["ratio"] == pytest.approx(67 / 70)
