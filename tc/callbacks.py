@@ -98,18 +98,16 @@ def evaluate_splits(model, splits, batch_size):
     program is dispatched first, and the host waits once for all of them.
     """
     pending = [evaluation.start(model, *data, batch_size)
-               if data is not None and evaluation.supported(model, data) else None
-               for data in splits]
-    logs = []
-    for data, started in zip(splits, pending):
-        if data is None or started is not None:
-            logs.append(None)
-            continue
-        inputs = data if isinstance(data, tuple) else (data,)
-        logs.append(model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True,
-                                   callbacks=StepQuietCallbackList(model=model)))
-    return [evaluation.read(started) if started is not None else log
-            for started, log in zip(pending, logs)]
+               if evaluation.supported(model, data) else None for data in splits]
+    return [evaluation.read(started) if started is not None
+            else _keras_evaluate(model, data, batch_size) if data is not None else None
+            for data, started in zip(splits, pending)]
+
+
+def _keras_evaluate(model, data, batch_size):
+    inputs = data if isinstance(data, tuple) else (data,)
+    return model.evaluate(*inputs, batch_size=batch_size, verbose=0, return_dict=True,
+                          callbacks=StepQuietCallbackList(model=model))
 
 
 def evaluate_with_validation(model, logs, validation_data, test_data, batch_size):

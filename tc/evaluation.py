@@ -50,8 +50,11 @@ def start(model, x, y, batch_size):
 
 
 def read(logs):
-    """`start`'s logs as `{name: float}`, the form `model.evaluate(return_dict=True)` returns."""
-    return {name: float(value) for name, value in logs.items()}
+    """`start`'s logs as `{name: float}`, the form `model.evaluate(return_dict=True)` returns,
+    in one transfer from the device."""
+    import jax
+
+    return {name: float(value) for name, value in jax.device_get(logs).items()}
 
 
 def _reset(model, metrics):

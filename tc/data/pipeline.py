@@ -134,13 +134,16 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
     inputs = tf.constant(raw_x)
     labels = tf.constant(labels)
     if not training:
+        def evaluated(x, y):
+            return preprocess(x, spec, False), y
+
         examples = tf.data.Dataset.from_tensor_slices((inputs, labels))
         if batchwise(spec, training=False):
-            evaluation = examples.batch(batch_size).map(
-                lambda x, y: (preprocess(x, spec, False), y), num_parallel_calls=tf.data.AUTOTUNE)
+            evaluation = examples.batch(batch_size).map(evaluated,
+                                                        num_parallel_calls=tf.data.AUTOTUNE)
         else:
-            evaluation = examples.map(lambda x, y: (preprocess(x, spec, False), y),
-                                      num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+            evaluation = examples.map(evaluated, num_parallel_calls=tf.data.AUTOTUNE).batch(
+                batch_size)
         return _deterministic(evaluation)
 
     num_examples = len(raw_x)
