@@ -1,4 +1,4 @@
-"""Each claim of PAPERS.md, judged on the runs at hand: a verdict and the numbers behind it.
+"""Each claim of docs/PAPERS.md, judged on the runs at hand: a verdict and the numbers behind it.
 
 A verdict is one of `VERDICTS`. Each function takes the study's runs (see `analysis.studies`)
 and returns `Claim` rows; with no runs for a study the verdict is "not testable at this scale".
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import studies
+from analysis.derivations import P1, P2, P3
 from analysis.load import over_seeds
 
 REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = ("reproduced", "not reproduced",
@@ -48,13 +49,12 @@ def _means(runs, key, value):
 
 # --- paper 1 -----------------------------------------------------------------------------------
 
-P1 = "1. Temperature check"
 
 
-def paper1(runs, theory_checks):
+def paper1(runs, derivation_checks):
     sweep = studies.best_learning_rate(studies.paper1_beta_sweep(runs))
     grid = studies.completed(studies.paper1_logit_norm_grid(runs))
-    return [_p1_beta_vs_norm(grid), _p1_dynamical(sweep, theory_checks),
+    return [_p1_beta_vs_norm(grid), _p1_dynamical(sweep, derivation_checks),
             _p1_tuning_helps(sweep), _p1_stability(sweep)]
 
 
@@ -73,21 +73,21 @@ def _p1_beta_vs_norm(grid):
                  "reproduced if the range over beta exceeds twice the range over ||beta z0||")
 
 
-def _p1_dynamical(sweep, theory_checks):
+def _p1_dynamical(sweep, derivation_checks):
     claim = ("beta acts on the training dynamics, not on confidence: it does not change "
              "argmax(z), yet accuracy depends on it.")
-    gap = theory_checks.get("reparametrization_gap")
+    identity = derivation_checks.get("reparametrization")
     sweep = studies.completed(sweep)
-    if sweep.empty or gap is None:
+    if sweep.empty or identity is None:
         return _untestable(P1, claim, "no beta sweep among the runs")
     betas, accuracy, std = _means(sweep, "beta", "final/test/accuracy")
     spread = float(np.ptp(accuracy))
-    holds = gap < 1e-10 and spread > 2 * float(np.max(std))
+    holds = identity.holds and spread > 2 * float(np.max(std))
     return Claim(P1, claim, _verdict(holds),
-                 f"reparametrization identity holds to {gap:.1e} (tc.theory); test accuracy "
+                 f"reparametrization identity: {identity.evidence}; test accuracy "
                  f"spans {spread:.3f} across beta, seed std at most {float(np.max(std)):.3f}",
-                 "reproduced if the identity holds to 1e-10 and the accuracy range over beta "
-                 "exceeds twice the largest seed std")
+                 f"reproduced if the identity {identity.rule[len('holds if '):]} and the "
+                 "accuracy range over beta exceeds twice the largest seed std")
 
 
 def _p1_tuning_helps(sweep):
@@ -131,7 +131,6 @@ def _p1_stability(sweep):
 
 # --- paper 2 -----------------------------------------------------------------------------------
 
-P2 = "2. Gradient decay"
 
 
 def paper2(runs, epochs):
@@ -201,7 +200,6 @@ def _p2_warmup(sweep, warmup, epochs):
 
 # --- paper 3 -----------------------------------------------------------------------------------
 
-P3 = "3. Unpacking softmax"
 
 
 def rank_layers(sweep):
@@ -259,36 +257,7 @@ def _p3_probe(sweep):
 # --- theory --------------------------------------------------------------------------------------
 
 
-def theory(checks):
-    """Claims of the theory checks (values computed by `analysis.report.theory_checks`)."""
-    rows = [
-        Claim(P1, "Reparametrization: SGD on softmax(beta W h) at rate eta equals SGD on "
-                  "softmax(W' h), W' = beta W, readout rate eta beta^2.",
-              _verdict(checks["reparametrization_gap"] < 1e-10),
-              f"largest relative gap over 100 steps, beta in {{0.01, 0.1, 10}}, with and without "
-              f"momentum: {checks['reparametrization_gap']:.1e}",
-              "reproduced if below 1e-10 (float64 2-layer net)"),
-        Claim(P1, "Curvature: the largest stable SGD rate scales as beta^-2 at small "
-                  "||beta z0||.",
-              _verdict(abs(checks["curvature_slope"] + 2) <= 0.2),
-              f"log-log slope of 2/lambda_max vs beta over [1e-2, 1e1]: "
-              f"{checks['curvature_slope']:.3f} (width 1024; at width 16: "
-              f"{checks['curvature_slope_narrow']:.3f})",
-              "reproduced if within 0.2 of -2"),
-        Claim(P1, "Time to learn (linear model): flat in ||beta z0|| below 1, growing above.",
-              _verdict(checks["time_flat_ratio"] < 1.25 and checks["time_growth_slope"] > 0.75),
-              f"steps to 90% train accuracy at ||beta z0|| = 0.01, 0.1, 1: "
-              f"{checks['time_small']}; at 10, 100: {checks['time_large']} (slope "
-              f"{checks['time_growth_slope']:.2f})",
-              "reproduced if max/min below 1 is < 1.25 and the log-log slope above 10 is > 0.75"),
-        Claim(P2, "g(p) = (1-p)/(1+(beta-1)p) is concave for beta < 1 and convex for beta > 1.",
-              _verdict(checks["g_shape_holds"]),
-              f"sign of g'' on p in (0, 1) for beta in {{0.1, 0.5, 2, 10}}: "
-              f"{checks['g_signs']}",
-              "reproduced if g'' < 0 for every beta < 1 and > 0 for every beta > 1"),
-        Claim(P3, "sigma_2 / sigma_1 of softmax(Z / T) falls like 1 / T.",
-              _verdict(abs(checks["spectrum_slope"] + 1) <= 0.05),
-              f"log-log slope over T in [10, 1000]: {checks['spectrum_slope']:.3f}",
-              "reproduced if within 0.05 of -1"),
-    ]
-    return rows
+def derivations(checks):
+    """Claims of the derivation checks (`analysis.derivations.run_all()`)."""
+    return [Claim(check.paper, check.statement, _verdict(check.holds), check.evidence, check.rule)
+            for check in checks.values()]

@@ -24,8 +24,8 @@ import os
 
 import pandas as pd
 
-from tc import config as config_lib
-from tc import run_dir as run_dir_lib
+from tc.runner import config as config_lib
+from tc.runner import run_dir as run_dir_lib
 
 CURVE_KEYS = ("dataset", "model", "loss", "beta", "beta_schedule", "init_logit_norm",
               "learning_rate", "optimizer", "seed")

@@ -6,7 +6,7 @@ Loads every run and tuner directory under `--runs` (see `analysis.load`), then w
     figures/      the papers' figures (PNG)
     tables/       every table the report quotes, as CSV (runs.csv has one row per run)
 
-It also runs the theory checks of `tc.theory` (about 20 s), and estimates how long the
+It also runs the derivation checks of `analysis.derivations` (about 20 s), and estimates how long the
 full-scale flagfiles under `--flagfiles` take on one GPU from the throughput measured in
 `--throughput` (a JSON file of images per second per model; left out when it is missing).
 A run with missing or corrupt files is listed under "Skipped runs" and does not stop the report.
@@ -23,9 +23,9 @@ import pandas as pd
 from absl import app, flags
 
 from analysis import claims as claims_lib
-from analysis import figures, load, studies
-from tc import calibration, theory
-from tc import run_dir as run_dir_lib
+from analysis import derivations, figures, load, studies
+from tc import calibration
+from tc.runner import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("runs", ["runs/results/cpu"], "Run or tuner directories to read "
@@ -130,43 +130,6 @@ def first_seed_runs(runs, keep=None):
     return runs if keep is None else runs[runs["beta"].isin(keep)]
 
 
-# --- theory ------------------------------------------------------------------------------------
-
-
-def theory_checks():
-    """The five checks of `tc.theory`, as numbers (see analysis.claims.theory)."""
-    gap = max(theory.reparametrization_gap(beta, momentum=momentum)
-              for beta in (0.01, 0.1, 10.0) for momentum in (0.0, 0.9))
-    betas = np.geomspace(1e-2, 10.0, 7)
-    slope = theory.log_log_slope(betas, [theory.max_stable_learning_rate(b) for b in betas])
-    narrow = theory.log_log_slope(
-        betas, [theory.max_stable_learning_rate(b, width=16, iterations=300) for b in betas])
-
-    def mean_steps(norm):
-        return float(np.mean([theory.steps_to_accuracy(norm, seed=seed) for seed in range(3)]))
-
-    small = [mean_steps(n) for n in (1e-2, 1e-1, 1.0)]
-    large = [mean_steps(n) for n in (10.0, 100.0)]
-    p = np.linspace(0.01, 0.99, 99)
-    signs = {}
-    for beta in (0.1, 0.5, 2.0, 10.0):
-        distinct = np.unique(np.sign(theory.gradient_decay_g_second_derivative(p, beta)))
-        signs[beta] = int(distinct[0]) if len(distinct) == 1 else 0  # 0: the sign changes
-    logits = 3.0 * np.random.default_rng(0).standard_normal((200, 10))
-    temperatures = np.geomspace(10.0, 1000.0, 5)
-    spectrum = theory.log_log_slope(
-        temperatures, [theory.softmax_spectrum_ratio(logits, t) for t in temperatures])
-    return {
-        "reparametrization_gap": gap, "curvature_slope": slope, "curvature_slope_narrow": narrow,
-        "time_small": [round(s, 1) for s in small], "time_large": [round(s, 1) for s in large],
-        "time_flat_ratio": max(small) / min(small),
-        "time_growth_slope": theory.log_log_slope([10.0, 100.0], large),
-        "g_signs": {f"{b:g}": s for b, s in signs.items()},
-        "g_shape_holds": all((s < 0) if b < 1 else (s > 0) for b, s in signs.items()),
-        "spectrum_slope": spectrum,
-    }
-
-
 # --- full-scale time estimates -----------------------------------------------------------------
 
 
@@ -241,7 +204,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15):
                                   "beta_schedule", "seed", "dataset", "model", "learning_rate",
                                   "run_dir", "predictions", "probe/accuracy", "probe/dataset"])
     runs = runs if not runs.empty else empty
-    checks = theory_checks()
+    checks = derivations.run_all()
 
     p1_sweep = studies.paper1_beta_sweep(runs)
     p1_best = studies.best_learning_rate(p1_sweep)
@@ -317,7 +280,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15):
             p3_sweep, os.path.join(figures_dir, "p3_probe_vs_temperature.png")),
     }
     claim_rows = (claims_lib.paper1(runs, checks) + claims_lib.paper2(runs, epochs)
-                  + claims_lib.paper3(runs) + claims_lib.theory(checks))
+                  + claims_lib.paper3(runs) + claims_lib.derivations(checks))
     claim_table = pd.DataFrame([dataclasses.asdict(c) for c in claim_rows])
     tables["claims"] = claim_table
     for name, frame in tables.items():

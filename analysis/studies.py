@@ -1,19 +1,25 @@
-"""Which runs belong to which paper's experiment, decided from their flags alone.
+"""Which runs belong to which paper's experiment.
 
-| study | runs |
-| --- | --- |
-| paper 1, beta sweep | temperature CE, no `--init_logit_norm`, no `--probe_dataset` |
-| paper 1, (beta, `||beta z0||`) grid | temperature CE with `--init_logit_norm` |
-| paper 2, gradient-decay sweep | gradient-decay CE with a constant beta |
-| paper 2, warm-up | gradient-decay CE with a beta schedule |
-| paper 3, temperature sweep | temperature CE with `--probe_dataset` (the transfer probe) |
+A run that records its study (`--study`, set in every flagfile of runs/) belongs to that study.
+A run that records none (runs of older versions, or typed by hand) is placed by its flags:
+
+| study | `--study` | runs without one |
+| --- | --- | --- |
+| paper 1, beta sweep | p1_beta_sweep | temperature CE, no `--init_logit_norm`, no `--probe_dataset` |
+| paper 1, (beta, `||beta z0||`) grid | p1_logit_norm_grid | temperature CE with `--init_logit_norm` |
+| paper 2, gradient-decay sweep | p2_decay_sweep | gradient-decay CE with a constant beta |
+| paper 2, warm-up | p2_warmup | gradient-decay CE with a beta schedule |
+| paper 3, temperature sweep | p3_temperature_sweep | temperature CE with `--probe_dataset` |
 
 Each selection keeps runs of any status; `completed` filters to finished ones. Where the
 learning rate was searched too, `best_learning_rate` keeps, for each beta, the learning rate
 with the best mean validation accuracy over seeds (paper 1 tunes it jointly with beta).
 """
 
+import pandas as pd
 
+STUDIES = ("p1_beta_sweep", "p1_logit_norm_grid", "p2_decay_sweep", "p2_warmup",
+           "p3_temperature_sweep")
 GROUP = ["dataset", "model"]
 SCORE = "best/val/accuracy"
 
@@ -28,38 +34,69 @@ def _temperature(runs):
     return runs[runs["loss"] == "temperature"]
 
 
-def paper1_beta_sweep(runs):
+def _of_study(runs, name, by_flags):
+    """The runs that record study `name`, and those recording none that `by_flags` selects."""
+    if runs.empty:
+        return runs
+    recorded = runs["study"].fillna("") if "study" in runs else pd.Series("", index=runs.index)
+    chosen = by_flags(runs[recorded == ""])
+    keep = (recorded == name) | runs.index.isin(chosen.index)
+    return runs[keep]
+
+
+def _p1_beta_by_flags(runs):
     selected = _temperature(runs)
     if selected.empty:
         return selected
     return selected[selected["init_logit_norm"].isna() & (selected["probe_dataset"] == "")]
 
 
-def paper1_logit_norm_grid(runs):
+def _p1_norm_by_flags(runs):
     selected = _temperature(runs)
     if selected.empty:
         return selected
     return selected[selected["init_logit_norm"].notna() & (selected["probe_dataset"] == "")]
 
 
-def paper2_sweep(runs):
+def _p2_sweep_by_flags(runs):
     if runs.empty:
         return runs
     return runs[(runs["loss"] == "gradient_decay") & (runs["beta_schedule"] == "constant")]
 
 
-def paper2_warmup(runs):
+def _p2_warmup_by_flags(runs):
     if runs.empty:
         return runs
     return runs[(runs["loss"] == "gradient_decay") & (runs["beta_schedule"] != "constant")]
 
 
-def paper3_sweep(runs):
+def _p3_by_flags(runs):
     selected = _temperature(runs)
     if selected.empty:
         return selected
-    selected = selected[selected["probe_dataset"] != ""].copy()
-    selected["temperature"] = 1.0 / selected["beta"]
+    return selected[selected["probe_dataset"] != ""]
+
+
+def paper1_beta_sweep(runs):
+    return _of_study(runs, "p1_beta_sweep", _p1_beta_by_flags)
+
+
+def paper1_logit_norm_grid(runs):
+    return _of_study(runs, "p1_logit_norm_grid", _p1_norm_by_flags)
+
+
+def paper2_sweep(runs):
+    return _of_study(runs, "p2_decay_sweep", _p2_sweep_by_flags)
+
+
+def paper2_warmup(runs):
+    return _of_study(runs, "p2_warmup", _p2_warmup_by_flags)
+
+
+def paper3_sweep(runs):
+    selected = _of_study(runs, "p3_temperature_sweep", _p3_by_flags).copy()
+    if not selected.empty:
+        selected["temperature"] = 1.0 / selected["beta"]
     return selected
 
 

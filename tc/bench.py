@@ -7,7 +7,7 @@
    and each ratio is the median over `--repeats` of per-repeat time ratios. 1.00 means no
    overhead.
 2. **Training throughput** (when a GPU is present, or with `--figures=throughput`): for each
-   `--models` entry, the real `tc.train` path (`tc.experiment.run`: its beta variable, metrics,
+   `--models` entry, the real `tc.train` path (`tc.runner.assembly.run`: its beta variable, metrics,
    divergence guard, per-epoch evaluation and checkpoint) on `synthetic_images`, CIFAR-shaped
    uint8 data held in memory (ImageNet-shaped, 224x224x3 with 1000 classes, for `resnet50`,
    10,240 of them):
@@ -186,8 +186,9 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     With `copies > 1`, a packed sweep of that many betas (`sweep_betas`): its img/s count the
     images of every copy (model-img/s).
     """
-    from tc import config as config_lib
-    from tc import data, experiment, models, packed
+    from tc import data, models
+    from tc.runner import assembly
+    from tc.runner import config as config_lib
 
     options = dataset_options(model_name, samples)
     with tempfile.TemporaryDirectory() as scratch:
@@ -197,7 +198,7 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
             tensorboard=False, save_predictions=False, verbose=0,
             betas=sweep_betas(copies) if copies > 1 else "",
             output_dir=os.path.join(scratch, model_name))
-        result = packed.run(config)[0] if copies > 1 else experiment.run(config)
+        result = assembly.run(config)[0]
     shape_options = config_lib.parse_options(options, "dataset_options")
     shape_options.update(samples=2, test_samples=1, validation_samples=0)
     dataset = data.load("synthetic_images", **shape_options)
@@ -237,8 +238,8 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     after the first.
     """
 
-    from tc import config as config_lib
     from tc import data, models
+    from tc.runner import config as config_lib
 
     options = config_lib.parse_options(dataset_options(model_name, samples), "dataset_options")
     dataset = data.load("synthetic_images", **options)
@@ -272,7 +273,7 @@ def median_overhead(pairs):
 def main(argv):
     del argv
 
-    from tc.run_dir import atomic_write_json
+    from tc.runner.run_dir import atomic_write_json
 
     backend = keras.backend.backend()
     figures = set(FLAGS.figures)

@@ -18,6 +18,8 @@ import numbers
 import keras
 from keras import ops
 
+from tc import compat
+
 
 def check_beta(value, name="beta"):
     """Returns `value` as a float after checking that it is positive and finite.
@@ -128,8 +130,5 @@ def track_beta(model, source, name="beta"):
     for metric in model.metrics:
         if isinstance(metric, BetaTracker) and metric.beta_variable is variable:
             return metric
-    tracker = BetaTracker(variable, name=name)
-    # Layer.__setattr__ files a Metric attribute under the model's own metrics, whose variables
-    # are part of the state every backend's train step receives.
-    setattr(model, f"_tc_beta_tracker_{id(variable)}", tracker)
-    return tracker
+    return compat.attach_metric(model, f"_tc_beta_tracker_{id(variable)}",
+                                BetaTracker(variable, name=name))

@@ -23,7 +23,7 @@ import numpy as np
 import threadpoolctl
 from keras import ops
 
-from tc.callbacks import StepQuietCallbackList
+from tc.compat import StepQuietCallbackList
 
 
 def _feature_matrix(features, center):

@@ -20,6 +20,7 @@ import math
 import keras
 
 from tc import beta as beta_lib
+from tc import compat
 
 UNITS = ("step", "epoch")
 
@@ -190,9 +191,7 @@ class BetaScheduler(keras.callbacks.Callback):
             return False
         # On JAX, mid-epoch state lives outside the variables; flush it first, so the next step
         # re-reads every variable, this one included.
-        sync_state = getattr(self.model, "jax_state_sync", None)
-        if sync_state is not None:
-            sync_state()
+        compat.sync_jax_state(self.model)
         self.beta_variable.assign(value)
         self._current_beta = value
         return True

@@ -2,7 +2,7 @@
 
 With no flags it runs the main job: an MLP on the bundled digits at beta = 1, in under a
 minute on a laptop CPU. `--betas=0.01,0.1,1` trains one copy per beta in one program (see
-`tc.packed`). Exit codes: 0 completed, 3 diverged (any copy), 1 failed or bad flags.
+`tc.runner.packing`). Exit codes: 0 completed, 3 diverged (any copy), 1 failed or bad flags.
 """
 
 import os
@@ -10,10 +10,10 @@ import sys
 
 from absl import app, flags
 
-from tc import config as config_lib
 from tc import data as data_lib
-from tc import experiment, packed
-from tc.run_dir import RunDirectoryConflict
+from tc.runner import assembly
+from tc.runner import config as config_lib
+from tc.runner.run_dir import RunDirectoryConflict
 
 config_lib.define_flags()
 FLAGS = flags.FLAGS
@@ -53,11 +53,8 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:
-        if run_config.packed_betas:
-            results = packed.run(run_config)
-        else:
-            results = [experiment.run(run_config)]
-    except (experiment.ConfigurationError, data_lib.DatasetNotPreparedError,
+        results = assembly.run(run_config)
+    except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError,
             RunDirectoryConflict) as error:
         # Bad input found before training: nothing was written. Errors while training propagate
         # with their traceback, and result.json says "failed".
@@ -66,7 +63,7 @@ def main(argv):
         if len(results) > 1:
             print(f"\nbeta = {result['beta']:g}", end="")
         print(describe(result))
-    sys.exit(max(experiment.STATUS_EXIT_CODES[result["status"]] for result in results))
+    sys.exit(max(assembly.STATUS_EXIT_CODES[result["status"]] for result in results))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """`python -m tc.tune`: a keras-tuner search over beta in which every trial is a tc run.
 
-All `tc.train` flags set the runs, and the flags of `tc.search` set the search. Example: 7 grid
+All `tc.train` flags set the runs, and the flags of `tc.runner.search` set the search. Example: 7 grid
 points from 1e-2 to 10 (both included), 2 seeds each, on digits:
 
     python -m tc.tune --tuner=grid --grid_points=7 --executions_per_trial=2 \\
@@ -13,9 +13,9 @@ worker with `KERASTUNER_TUNER_ID=tuner<i>` and the same address, all with the sa
 
 from absl import app, flags
 
-from tc import config as config_lib
 from tc import data as data_lib
-from tc import experiment, search
+from tc.runner import assembly, search
+from tc.runner import config as config_lib
 
 config_lib.define_flags()
 search.define_flags()
@@ -32,7 +32,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     try:
         summary = search.search_beta(base, search_settings)
-    except (experiment.ConfigurationError, data_lib.DatasetNotPreparedError) as error:
+    except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError) as error:
         raise app.UsageError(str(error)) from None
     if summary.get("worker"):
         print("\nworker done; the chief writes trials.csv")

@@ -44,3 +44,24 @@ def fresh_keras_state():
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     yield
+
+
+SMALL_RUN = dict(dataset="digits", epochs=3, batch_size=32, tensorboard=False, verbose=0,
+                 rank_probe_size=128)
+
+
+@pytest.fixture
+def small_config(tmp_path):
+    """Makes small, fast RunConfigs: `small_config(name="run", **overrides)`.
+
+    Digits, 3 epochs, batch 32, no TensorBoard, writing to `tmp_path / name`; `output_dir=""`
+    gives a config with no run directory of its own (a search's base).
+    """
+    from tc.runner import config as config_lib
+
+    def make(name="run", **overrides):
+        values = dict(SMALL_RUN, output_dir=str(tmp_path / name))
+        values.update(overrides)
+        return config_lib.RunConfig(**values)
+
+    return make

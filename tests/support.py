@@ -114,3 +114,59 @@ def run_python(arguments, backend=None, block_tensorflow=False, timeout=300):
         env["KERAS_BACKEND"] = backend
     return subprocess.run([sys.executable, *arguments], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+METRICS = ("accuracy", "beta_logit_norm", "ece", "logit_norm", "loss", "mce", "nll")
+
+
+def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset=None,
+                        status="completed", classes=10, examples=200, **flags):
+    """Writes a complete run directory as `tc.train` would, with made-up numbers, and returns
+    its path: flags.txt of `RunConfig(**flags)`, metrics.csv, result.json, predictions.npz.
+
+    The numbers are drawn from a generator seeded by the flags, so the analysis tests get
+    varied, reproducible runs without training any.
+    """
+    import json
+    import zlib
+
+    from tc.runner import config as config_lib
+    from tc.runner import run_dir
+
+    config = config_lib.RunConfig(output_dir=str(path), probe_dataset=probe_dataset or "",
+                                  track_rank_layers=",".join(rank_layers), epochs=epochs,
+                                  **flags)
+    rng = np.random.default_rng(zlib.crc32(config.to_flagfile().encode()))
+    os.makedirs(path, exist_ok=True)
+    run_dir.atomic_write_text(os.path.join(path, "flags.txt"), config.to_flagfile())
+    rows = []
+    for epoch in range(1, epochs + 1):
+        row = {"epoch": epoch, "learning_rate": config.learning_rate, "beta": config.beta}
+        for split in ("train", "val", "test"):
+            for metric in METRICS:
+                value = rng.uniform(0.5, 1.0) if metric == "accuracy" else rng.uniform(0.01, 3)
+                row[f"{split}/{metric}"] = float(value)
+        for layer in rank_layers:
+            row[f"rank/{layer}/numerical"] = int(rng.integers(1, 64))
+            row[f"rank/{layer}/effective"] = float(rng.uniform(1, 64))
+        rows.append(row)
+    run_dir.atomic_write_text(os.path.join(path, "metrics.csv"), run_dir.rows_to_csv(rows))
+    arrays = {}
+    for split in ("val", "test"):
+        labels = rng.integers(0, classes, examples)
+        logits = rng.normal(size=(examples, classes)) * 2
+        logits[np.arange(examples), labels] += rng.uniform(0, 4, examples)
+        arrays[f"{split}_logits"], arrays[f"{split}_labels"] = logits.astype(np.float32), labels
+    run_dir.atomic_write_arrays(os.path.join(path, "predictions.npz"), arrays)
+    best = max(rows, key=lambda row: row["val/accuracy"])
+    result = {"status": status, "epochs_completed": epochs, "epochs": epochs, "final": rows[-1],
+              "best_validation": best, "beta": config.beta, "seed": config.seed,
+              "loss": config.loss, "learning_rate": config.learning_rate, "backend": "numpy",
+              "wall_seconds": 1.0, "examples_per_second": 1000.0, "diverged_at": None,
+              "predictions": "predictions.npz", "run_dir": str(path)}
+    if probe_dataset:
+        result["linear_probe"] = {"dataset": probe_dataset, "layer": "features",
+                                  "train_examples": 500, "accuracy": float(rng.uniform(0.3, 1))}
+    with open(os.path.join(path, "result.json"), "w") as handle:
+        json.dump(result, handle)
+    return path

@@ -1,4 +1,4 @@
-"""analysis/: tiny runs made here -> DataFrames, figures and the report's claim table."""
+"""analysis/: synthetic run directories -> DataFrames, figures and the report's claim table."""
 
 import json
 import os
@@ -8,20 +8,15 @@ import pandas as pd
 import pytest
 
 from analysis import claims, load, studies
-from tc import config as config_lib
-from tc import experiment
-from tests.support import ROOT, run_python
+from tests.support import ROOT, run_python, write_synthetic_run
 
 FIGURES = ("p1_accuracy_vs_beta", "p1_beta_logit_norm_heatmap", "p1_training_curves",
            "p2_calibration_vs_beta", "p2_reliability_diagrams", "p2_training_curves",
            "p3_rank_vs_temperature", "p3_logit_norm_curves", "p3_probe_vs_temperature")
 
 
-def tiny_run(root, name, **overrides):
-    values = dict(dataset="digits", epochs=2, batch_size=64, tensorboard=False, verbose=0,
-                  rank_probe_size=64, output_dir=str(root / name))
-    values.update(overrides)
-    return experiment.run(config_lib.RunConfig(**values))
+def tiny_run(root, name, **flags):
+    return write_synthetic_run(root / name, **flags)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +33,7 @@ def runs_root(tmp_path_factory):
              beta_start=0.1, beta_warmup=2)
     for beta in (0.1, 1.0, 10.0):
         tiny_run(root / "p3", f"beta{beta}", dataset="synthetic", beta=beta,
-                 dataset_options="samples=512", track_rank_layers="dense0,features",
+                 dataset_options="samples=512", rank_layers=("dense0", "features"),
                  probe_dataset="synthetic_shift", probe_size=500)
     # Two broken runs: one never finished, one with a corrupt result.json.
     unfinished = root / "broken" / "unfinished"
@@ -144,3 +139,13 @@ def test_a_flagfile_parses_to_typed_config_values():
     assert values == {"beta": 0.5, "epochs": 3, "tensorboard": False,
                       "init_logit_norm": pytest.approx(np.nan, nan_ok=True), "model": "mlp"}
     assert json.dumps({k: v for k, v in values.items() if k != "init_logit_norm"})
+
+
+def test_a_recorded_study_places_a_run_over_its_flags():
+    runs = pd.DataFrame({"loss": "temperature", "init_logit_norm": np.nan, "probe_dataset": "",
+                         "beta_schedule": "constant", "beta": 1.0,
+                         "study": ["", "p1_logit_norm_grid", "p3_temperature_sweep"]})
+    assert list(studies.paper1_beta_sweep(runs).index) == [0]
+    assert list(studies.paper1_logit_norm_grid(runs).index) == [1]
+    assert list(studies.paper3_sweep(runs).index) == [2]
+    assert studies.paper2_sweep(runs).empty

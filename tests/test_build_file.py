@@ -45,7 +45,7 @@ def problems(targets, root):
             relative = path.relative_to(root).as_posix()
             if relative not in library_sources:
                 found.append(f"module {relative} has no py_library/py_binary target")
-    for path in sorted((root / "tests").glob("test_*.py")):
+    for path in sorted((root / "tests").rglob("test_*.py")):
         relative = path.relative_to(root).as_posix()
         if relative not in test_sources:
             found.append(f"test file {relative} has no py_test target")

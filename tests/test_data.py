@@ -1,5 +1,6 @@
 """The dataset registry: TFDS loaders under tfds.testing.mock_data, and the in-memory sets."""
 
+import json
 import socket
 import time
 
@@ -9,32 +10,34 @@ import pytest
 
 import tc
 from tc import data
-from tc.data import pipeline
+from tc.data import preprocessing, tfds_source
 from tests.support import run_python
 
 tf = pytest.importorskip("tensorflow")
 tfds = pytest.importorskip("tensorflow_datasets")
 
-TFDS_NAMES = ("cifar10", "cifar100", "svhn_cropped", "mnist", "imagenet2012", "imdb_reviews")
+TFDS_NAMES = ("cifar10", "cifar100", "svhn_cropped", "mnist", "fashion_mnist", "imagenet2012",
+              "imdb_reviews", "tfds:kmnist")
 EXPECTED = {  # name: (input shape, input dtype, classes)
     "cifar10": ((32, 32, 3), "float32", 10), "cifar100": ((32, 32, 3), "float32", 100),
     "svhn_cropped": ((32, 32, 3), "float32", 10), "mnist": ((28, 28, 1), "float32", 10),
+    "fashion_mnist": ((28, 28, 1), "float32", 10), "tfds:kmnist": ((28, 28, 1), "float32", 10),
     "imagenet2012": ((224, 224, 3), "float32", 1000), "imdb_reviews": ((16,), "int32", 2),
 }
 
 
 def mock_load(name, tmp_path, num_examples=48, **options):
     options.setdefault("validation_size", 16)
+    text = {"vocab_size": 64, "sequence_length": 16}
+    options.update({key: value for key, value in text.items() if key in data.options(name)})
     with tfds.testing.mock_data(num_examples=num_examples):
-        return data.load(name, data_dir=str(tmp_path), vocab_size=64, sequence_length=16,
-                         **options)
+        return data.load(name, data_dir=str(tmp_path), **options)
 
 
 @pytest.mark.parametrize("name", TFDS_NAMES)
 def test_tfds_datasets_yield_well_formed_batches_for_every_split(name, tmp_path):
     with tfds.testing.mock_data(num_examples=48):
-        dataset = data.load(name, data_dir=str(tmp_path), validation_size=16, vocab_size=64,
-                            sequence_length=16)
+        dataset = mock_load(name, tmp_path)
         input_shape, dtype, num_classes = EXPECTED[name]
         assert dataset.input_shape == input_shape and dataset.num_classes == num_classes
         assert dataset.split_sizes["validation"] == 16
@@ -140,7 +143,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-@pytest.mark.parametrize("name", TFDS_NAMES)
+@pytest.mark.parametrize("name", [name for name in TFDS_NAMES if ":" not in name])
 def test_missing_dataset_fails_fast_with_the_prepare_command(name, tmp_path, no_network):
     start = time.monotonic()
     with pytest.raises(data.DatasetNotPreparedError) as error:
@@ -210,8 +213,8 @@ def test_in_memory_sets_report_their_shapes():
 
 
 def test_synthetic_options_do_what_they_say():
-    clean = data.load("synthetic", label_noise=0.0, seed=3)
-    noisy = data.load("synthetic", label_noise=0.3, seed=3)
+    clean = data.load("synthetic", label_noise=0.0, data_seed=3)
+    noisy = data.load("synthetic", label_noise=0.3, data_seed=3)
     _, clean_y = clean.arrays("train")
     _, noisy_y = noisy.arrays("train")
     assert 0.25 < np.mean(clean_y != noisy_y) < 0.35
@@ -286,24 +289,63 @@ def test_mlp_on_digits_reaches_95_percent_within_30_epochs():
 
 
 @pytest.mark.parametrize("name", ["digits", "synthetic_images", "mnist", "cifar10"])
-def test_batchwise_pipelines_give_the_normalized_arrays_in_epoch_order(tmp_path, name):
+def test_tf_data_batches_equal_the_numpy_path_in_epoch_order(tmp_path, name):
     if name in ("mnist", "cifar10"):
         dataset = mock_load(name, tmp_path, num_examples=40, validation_size=8)
     else:
         dataset = data.load(name, **({"samples": 40} if name == "synthetic_images" else {}))
-    x, y = dataset.arrays("train")  # numpy: normalized by base.normalize_numpy
-    if pipeline.batchwise(dataset.spec, training=True):
-        order = data.epoch_order(len(y), seed=3, epoch=1)[:len(y) - len(y) % 8]
-        batches = list(dataset.tf_dataset("train", 8, seed=3, first_epoch=1))
-        np.testing.assert_allclose(np.concatenate([b.numpy() for b, _ in batches]), x[order],
-                                   rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(np.concatenate([l.numpy() for _, l in batches]), y[order])
-    else:
-        assert dataset.spec.preprocessing == "cifar"  # drawn per example: checked above
-    assert pipeline.batchwise(dataset.spec, training=False)
+    raw_x, y = dataset.raw_arrays("train")
+    order = data.epoch_order(len(y), seed=3, epoch=1)[:len(y) - len(y) % 8]
+    batches = list(dataset.tf_dataset("train", 8, seed=3, first_epoch=1))
+    # numpy, with the random numbers of the same (seed, epoch, step): cifar10 is augmented
+    expected = [preprocessing.training_batch(
+        raw_x[order[step * 8:(step + 1) * 8]],
+        *preprocessing.augmentation_draws(8, 3, 1, step, dataset.spec), dataset.spec,
+        preprocessing.NUMPY) for step in range(len(order) // 8)]
+    np.testing.assert_allclose(np.concatenate([b.numpy() for b, _ in batches]),
+                               np.concatenate(expected), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate([l.numpy() for _, l in batches]), y[order])
+    assert preprocessing.augments(dataset.spec) == (name == "cifar10")
     test_x, test_y = dataset.arrays("test")
     batches = list(dataset.tf_dataset("test", 8))
     assert [len(l) for _, l in batches][:-1] == [8] * (len(batches) - 1)
     np.testing.assert_allclose(np.concatenate([b.numpy() for b, _ in batches]), test_x,
                                rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(np.concatenate([l.numpy() for _, l in batches]), test_y)
+
+
+def test_a_missing_tfds_name_is_prepared_by_its_own_name(tmp_path, no_network):
+    with pytest.raises(data.DatasetNotPreparedError, match=f"tfds build kmnist --data_dir={tmp_path}"):
+        data.load("tfds:kmnist", data_dir=str(tmp_path))
+
+
+def test_an_unknown_tfds_name_says_how_to_list_the_names(tmp_path, no_network):
+    with pytest.raises(ValueError, match="no dataset 'no_such_set'.*list_builders"):
+        data.load("tfds:no_such_set", data_dir=str(tmp_path))
+    with pytest.raises(ValueError, match="tfds:<name>"):
+        data.load("tfds:")
+
+
+def test_tfds_any_normalizes_with_cached_training_statistics(tmp_path):
+    dataset = mock_load("tfds:kmnist", tmp_path, num_examples=40, validation_size=8)
+    raw, _ = dataset.raw_arrays("train")
+    mean, std = raw.mean() / 255, raw.std() / 255
+    assert dataset.spec.mean == pytest.approx((mean,)) and dataset.spec.std == pytest.approx((std,))
+    normalized, _ = dataset.arrays("train")
+    assert float(normalized.mean()) == pytest.approx(0.0, abs=1e-4)
+    cached = list((tmp_path / tfds_source.STATISTICS_FOLDER).glob("kmnist-*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["mean"] == pytest.approx([mean])
+
+
+def test_class_subsets_relabel_and_a_probe_of_one_subset_on_the_other_runs(tmp_path):
+    full = mock_load("cifar10", tmp_path, num_examples=200, validation_size=0)
+    first = mock_load("cifar10", tmp_path, num_examples=200, validation_size=0,
+                      classes=(3, 1, 7))
+    _, labels = full.raw_arrays("train")
+    kept = np.isin(labels, (3, 1, 7))
+    assert first.num_classes == 3 and first.split_sizes["train"] == int(kept.sum())
+    relabelled = np.array([{3: 0, 1: 1, 7: 2}[label] for label in labels[kept]])
+    np.testing.assert_array_equal(first.raw_arrays("train")[1], relabelled)
+    np.testing.assert_array_equal(first.raw_arrays("train")[0], full.raw_arrays("train")[0][kept])
+    with pytest.raises(ValueError, match="classes=.*distinct integers in \\[0, 10\\)"):
+        mock_load("cifar10", tmp_path, classes=(1, 1))

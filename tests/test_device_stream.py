@@ -5,7 +5,7 @@ import pytest
 from keras import ops
 
 from tc import data
-from tc.data import base, device_stream
+from tc.data import base, device_stream, preprocessing
 
 
 def batches(stream, count):
@@ -45,16 +45,16 @@ def numpy_translations(image, flips):
     return crops + [crop[:, ::-1] for crop in crops] if flips else crops
 
 
-@pytest.mark.parametrize("preprocessing,flips", [("cifar", True), ("svhn", False)])
-def test_augmented_images_are_translations_of_their_source(preprocessing, flips):
-    dataset = images_dataset(preprocessing)
+@pytest.mark.parametrize("family,flips", [("cifar", True), ("svhn", False)])
+def test_augmented_images_are_translations_of_their_source(family, flips):
+    dataset = images_dataset(family)
     raw_x, raw_y = dataset.raw_arrays("train")
     order = base.epoch_order(len(raw_y), 0, 0)
     (x, y), = batches(device_stream.DeviceStream(dataset, 16, 0, 0, 1), 1)
     np.testing.assert_array_equal(y, raw_y[order])
     moved = 0
     for image, source in zip(x, raw_x[order]):
-        candidates = [base.normalize_numpy(c, dataset.spec)
+        candidates = [preprocessing.normalize(c, dataset.spec, preprocessing.NUMPY)
                       for c in numpy_translations(source, flips)]
         distances = [np.abs(image - c).max() for c in candidates]
         assert min(distances) < 1e-5
@@ -71,7 +71,8 @@ def test_augmentation_is_reproducible_and_changes_with_the_epoch():
         np.testing.assert_array_equal(x, x_again)
     for (x, _), (x_resumed, _) in zip(first[2:], resumed):
         np.testing.assert_array_equal(x, x_resumed)
-    unaugmented = base.normalize_numpy(dataset.raw_arrays("train")[0], dataset.spec)
+    unaugmented = preprocessing.normalize(dataset.raw_arrays("train")[0], dataset.spec,
+                                          preprocessing.NUMPY)
     order = base.epoch_order(16, 5, 0)
     assert not np.allclose(first[0][0], unaugmented[order[:8]])
 
@@ -85,18 +86,20 @@ def test_labels_are_repeated_for_each_output():
         np.testing.assert_array_equal(copy, labels[0])
 
 
-def test_a_compiled_stream_batch_equals_the_eager_one_with_integer_seeds():
-    # On JAX a stream makes each batch in one compiled call with seed arrays; it must draw the
-    # augmentation an eager `make_batch` with the integer seeds draws.
-    dataset = images_dataset("cifar", count=32)
+@pytest.mark.parametrize("family", ["cifar", "svhn"])
+def test_stream_batches_equal_the_numpy_path_with_the_same_random_numbers(family):
+    # The device stream (one compiled call on JAX) and numpy make the same augmented batch.
+    dataset = images_dataset(family, count=32)
     stream = device_stream.DeviceStream(dataset, 16, seed=7, first_epoch=0, last_epoch=2)
     index = base.epoch_order(32, 7, 1)[16:32]
     x, y = (ops.convert_to_numpy(part) for part in stream.batch(1, 1, index))
-    eager_x, eager_y = device_stream.make_batch(
-        stream.x, stream.y, ops.convert_to_tensor(index.astype(np.int32)), stream.seeds(1, 1),
-        dataset.spec)
-    np.testing.assert_array_equal(y, ops.convert_to_numpy(eager_y))
-    np.testing.assert_allclose(x, ops.convert_to_numpy(eager_x), rtol=1e-6, atol=1e-6)
+    raw_x, raw_y = dataset.raw_arrays("train")
+    offsets, flips = preprocessing.augmentation_draws(16, 7, 1, 1, dataset.spec)
+    assert flips.any() == (family == "cifar")
+    expected = preprocessing.training_batch(raw_x[index], offsets, flips, dataset.spec,
+                                            preprocessing.NUMPY)
+    np.testing.assert_array_equal(y, raw_y[index])
+    np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-6)
     other_x = ops.convert_to_numpy(stream.batch(1, 2, index)[0])
     assert not np.allclose(x, other_x)  # another step, other translations and flips
 
@@ -107,9 +110,9 @@ def test_a_stream_under_a_jax_distribution_lays_batches_out_for_it():
     import keras
 
     if keras.backend.backend() != "jax":  # TensorFlow's tc.train feeds tf.data instead
-        from tc import experiment
+        from tc.runner import inputs
 
-        assert not experiment.trains_on_device(images_dataset("cifar"))
+        assert not inputs.trains_on_device(images_dataset("cifar"))
         return
     import jax
 

@@ -63,8 +63,8 @@ def readme_commands(entry_point):
 def test_readme_commands_use_valid_flags(monkeypatch):
     from absl import flags
 
-    from tc import config as config_lib
-    from tc import search
+    from tc.runner import config as config_lib
+    from tc.runner import search
 
     monkeypatch.chdir(ROOT)  # flagfiles are named relative to the repository root
     train_commands, tune_commands = readme_commands("tc.train"), readme_commands("tc.tune")

@@ -7,8 +7,9 @@ import keras
 import pytest
 from absl import flags
 
-from tc import config as config_lib
-from tc import data, experiment, models, search
+from tc.runner import config as config_lib
+from tc import data, models
+from tc.runner import assembly, search
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
@@ -42,14 +43,22 @@ def test_there_is_a_flagfile_per_experiment():
         assert name in readme, f"runs/README.md does not list {name}"
 
 
+def test_every_flagfile_records_the_study_the_analysis_files_it_under():
+    from analysis import studies
+
+    for path in FLAGFILES:
+        run_config, _, _ = parse(path)
+        assert run_config.study in studies.STUDIES, path
+
+
 @pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: p.relative_to(ROOT / "runs").as_posix())
 def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     run_config, search_config, entry_point = parse(flagfile)
     assert entry_point in ("tc.train", "tc.tune")
     assert (search_config is not None) == (entry_point == "tc.tune")
     assert run_config.dataset in data.names()
-    if run_config.dataset in data.IN_MEMORY:  # the CPU versions: real data, one short epoch
-        result = experiment.run(dataclasses.replace(
+    if run_config.dataset in data.BUNDLED:  # the CPU versions: real data, one short epoch
+        result = assembly.run_one(dataclasses.replace(
             run_config, epochs=1, output_dir=str(tmp_path / "run"), tensorboard=False,
             verbose=0))
         assert result["status"] == "completed" and result["epochs_completed"] == 1
@@ -70,7 +79,7 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     key = one_step.to_flagfile().replace(str(tmp_path), "")
     if key not in ONE_STEP_RESULTS:
         with tfds.testing.mock_data(num_examples=4):
-            ONE_STEP_RESULTS[key] = experiment.run(
+            ONE_STEP_RESULTS[key] = assembly.run_one(
                 dataclasses.replace(one_step, output_dir=str(tmp_path / "run")))
     result = ONE_STEP_RESULTS[key]
     assert result["status"] == "completed" and result["epochs_completed"] == 1

@@ -6,31 +6,40 @@
 | `synthetic` | Gaussian mixture, numpy | 10 | (32,) | none |
 | `synthetic_shift` | the same input space, other classes (OOD task) | 10 | (32,) | none |
 | `synthetic_images` | class templates + noise, uint8, CIFAR-shaped (GPU runs, benchmarks) | 10 | 32x32x3 | normalize |
+| `fashion_mnist`, `mnist` | IDX files (numpy only; Debian's `dataset-fashion-mnist`) or TFDS | 10 | 28x28x1 | normalize (own statistics); `augment=` optional |
 | `cifar10`, `cifar100` | TFDS | 10, 100 | 32x32x3 | pad-crop-flip, normalize |
 | `svhn_cropped` | TFDS | 10 | 32x32x3 | pad-crop, normalize |
-| `mnist` | TFDS | 10 | 28x28x1 | normalize |
 | `imagenet2012` | TFDS (manual download), streamed | 1000 | 224x224x3 | RRC + flip / resize-crop |
 | `imdb_reviews` | TFDS, `TextVectorization` on train | 2 | (256,) ids | none |
+| `tfds:<name>` | any TFDS image-classification dataset, e.g. `tfds:kmnist` | from its info | from its info | normalize (own statistics) |
 
-`digits`, `synthetic`, `synthetic_shift` and `synthetic_images` need no TensorFlow. Every
-dataset reports
-`num_classes`, `input_shape` and `split_sizes` and builds `tf_dataset(split, batch_size, ...)`;
-in-memory ones also give `arrays(split)` and `numpy_batches(...)`.
+`digits`, `synthetic`, `synthetic_shift`, `synthetic_images`, and `fashion_mnist` / `mnist` from
+IDX files need no TensorFlow. Every dataset reports `num_classes`, `input_shape` and
+`split_sizes` and builds `tf_dataset(split, batch_size, ...)`; in-memory ones also give
+`arrays(split)` and `numpy_batches(...)`.
+
+Splits do not depend on the run's seed: the validation split is carved with the `data_seed`
+option (0 by default), so runs that differ only in `--seed` share their data. `classes=0,1,2`
+keeps those classes, relabelled 0..k-1 (an in-distribution task and its held-out classes).
 """
 
+import functools
 import inspect
 
-from tc.data import digits, synthetic, tfds_source
+from tc.data import digits, mnist_like, synthetic, tfds_source
 from tc.data.base import ArrayDataset, DatasetSpec, epoch_order  # noqa: F401
 from tc.data.tfds_source import DatasetNotPreparedError  # noqa: F401
 
+TFDS_PREFIX = tfds_source.ANY_PREFIX
+
 
 def _tfds_loader(name):
-    def load_tfds(data_dir=None, validation_size=None, seed=0, download=False,
-                  vocab_size=20_000, sequence_length=256, shuffle_buffer=10_000):
+    def load_tfds(data_dir=None, validation_size=None, data_seed=0, classes=None,
+                  download=False, vocab_size=20_000, sequence_length=256, shuffle_buffer=10_000):
         return tfds_source.load(name, data_dir=data_dir, validation_size=validation_size,
-                                seed=seed, download=download, vocab_size=vocab_size,
-                                sequence_length=sequence_length, shuffle_buffer=shuffle_buffer)
+                                data_seed=data_seed, classes=classes, download=download,
+                                vocab_size=vocab_size, sequence_length=sequence_length,
+                                shuffle_buffer=shuffle_buffer)
 
     load_tfds.__doc__ = tfds_source.load.__doc__
     return load_tfds
@@ -41,14 +50,28 @@ LOADERS = {
     "synthetic": synthetic.load,
     "synthetic_shift": synthetic.load_shift,
     "synthetic_images": synthetic.load_images,
+    "fashion_mnist": functools.partial(mnist_like.load, "fashion_mnist"),
+    "mnist": functools.partial(mnist_like.load, "mnist"),
     **{name: _tfds_loader(name) for name in tfds_source.TABLES},
 }
-IN_MEMORY = ("digits", "synthetic", "synthetic_shift", "synthetic_images")
+# Generated in memory: no data directory, no TensorFlow.
+BUNDLED = ("digits", "synthetic", "synthetic_shift", "synthetic_images")
 
 
 def names():
-    """The registered dataset names."""
+    """The registered dataset names; any TFDS image-classification dataset is also available
+    as `tfds:<name>` (e.g. `tfds:kmnist`)."""
     return tuple(LOADERS)
+
+
+def check_name(name):
+    """Returns `name` if it is a registered name or `tfds:<name>`; else a ValueError naming the
+    valid ones."""
+    if name in LOADERS or (isinstance(name, str) and name.startswith(TFDS_PREFIX)
+                           and len(name) > len(TFDS_PREFIX)):
+        return name
+    raise ValueError(f"Unknown dataset {name!r}; valid datasets: {', '.join(LOADERS)}, or "
+                     f"{TFDS_PREFIX}<name> for any TFDS image-classification dataset.")
 
 
 def options(name):
@@ -57,8 +80,9 @@ def options(name):
 
 
 def _loader(name):
-    if name not in LOADERS:
-        raise ValueError(f"Unknown dataset {name!r}; valid datasets: {', '.join(LOADERS)}.")
+    check_name(name)
+    if name.startswith(TFDS_PREFIX):
+        return functools.partial(tfds_source.load_any, name[len(TFDS_PREFIX):])
     return LOADERS[name]
 
 
@@ -67,7 +91,8 @@ def load(name, **kwargs):
 
     Raises:
         ValueError: an unknown name or option, naming the valid ones.
-        DatasetNotPreparedError: a TFDS dataset missing from its data directory.
+        DatasetNotPreparedError: a dataset missing from its data directory; the message says
+            how to prepare it.
     """
     loader = _loader(name)
     valid = options(name)

@@ -12,6 +12,8 @@ import dataclasses
 
 import numpy as np
 
+from tc.data import preprocessing
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -27,6 +29,8 @@ class DatasetSpec:
         preprocessing: the preprocessing family (`"cifar"`, `"svhn"`, `"mnist"`,
             `"imagenet"`, `"text"` or `"none"`).
         mean, std: per-channel normalization constants (images), or None.
+        augmentation: the training augmentation: "none", "pad_crop", "pad_crop_flip", or
+            "default" for the family's own (see `tc.data.preprocessing`).
     """
 
     name: str
@@ -36,6 +40,7 @@ class DatasetSpec:
     preprocessing: str = "none"
     mean: tuple = None
     std: tuple = None
+    augmentation: str = "default"
 
 
 def check_split(split):
@@ -61,6 +66,35 @@ def check_labels(labels, num_classes, dataset_name, split):
 def epoch_order(num_examples, seed, epoch):
     """The training order of epoch `epoch`: a permutation of `range(num_examples)` from (seed, epoch)."""
     return np.random.default_rng([int(seed), int(epoch)]).permutation(int(num_examples))
+
+
+def keep_classes(splits, classes, num_classes, dataset_name):
+    """`splits` (a list of `(x, y)`) with only the examples of `classes`, relabelled 0..k-1 in
+    the order of `classes`; returns `(splits, k)`.
+
+    Raises:
+        ValueError: `classes` is empty, repeats a class, or names one outside [0, num_classes).
+    """
+    classes = (classes,) if isinstance(classes, (int, np.integer)) else tuple(classes)
+    if not classes or len(set(classes)) != len(classes) or any(
+            isinstance(c, bool) or not isinstance(c, (int, np.integer))
+            or not 0 <= c < num_classes for c in classes):
+        raise ValueError(f"Dataset {dataset_name!r}: classes={classes!r} must be distinct "
+                         f"integers in [0, {num_classes}), e.g. classes=0,1,2,3,4.")
+    relabel = np.full(num_classes, -1, np.int32)
+    relabel[list(classes)] = np.arange(len(classes), dtype=np.int32)
+    kept = []
+    for x, y in splits:
+        mask = np.isin(y, classes)
+        kept.append((x[mask], relabel[y[mask]]))
+    return kept, len(classes)
+
+
+def channel_statistics(images):
+    """Per-channel `(mean, std)` of uint8 images `(N, ..., C)`, on the [0, 1] scale."""
+    values = np.asarray(images, np.float64).reshape(-1, images.shape[-1]) / 255.0
+    return (tuple(float(v) for v in values.mean(axis=0)),
+            tuple(float(v) for v in values.std(axis=0)))
 
 
 def carve_validation(num_examples, validation_size, seed):
@@ -130,7 +164,7 @@ class ArrayDataset(SpecBacked):
     def arrays(self, split):
         """`(x, y)` preprocessed for evaluation: float32 inputs (normalized images), int32 labels."""
         x, y = self.raw_arrays(split)
-        return normalize_numpy(x, self.spec), y
+        return preprocessing.normalize(x, self.spec, preprocessing.NUMPY), y
 
     def numpy_batches(self, split, batch_size, seed=0, epoch=0, training=None):
         """Yields `(x, y)` numpy batches, in `epoch_order` when training (the default for train).
@@ -158,11 +192,3 @@ class ArrayDataset(SpecBacked):
                                        first_epoch=first_epoch, num_epochs=num_epochs,
                                        training=training)
 
-
-def normalize_numpy(x, spec):
-    """The evaluation preprocessing in numpy: uint8 images to normalized float32."""
-    if spec.mean is None:
-        return x if x.dtype != np.float64 else x.astype(np.float32)
-    x = x.astype(np.float32) / 255.0
-    return ((x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)).astype(
-        np.float32)

@@ -7,10 +7,8 @@ or features) on the device once, and makes every batch there:
 
 The host only sends the `B` indices of each batch. The order is `base.epoch_order(n, seed,
 epoch)`, the same as the TensorFlow pipeline's, so a resumed run sees the batches an
-uninterrupted run would have seen. Augmentation (`cifar`: 4-pixel zero pad, random 32x32 crop
-and horizontal flip; `svhn`: the same without the flip) draws from stateless seeds of
-`(seed, epoch, step)`, so it is reproducible too; its random numbers are not those of the
-`tf.data` pipeline, which draws per example.
+uninterrupted run would have seen. Augmentation and normalization are `tc.data.preprocessing`'s,
+with the random numbers of `(seed, epoch, step)` that the `tf.data` pipeline uses too.
 
 Everything is `keras.ops`: no TensorFlow is imported.
 """
@@ -21,41 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tc.data import base
-
-AUGMENTED_ON_DEVICE = ("cifar", "svhn")
-PAD = 4
-SEED_STRIDE = 1_000_003
-
-
-def normalize(x, spec):
-    """`base.normalize_numpy` in `keras.ops`: uint8 images to normalized float32."""
-    if spec.mean is None:
-        return x if "int" in str(x.dtype) else ops.cast(x, "float32")
-    x = ops.cast(x, "float32") / 255.0
-    mean = ops.convert_to_tensor(np.asarray(spec.mean, np.float32))
-    std = ops.convert_to_tensor(np.asarray(spec.std, np.float32))
-    return (x - mean) / std
-
-
-def pad_crop_flip(images, seeds, flip=True):
-    """Random `PAD`-pixel translation (zero padding) and, with `flip`, horizontal flip.
-
-    `images` is a `(B, H, W, C)` batch; each image gets its own offset in `[0, 2 * PAD]` on each
-    axis and its own coin for the flip. `seeds` is `(translation seed, flip seed)`: integers, or
-    on JAX their `[seed, 0]` uint32 seed arrays.
-    """
-    batch, height, width = (int(d) for d in images.shape[:3])
-    padded = ops.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    offsets = keras.random.randint((batch, 2), 0, 2 * PAD + 1, seed=seeds[0])
-    rows = offsets[:, :1] + ops.arange(height, dtype="int32")[None, :]
-    columns = offsets[:, 1:] + ops.arange(width, dtype="int32")[None, :]
-    cropped = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
-    cropped = ops.take_along_axis(cropped, columns[:, None, :, None], axis=2)
-    if not flip:
-        return cropped
-    coins = keras.random.uniform((batch, 1, 1, 1), seed=seeds[1]) < 0.5
-    return ops.where(coins, ops.flip(cropped, axis=2), cropped)
+from tc.data import base, preprocessing
 
 
 def on_device(arrays):
@@ -85,12 +49,12 @@ def _batch_sharding(distribution, shape):
     return distribution.get_data_layout(tuple(shape)).backend_layout
 
 
-def make_batch(x_all, y_all, index, seeds, spec):
-    """The examples at `index` of the raw split, augmented with `seeds` and normalized."""
-    x = ops.take(x_all, index, axis=0)
-    if spec.preprocessing in AUGMENTED_ON_DEVICE:
-        x = pad_crop_flip(x, seeds, flip=spec.preprocessing == "cifar")
-    return normalize(x, spec), ops.take(y_all, index, axis=0)
+def make_batch(x_all, y_all, index, offsets, flips, spec):
+    """The examples at `index` of the raw split, augmented with `(offsets, flips)` (see
+    `tc.data.preprocessing.augmentation_draws`) and normalized."""
+    x = preprocessing.training_batch(ops.take(x_all, index, axis=0), offsets, flips, spec,
+                                     preprocessing.keras_ops())
+    return x, ops.take(y_all, index, axis=0)
 
 
 def _compiled_make_batch(spec, batch_shardings=None):
@@ -102,11 +66,7 @@ def _compiled_make_batch(spec, batch_shardings=None):
         return make
     import jax
 
-    compiled = jax.jit(make, out_shardings=batch_shardings)
-    # Keras's JAX random functions take a seed array as is: `[seed, 0]` is what an integer
-    # seed becomes, so both paths draw the same numbers.
-    return lambda x_all, y_all, index, seeds: compiled(
-        x_all, y_all, index, tuple(np.array([seed, 0], np.uint32) for seed in seeds))
+    return jax.jit(make, out_shardings=batch_shardings)
 
 
 class DeviceStream:
@@ -138,15 +98,15 @@ class DeviceStream:
                          _batch_sharding(distribution, (batch_size,)))
         self._make_batch = _compiled_make_batch(self.spec, shardings)
 
-    def seeds(self, epoch, step):
-        """The augmentation seeds of a step: `(translation seed, flip seed)`."""
-        seed = ((self.seed * SEED_STRIDE + epoch) * SEED_STRIDE + 2 * step) % (2**31 - 2)
-        return seed, seed + 1
+    def draws(self, epoch, step):
+        """The augmentation's random numbers of a step: `(offsets, flips)`."""
+        return preprocessing.augmentation_draws(self.batch_size, self.seed, epoch, step,
+                                                self.spec)
 
     def batch(self, epoch, step, index):
         """The batch of `index` (positions in the raw split), augmented with (epoch, step)."""
         index = ops.convert_to_tensor(index.astype(np.int32))
-        x, y = self._make_batch(self.x, self.y, index, self.seeds(epoch, step))
+        x, y = self._make_batch(self.x, self.y, index, *self.draws(epoch, step))
         if self.labels_per_output > 1:
             y = (y,) * self.labels_per_output
         return x, y

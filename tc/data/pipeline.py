@@ -6,23 +6,18 @@ own order (`base.epoch_order(n, seed, epoch)` for in-memory data; a shuffle buff
 `steps_per_epoch = dataset.steps_per_epoch(batch_size)` and `initial_epoch = first_epoch`: a
 resumed run then sees the same batches as an uninterrupted one.
 
-Augmentation uses stateless random ops seeded per example from (seed, epoch, position), so it is
-reproducible too. Where nothing random is drawn (evaluation, and training on mnist, text or
-none), in-memory examples are gathered and preprocessed a whole batch at a time: the same values,
-without tf.data's per-example overhead, which cost a 2-core CPU 1.6 s of CPU time per
-50,000-image epoch. Preprocessing, as the field does it:
-- cifar: 4-pixel zero pad + random 32x32 crop + horizontal flip, per-channel normalization;
-- svhn: the same without the flip;
-- mnist: normalization only;
-- imagenet: random-resized crop to 224 (area 8%-100%, aspect 3/4-4/3) + flip for training;
-  resize the short side to 256 + central 224 crop for evaluation; normalization;
-- text, none: the stored values as they are, normalized if the dataset gives a mean and std
-  (synthetic_images).
+In-memory data is gathered and preprocessed a whole batch at a time, with
+`tc.data.preprocessing`'s normalization and augmentation (and so the random numbers of the
+device stream and of `arrays()`): tf.data's per-example overhead cost a 2-core CPU 1.6 s of CPU
+time per 50,000-image epoch. Streamed imagenet is preprocessed per example, with stateless random
+ops seeded from (seed, epoch, position): random-resized crop to 224 (area 8%-100%, aspect
+3/4-4/3) + flip for training; resize the short side to 256 + central 224 crop for evaluation;
+normalization.
 """
 
 import numpy as np
 
-from tc.data import base
+from tc.data import base, preprocessing
 
 SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs apart in the stateless seed
 
@@ -34,20 +29,7 @@ def _tf():
 
 
 def _normalize(image, spec):
-    tf = _tf()
-    image = tf.cast(image, tf.float32) / 255.0
-    return (image - tf.constant(spec.mean, tf.float32)) / tf.constant(spec.std, tf.float32)
-
-
-def _pad_crop_flip(image, seed, flip):
-    tf = _tf()
-    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    height, width = image.shape[0], image.shape[1]
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.stateless_random_crop(padded, [height, width, image.shape[2]], crop_seed)
-    if flip:
-        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return image
+    return preprocessing.normalize(image, spec, preprocessing.tensorflow_ops())
 
 
 def _random_resized_crop(image, seed, size=224):
@@ -74,31 +56,21 @@ def _resize_center_crop(image, resize=256, size=224):
 
 
 def preprocess(image, spec, training, seed=None):
-    """One example's input, preprocessed; `seed` (shape [2]) drives training augmentation.
+    """An input preprocessed for evaluation (or, for imagenet, for training with `seed`).
 
-    Where `batchwise(spec, training)`, `image` may also be a batch of them.
+    In-memory families take whole batches; their training augmentation is `augmented_batch`.
     """
     tf = _tf()
-    family = spec.preprocessing
-    if family in ("cifar", "svhn"):
-        if training:
-            image = _pad_crop_flip(image, seed, flip=family == "cifar")
-        return _normalize(image, spec)
-    if family == "mnist":
-        return _normalize(image, spec)
-    if family == "imagenet":
+    if spec.preprocessing == "imagenet":
         image = (_random_resized_crop(tf.cast(image, tf.float32), seed) if training
                  else _resize_center_crop(tf.cast(image, tf.float32)))
-        return (image / 255.0 - tf.constant(spec.mean)) / tf.constant(spec.std)
-    # As `base.normalize_numpy` and the device stream do: normalized wherever the spec says how.
-    return _normalize(image, spec) if spec.mean is not None else image
+    return _normalize(image, spec)
 
 
-def batchwise(spec, training):
-    """Whether `preprocess` may take a whole batch: it then draws nothing and works per value."""
-    if spec.preprocessing == "imagenet":  # resizes and crops each image to its own shape
-        return False
-    return not (training and spec.preprocessing in ("cifar", "svhn"))
+def augmented_batch(images, offsets, flips, spec):
+    """A training batch of an in-memory family, as `tc.data.preprocessing` makes it."""
+    return preprocessing.training_batch(images, offsets, flips, spec,
+                                        preprocessing.tensorflow_ops())
 
 
 def _example_seed(seed, epoch, position):
@@ -138,13 +110,8 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
             return preprocess(x, spec, False), y
 
         examples = tf.data.Dataset.from_tensor_slices((inputs, labels))
-        if batchwise(spec, training=False):
-            evaluation = examples.batch(batch_size).map(evaluated,
-                                                        num_parallel_calls=tf.data.AUTOTUNE)
-        else:
-            evaluation = examples.map(evaluated, num_parallel_calls=tf.data.AUTOTUNE).batch(
-                batch_size)
-        return _deterministic(evaluation)
+        return _deterministic(examples.batch(batch_size).map(
+            evaluated, num_parallel_calls=tf.data.AUTOTUNE))
 
     num_examples = len(raw_x)
 
@@ -155,20 +122,26 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
         order = tf.numpy_function(order_of, [epoch], tf.int64, stateful=False)
         order.set_shape([num_examples])
 
-        def example(position, index):
-            x = preprocess(tf.gather(inputs, index), spec, True,
-                           _example_seed(seed, epoch, position))
-            return x, tf.gather(labels, index)
+        def draws(step):
+            offsets, flips = tf.numpy_function(
+                lambda epoch_value, step_value: preprocessing.augmentation_draws(
+                    batch_size, seed, epoch_value, step_value, spec),
+                [epoch, step], (tf.int32, tf.bool), stateful=False)
+            offsets.set_shape([batch_size, 2])
+            flips.set_shape([batch_size])
+            return offsets, flips
 
-        def batch(index):
-            return preprocess(tf.gather(inputs, index), spec, True), tf.gather(labels, index)
+        def batch(step, index):
+            images = tf.gather(inputs, index)
+            if preprocessing.augments(spec):
+                images = augmented_batch(images, *draws(step), spec)
+            else:
+                images = _normalize(images, spec)
+            return images, tf.gather(labels, index)
 
-        indices = tf.data.Dataset.from_tensor_slices(order)
-        if batchwise(spec, training=True):
-            return indices.batch(batch_size, drop_remainder=True).map(
-                batch, num_parallel_calls=tf.data.AUTOTUNE)
-        epoch_data = indices.enumerate().map(example, num_parallel_calls=tf.data.AUTOTUNE)
-        return epoch_data.batch(batch_size, drop_remainder=True)
+        indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size,
+                                                                  drop_remainder=True)
+        return indices.enumerate().map(batch, num_parallel_calls=tf.data.AUTOTUNE)
 
     epochs = tf.data.Dataset.range(first_epoch, first_epoch + num_epochs)
     return _deterministic(epochs.flat_map(one_epoch))

@@ -29,7 +29,7 @@ def _check(name, value, low, integer=True):
 
 
 def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
-         test_samples=2000, separation=3.0, label_noise=0.0, task_seed=0, seed=0,
+         test_samples=2000, separation=3.0, label_noise=0.0, task_seed=0, data_seed=0,
          name="synthetic"):
     """Samples a Gaussian-mixture task as an `ArrayDataset`.
 
@@ -40,7 +40,7 @@ def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
         separation: norm of each class mean, in noise standard deviations.
         label_noise: in [0, 1): the share of train/validation labels flipped to another class.
         task_seed: fixes the class means (the task).
-        seed: fixes the examples drawn from the task and the label flips.
+        data_seed: fixes the examples drawn from the task and the label flips.
         name: the registry name reported in the spec.
     """
     _check("num_classes", num_classes, 2)
@@ -55,11 +55,11 @@ def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
 
     def draw(count, stream, noisy):
         # Independent streams per split (and for the noise), so options never shift other splits.
-        rng = np.random.default_rng([int(task_seed), int(seed), stream])
+        rng = np.random.default_rng([int(task_seed), int(data_seed), stream])
         labels = rng.integers(0, num_classes, count).astype(np.int32)
         inputs = (means[labels] + rng.standard_normal((count, dimension))).astype(np.float32)
         if noisy and label_noise > 0:
-            noise_rng = np.random.default_rng([int(task_seed), int(seed), stream, 1])
+            noise_rng = np.random.default_rng([int(task_seed), int(data_seed), stream, 1])
             flip = noise_rng.random(count) < label_noise
             shift = noise_rng.integers(1, num_classes, count)
             labels = np.where(flip, (labels + shift) % num_classes, labels).astype(np.int32)
@@ -75,17 +75,17 @@ def load(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
 
 
 def load_shift(num_classes=10, dimension=32, samples=5000, validation_samples=1000,
-               test_samples=2000, separation=3.0, label_noise=0.0, task_seed=1, seed=0):
+               test_samples=2000, separation=3.0, label_noise=0.0, task_seed=1, data_seed=0):
     """The OOD counterpart of `synthetic`: same input space, other class means (`task_seed=1`).
 
     Takes the options of `load`, with the same defaults except `task_seed`.
     """
     return load(num_classes, dimension, samples, validation_samples, test_samples, separation,
-                label_noise, task_seed, seed, name="synthetic_shift")
+                label_noise, task_seed, data_seed, name="synthetic_shift")
 
 
 def load_images(num_classes=10, image_size=32, channels=3, samples=50000, validation_samples=1000,
-                test_samples=1000, noise=48.0, seed=0):
+                test_samples=1000, noise=48.0, data_seed=0):
     """CIFAR-shaped synthetic images, held in memory as uint8: GPU runs and benchmarks offline.
 
     Class `c` has a random template image; an example is its class template plus Gaussian pixel
@@ -104,7 +104,7 @@ def load_images(num_classes=10, image_size=32, channels=3, samples=50000, valida
     templates = np.random.default_rng([7, num_classes]).integers(32, 224, (num_classes, *shape))
 
     def draw(count, stream):
-        rng = np.random.default_rng([int(seed), stream])
+        rng = np.random.default_rng([int(data_seed), stream])
         labels = rng.integers(0, num_classes, count).astype(np.int32)
         images = np.empty((count, *shape), np.uint8)
         for start in range(0, count, 4096):  # in chunks: float noise for 50k images is 1.2 GB

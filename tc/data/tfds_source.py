@@ -1,4 +1,6 @@
-"""The TFDS datasets of the papers: cifar10, cifar100, svhn_cropped, mnist, imagenet2012, imdb_reviews.
+"""TFDS datasets: the papers' (cifar10, cifar100, svhn_cropped, imagenet2012, imdb_reviews; mnist
+and fashion_mnist through `tc.data.mnist_like`), and any image-classification dataset by name
+(`tfds:<name>`, `load_any`).
 
 The small ones (all but ImageNet) are read once into memory as numpy arrays (`ArrayDataset`),
 which makes the fixed-seed validation carve exact and every epoch's order a pure function of
@@ -49,8 +51,6 @@ TABLES = {
                           mean=CIFAR100_MEAN, std=CIFAR100_STD),
     "svhn_cropped": TfdsTable(10, (32, 32, 3), "svhn", {"train": 73_257, "test": 26_032},
                               mean=SVHN_MEAN, std=SVHN_STD),
-    "mnist": TfdsTable(10, (28, 28, 1), "mnist", {"train": 60_000, "test": 10_000},
-                       mean=MNIST_MEAN, std=MNIST_STD),
     "imagenet2012": TfdsTable(1000, (224, 224, 3), "imagenet",
                               {"train": 1_281_167, "test": 50_000}, test_split="validation",
                               default_validation_size=10_000, mean=IMAGENET_MEAN,
@@ -81,17 +81,37 @@ def how_to_prepare(name, data_dir):
             f"internet access (then copy the folder here), or pass download=True.")
 
 
-def _builder(name, data_dir, download):
-    """The TFDS builder, prepared; raises DatasetNotPreparedError instead of reaching the network."""
-    import tensorflow_datasets as tfds
+def _tfds(name, data_dir, hint=None):
+    """The tensorflow_datasets module; DatasetNotPreparedError when it cannot be imported."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DatasetNotPreparedError(
+            f"Dataset {name!r} needs TFDS data, but tensorflow_datasets cannot be imported "
+            f"({error}). {hint or how_to_prepare(name, data_dir)}") from None
+    return tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
+
+def _builder(name, data_dir, download, hint=None):
+    """The TFDS builder, prepared; raises DatasetNotPreparedError instead of reaching the network.
+
+    Raises:
+        ValueError: TFDS knows no dataset `name`, with how to list the names it knows.
+    """
+    tfds = _tfds(name, data_dir, hint)
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(
+            f"TFDS has no dataset {name!r}. List the names with "
+            "`python -c \"import tensorflow_datasets as tfds; print(tfds.list_builders())\"` "
+            "or see https://www.tensorflow.org/datasets/catalog/overview.") from None
     if download:
         builder.download_and_prepare()
     return builder
 
 
-def _read(builder, name, data_dir, **as_dataset_kwargs):
+def _read(builder, name, data_dir, hint=None, **as_dataset_kwargs):
     """`builder.as_dataset(...)`, with TFDS's missing-data assertion turned into our error."""
     try:
         return builder.as_dataset(**as_dataset_kwargs)
@@ -99,15 +119,15 @@ def _read(builder, name, data_dir, **as_dataset_kwargs):
         if "could not find data" not in str(error):
             raise
         raise DatasetNotPreparedError(
-            f"Dataset {name!r} is not prepared in {data_dir}. {how_to_prepare(name, data_dir)}"
-        ) from None
+            f"Dataset {name!r} is not prepared in {data_dir}. "
+            f"{hint or how_to_prepare(name, data_dir)}") from None
 
 
-def _to_numpy(builder, name, data_dir, split, keys):
+def _to_numpy(builder, name, data_dir, split, keys, hint=None):
     """A whole split as numpy arrays, one per key."""
     import tensorflow_datasets as tfds
 
-    dataset = _read(builder, name, data_dir, split=split, shuffle_files=False)
+    dataset = _read(builder, name, data_dir, hint, split=split, shuffle_files=False)
     chunks = {key: [] for key in keys}
     for batch in tfds.as_numpy(dataset.batch(10_000)):
         for key in keys:
@@ -115,16 +135,28 @@ def _to_numpy(builder, name, data_dir, split, keys):
     return [np.concatenate(chunks[key]) if chunks[key] else np.zeros((0,)) for key in keys]
 
 
-def load(name, data_dir=None, validation_size=None, seed=0, download=False, vocab_size=20_000,
-         sequence_length=256, shuffle_buffer=10_000):
+def read_arrays(name, data_dir, keys, download=False, hint=None):
+    """`((train_x, train_y), (test_x, test_y))` of a prepared TFDS dataset's `keys` features.
+
+    `hint` replaces the preparation advice of a missing dataset's error.
+    """
+    builder = _builder(name, data_dir, download, hint)
+    return tuple(tuple(_to_numpy(builder, name, data_dir, split, keys, hint))
+                 for split in ("train", _test_split(builder)))
+
+
+def load(name, data_dir=None, validation_size=None, data_seed=0, classes=None, download=False,
+         vocab_size=20_000, sequence_length=256, shuffle_buffer=10_000):
     """Loads a TFDS dataset of the papers.
 
     Args:
         name: one of `TABLES`.
         data_dir: where TFDS data live (default `$TFDS_DATA_DIR`, else `~/tensorflow_datasets`).
-        validation_size: training examples held out for validation (fixed by `seed`); defaults
-            to 5,000 (10,000 for ImageNet, 2,500 for IMDB).
-        seed: fixes the validation carve.
+        validation_size: training examples held out for validation (fixed by `data_seed`);
+            defaults to 5,000 (10,000 for ImageNet, 2,500 for IMDB).
+        data_seed: fixes the validation carve (and ImageNet's file order), whatever the run's
+            seed.
+        classes: keep only these classes, relabelled 0..k-1 (in-memory datasets).
         download: allow TFDS to download and prepare the data (network).
         vocab_size, sequence_length: IMDB's `TextVectorization` (fitted on train only).
         shuffle_buffer: ImageNet's per-epoch shuffle buffer.
@@ -139,14 +171,21 @@ def load(name, data_dir=None, validation_size=None, seed=0, download=False, voca
                        else int(validation_size))
     builder = _builder(name, data_dir, download)
     if name == "imagenet2012":
-        return StreamingDataset(name, table, builder, data_dir, validation_size, seed,
+        if classes is not None:
+            raise ValueError("imagenet2012 is streamed; it takes no classes= subset.")
+        return StreamingDataset(name, table, builder, data_dir, validation_size, data_seed,
                                 shuffle_buffer)
     keys = ("text", "label") if table.preprocessing == "text" else ("image", "label")
     train_x, train_y = _to_numpy(builder, name, data_dir, "train", keys)
     test_x, test_y = _to_numpy(builder, name, data_dir, table.test_split, keys)
     base.check_labels(train_y, table.num_classes, name, "train")
     base.check_labels(test_y, table.num_classes, name, "test")
-    train_index, validation_index = base.carve_validation(len(train_y), validation_size, seed)
+    num_classes = table.num_classes
+    if classes is not None:
+        ((train_x, train_y), (test_x, test_y)), num_classes = base.keep_classes(
+            [(train_x, train_y), (test_x, test_y)], classes, num_classes, name)
+    train_index, validation_index = base.carve_validation(len(train_y), validation_size,
+                                                          data_seed)
     splits = {"train": (train_x[train_index], train_y[train_index]),
               "validation": (train_x[validation_index], train_y[validation_index]),
               "test": (test_x, test_y)}
@@ -157,18 +196,129 @@ def load(name, data_dir=None, validation_size=None, seed=0, download=False, voca
         splits = text.vectorize(splits, vocab_size, sequence_length)
         input_shape = (sequence_length,)
     spec = base.DatasetSpec(
-        name=name, num_classes=table.num_classes, input_shape=input_shape,
+        name=name, num_classes=num_classes, input_shape=input_shape,
         split_sizes={split: len(y) for split, (_, y) in splits.items()},
         preprocessing=table.preprocessing, mean=table.mean, std=table.std,
     )
     return base.ArrayDataset(spec, splits)
 
 
+ANY_PREFIX = "tfds:"
+IN_MEMORY_BYTES = 2 * 1024**3  # larger image datasets are streamed
+STATISTICS_FOLDER = "tc_statistics"  # in the TFDS data directory, beside the datasets
+STREAMED_STATISTICS_EXAMPLES = 10_000
+
+
+def _feature_keys(info):
+    """`(image key, label key)` of an image-classification builder's features."""
+    import tensorflow_datasets as tfds
+
+    features = info.features
+    if info.supervised_keys and len(info.supervised_keys) == 2:
+        image_key, label_key = info.supervised_keys
+    else:
+        images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
+        labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
+        if len(images) != 1 or len(labels) != 1:
+            raise ValueError(f"TFDS dataset {info.name!r} is not an image-classification "
+                             f"dataset tc can read: features {sorted(features)} (tc needs one "
+                             "Image and one ClassLabel).")
+        image_key, label_key = images[0], labels[0]
+    image, label = features[image_key], features[label_key]
+    if not isinstance(label, tfds.features.ClassLabel) or None in tuple(image.shape):
+        raise ValueError(f"TFDS dataset {info.name!r}: {image_key!r} must be a fixed-size image "
+                         f"and {label_key!r} a class label; got shape {image.shape}.")
+    return image_key, label_key
+
+
+def cached_statistics(builder, data_dir, compute):
+    """Per-channel `(mean, std)` of the training images, cached next to the data in
+    `<data_dir>/tc_statistics/<name>-<version>.json` (computed again if it cannot be written)."""
+    import json
+
+    folder = os.path.join(data_dir, STATISTICS_FOLDER)
+    path = os.path.join(folder, f"{builder.info.name}-{builder.info.version}.json")
+    if os.path.exists(path):
+        with open(path) as handle:
+            stored = json.load(handle)
+        return tuple(stored["mean"]), tuple(stored["std"])
+    mean, std = compute()
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(temporary, "w") as handle:
+            json.dump({"mean": list(mean), "std": list(std)}, handle)
+        os.replace(temporary, path)
+    except OSError:  # a read-only data directory: computed again next time
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return mean, std
+
+
+def load_any(name, data_dir=None, validation_size=5000, data_seed=0, classes=None,
+             augment="none", download=False, shuffle_buffer=10_000):
+    """Loads any TFDS image-classification dataset (`--dataset=tfds:<name>`).
+
+    The image and label features come from the builder's info; images are normalized with the
+    per-channel statistics of the training split (cached next to the data). A dataset whose
+    images fit in IN_MEMORY_BYTES is held in memory; a larger one is streamed.
+
+    Args:
+        name: the TFDS name, e.g. "kmnist" or "cifar10_1" (without the "tfds:" prefix).
+        validation_size, data_seed, classes, augment, download: as for `tc.data.mnist_like.load`.
+        shuffle_buffer: a streamed dataset's per-epoch shuffle buffer.
+    """
+    data_dir = resolve_data_dir(data_dir)
+    builder = _builder(name, data_dir, download)
+    image_key, label_key = _feature_keys(builder.info)
+    num_classes = builder.info.features[label_key].num_classes
+    input_shape = tuple(builder.info.features[image_key].shape)
+    splits = builder.info.splits  # empty until prepared: reading then says how to prepare it
+    train_size = splits["train"].num_examples if "train" in splits else 0
+    if train_size * int(np.prod(input_shape)) > IN_MEMORY_BYTES:
+        if classes is not None or augment != "none":
+            raise ValueError(f"tfds:{name} is streamed; it takes no classes= or augment=.")
+
+        def sample_statistics():
+            images = _read(builder, name, data_dir, split="train", shuffle_files=False).take(
+                STREAMED_STATISTICS_EXAMPLES).map(lambda example: example[image_key])
+            return base.channel_statistics(np.stack(list(tfds_numpy(images))))
+
+        mean, std = cached_statistics(builder, data_dir, sample_statistics)
+        table = TfdsTable(num_classes, input_shape, "none", {
+            "train": train_size, "test": builder.info.splits[_test_split(builder)].num_examples},
+            test_split=_test_split(builder), mean=mean, std=std)
+        return StreamingDataset(f"{ANY_PREFIX}{name}", table, builder, data_dir,
+                                validation_size, data_seed, shuffle_buffer,
+                                keys=(image_key, label_key))
+    train = _to_numpy(builder, name, data_dir, "train", (image_key, label_key))
+    test = _to_numpy(builder, name, data_dir, _test_split(builder), (image_key, label_key))
+    from tc.data import mnist_like
+
+    return mnist_like.from_arrays(f"{ANY_PREFIX}{name}", train, test, validation_size,
+                                  data_seed, classes, augment, num_classes=num_classes,
+                                  statistics=lambda x: cached_statistics(
+                                      builder, data_dir, lambda: base.channel_statistics(x)))
+
+
+def tfds_numpy(dataset):
+    import tensorflow_datasets as tfds
+
+    return tfds.as_numpy(dataset)
+
+
+def _test_split(builder):
+    splits = builder.info.splits
+    return "validation" if splits and "test" not in splits else "test"
+
+
 class StreamingDataset(base.SpecBacked):
     """ImageNet, streamed from TFDS files; `tf_dataset` builds the pipelines."""
 
-    def __init__(self, name, table, builder, data_dir, validation_size, seed, shuffle_buffer):
+    def __init__(self, name, table, builder, data_dir, validation_size, seed, shuffle_buffer,
+                 keys=("image", "label")):
         self._builder, self._data_dir = builder, data_dir
+        self._keys = keys
         self._validation_size, self._seed = validation_size, seed
         self.shuffle_buffer = shuffle_buffer
         train_size = table.sizes["train"]
@@ -199,7 +349,8 @@ class StreamingDataset(base.SpecBacked):
                             shuffle_files=True, read_config=read_config)
             dataset = (dataset.skip(self._validation_size) if split == "train"
                        else dataset.take(self._validation_size))
-        return dataset.map(lambda example: (example["image"], example["label"]))
+        image_key, label_key = self._keys
+        return dataset.map(lambda example: (example[image_key], example[label_key]))
 
     def tf_dataset(self, split, batch_size, seed=0, first_epoch=0, num_epochs=1, training=None):
         from tc.data import pipeline

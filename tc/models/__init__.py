@@ -41,6 +41,7 @@ DEFAULT_MODEL = {
     "digits": "mlp", "synthetic": "mlp", "synthetic_shift": "mlp",
     "synthetic_images": "resnet18", "cifar10": "wrn",
     "cifar100": "resnet18", "svhn_cropped": "resnet18", "mnist": "lenet",
+    "fashion_mnist": "lenet",
     "imagenet2012": "resnet50", "imdb_reviews": "lstm",
 }
 
@@ -80,7 +81,10 @@ def build(name, input_shape, num_classes, **model_options):
 
 
 def default_model(dataset_name):
-    """The model the papers train on `dataset_name` (the registry's default)."""
+    """The model the papers train on `dataset_name` (the registry's default); resnet18 for a
+    `tfds:<name>` image dataset."""
+    if dataset_name.startswith("tfds:"):
+        return "resnet18"
     if dataset_name not in DEFAULT_MODEL:
         raise ValueError(f"No default model for dataset {dataset_name!r}; known: "
                          f"{', '.join(DEFAULT_MODEL)}.")

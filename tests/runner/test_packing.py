@@ -1,4 +1,4 @@
-"""tc.packed: K betas in one program equal K separate runs; a diverging copy stops alone."""
+"""`tc.runner.packing`: K betas in one program equal K separate runs; a diverging copy stops alone."""
 
 import json
 import os
@@ -6,16 +6,16 @@ import os
 import numpy as np
 import pytest
 
-from tc import config as config_lib
-from tc import experiment, packed, run_dir
+from tc.runner import config as config_lib
+from tc.runner import assembly, run_dir
 from tests.support import run_python
 
 
-def config_for(tmp_path, name, **overrides):
-    values = dict(dataset="digits", epochs=1, batch_size=64, output_dir=str(tmp_path / name),
-                  tensorboard=False, verbose=0, rank_probe_size=128)
-    values.update(overrides)
-    return config_lib.RunConfig(**values)
+@pytest.fixture
+def config_for(small_config):
+    """One-epoch, batch-64 configs of `small_config`."""
+    return lambda name, **overrides: small_config(name, **{"epochs": 1, "batch_size": 64,
+                                                            **overrides})
 
 
 def rows_of(path):
@@ -30,9 +30,9 @@ def assert_rows_match(packed_rows, single_rows, rtol=1e-5):
             np.testing.assert_allclose(packed_row[key], value, rtol=rtol, atol=1e-6, err_msg=key)
 
 
-def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path):
+def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path, config_for):
     betas = (0.3, 1.0, 4.0)
-    results = packed.run(config_for(tmp_path, "sweep", betas="0.3,1,4"))
+    results = assembly.run(config_for("sweep", betas="0.3,1,4"))
     assert [result["beta"] for result in results] == list(betas)
     for index, (beta, result) in enumerate(zip(betas, results)):
         copy_dir = tmp_path / "sweep" / f"beta{beta:g}"
@@ -41,7 +41,7 @@ def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path):
         flags = (copy_dir / "flags.txt").read_text()
         assert f"--beta={beta}\n" in flags and "--betas=0.3,1,4\n" in flags
         assert json.loads((copy_dir / "result.json").read_text())["status"] == "completed"
-        single = experiment.run(config_for(tmp_path, f"single{beta:g}", beta=beta))
+        single = assembly.run_one(config_for(f"single{beta:g}", beta=beta))
         packed_rows, single_rows = rows_of(copy_dir), rows_of(single["run_dir"])
         # The epoch-1 loss within 1e-5, and every other column of the row too.
         np.testing.assert_allclose(packed_rows[0]["train/loss"], single_rows[0]["train/loss"],
@@ -53,37 +53,37 @@ def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path):
                                        single_predictions["test_logits"], rtol=1e-4, atol=1e-5)
 
 
-def test_a_diverging_copy_is_marked_and_the_others_train_on(tmp_path):
+def test_a_diverging_copy_is_marked_and_the_others_train_on(tmp_path, config_for):
     # beta = 1e6 multiplies the gradient a million-fold: that copy's weights overflow in epoch 1.
-    results = packed.run(config_for(tmp_path, "sweep", betas="1,1e6", epochs=2,
+    results = assembly.run(config_for("sweep", betas="1,1e6", epochs=2,
                                     learning_rate=0.5))
     stable, diverged = results
     assert diverged["status"] == "diverged" and diverged["diverged_at"]["epoch"] == 1
     assert diverged["epochs_completed"] == 0
     assert stable["status"] == "completed" and stable["epochs_completed"] == 2
-    single = experiment.run(config_for(tmp_path, "single", epochs=2, learning_rate=0.5))
+    single = assembly.run_one(config_for("single", epochs=2, learning_rate=0.5))
     assert_rows_match(rows_of(stable["run_dir"]), rows_of(single["run_dir"]))
 
 
 @pytest.mark.parametrize("betas,message", [
     ("1", "at least 2 betas"), ("0.1,0.1", "repeats a value"), ("0.1,-1", "positive"),
     ("0.1,x", "comma-separated list")])
-def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, message):
-    with pytest.raises(experiment.ConfigurationError, match=message):
-        packed.run(config_for(tmp_path, "sweep", betas=betas))
+def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, message, config_for):
+    with pytest.raises(assembly.ConfigurationError, match=message):
+        assembly.run(config_for("sweep", betas=betas))
     assert not (tmp_path / "sweep").exists()
 
 
-def test_float16_is_refused_and_a_finished_sweep_is_not_resumed(tmp_path):
-    with pytest.raises(experiment.ConfigurationError, match="float16"):
-        packed.run(config_for(tmp_path, "sweep", betas="0.5,2", mixed_precision="float16"))
+def test_float16_is_refused_and_a_finished_sweep_is_not_resumed(tmp_path, config_for):
+    with pytest.raises(assembly.ConfigurationError, match="float16"):
+        assembly.run(config_for("sweep", betas="0.5,2", mixed_precision="float16"))
     assert not (tmp_path / "sweep").exists()
-    config = config_for(tmp_path, "sweep", betas="0.5,2", validation_size=0,
+    config = config_for("sweep", betas="0.5,2", validation_size=0,
                         track_rank_layers="", save_predictions=False)
-    packed.run(config)
-    with pytest.raises(experiment.ConfigurationError, match="does not resume"):
-        packed.run(config)
-    results = packed.run(config_lib.RunConfig(**{**config.to_dict(), "overwrite": True}))
+    assembly.run(config)
+    with pytest.raises(assembly.ConfigurationError, match="does not resume"):
+        assembly.run(config)
+    results = assembly.run(config_lib.RunConfig(**{**config.to_dict(), "overwrite": True}))
     assert [result["status"] for result in results] == ["completed", "completed"]
 
 

@@ -7,7 +7,7 @@ NaN and infinity; `restore` assigns them back to a model built the same way.
 The copies are taken on the device (on JAX, by one compiled call), and the host reads back
 only the finiteness flag. Reading every variable to the host made the host wait for one transfer
 per variable, 140-240 ms per epoch for a CIFAR ResNet-18 on an H100. The copies reach host memory
-on the thread of `tc.run_dir.RunDirectory.commit_epoch`, which writes them while the next epoch
+on the thread of `tc.runner.run_dir.RunDirectory.commit_epoch`, which writes them while the next epoch
 trains. Checkpoints of earlier tc versions (`.weights.h5`) are restored with Keras's
 `load_weights`.
 """

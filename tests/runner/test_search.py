@@ -6,16 +6,16 @@ import os
 
 import pytest
 
-from tc import config as config_lib
-from tc import experiment, run_dir, search
+from tc.runner import assembly, run_dir, search
 from tests.support import free_ports, run_python, start_python
 
 
-def base_config(**overrides):
-    values = dict(dataset="digits", epochs=2, batch_size=64, tensorboard=False, verbose=0,
-                  rank_probe_size=64, track_rank_layers="")
-    values.update(overrides)
-    return config_lib.RunConfig(**values)
+@pytest.fixture
+def base_config(small_config):
+    """A search's base: small_config's runs with no run directory, 2 epochs, no ranks."""
+    return lambda **overrides: small_config(**{"output_dir": "", "epochs": 2, "batch_size": 64,
+                                               "rank_probe_size": 64, "track_rank_layers": "",
+                                               **overrides})
 
 
 def test_log_grid_includes_both_endpoints():
@@ -24,7 +24,7 @@ def test_log_grid_includes_both_endpoints():
     assert grid == pytest.approx(list(10.0 ** __import__("numpy").linspace(-2, 1, 6)))
 
 
-def test_grid_search_over_six_betas_writes_trials_csv(tmp_path):
+def test_grid_search_over_six_betas_writes_trials_csv(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "grid"), tuner="grid",
                                    grid_points=6)
     summary = search.search_beta(base_config(), settings)
@@ -45,10 +45,10 @@ class Interrupt(BaseException):
     """Stands for a kill: keras-tuner does not catch it."""
 
 
-def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
+def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "resume"), tuner="grid",
                                    grid_points=4)
-    real_run = experiment.run
+    real_run = assembly.run_one
     calls = []
 
     def interrupted_run(config, *args, **kwargs):
@@ -57,13 +57,13 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, 
             raise Interrupt()
         return real_run(config, *args, **kwargs)
 
-    monkeypatch.setattr(experiment, "run", interrupted_run)
+    monkeypatch.setattr(assembly, "run_one", interrupted_run)
     with pytest.raises(Interrupt):
         search.search_beta(base_config(), settings, baseline=False)
     finished = calls[:2]
 
     calls.clear()
-    monkeypatch.setattr(experiment, "run", lambda config, *a, **k: (calls.append(config.beta),
+    monkeypatch.setattr(assembly, "run_one", lambda config, *a, **k: (calls.append(config.beta),
                                                                       real_run(config))[1])
     summary = search.search_beta(base_config(), settings, baseline=False)
     assert len(summary["trials"]) == 4
@@ -72,7 +72,7 @@ def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, 
     assert len(calls) == 2
 
 
-def test_diverged_trial_is_failed_and_the_search_finishes(tmp_path):
+def test_diverged_trial_is_failed_and_the_search_finishes(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "diverge"), tuner="grid",
                                    beta_min=1e-2, beta_max=1e3, grid_points=3)
     base = base_config(optimizer="sgd", learning_rate=1.0)
@@ -83,7 +83,7 @@ def test_diverged_trial_is_failed_and_the_search_finishes(tmp_path):
     assert summary["best"]["beta"] != 1e3
 
 
-def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path):
+def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "scaled"), tuner="grid",
                                    beta_min=0.5, beta_max=2.0, grid_points=2,
                                    tune_learning_rate=True, lr_min=0.01, lr_max=0.04,
@@ -94,7 +94,7 @@ def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path):
         assert row["learning_rate"] == pytest.approx(row["eta_tilde"] / row["beta"] ** 2)
 
 
-def test_random_search_samples_inside_the_range(tmp_path):
+def test_random_search_samples_inside_the_range(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "random"), tuner="random",
                                    max_trials=3, beta_min=0.1, beta_max=1.0)
     summary = search.search_beta(base_config(epochs=1), settings, baseline=False)
@@ -149,7 +149,7 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
         assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
 
 
-def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path):
+def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "hyperband"), tuner="hyperband",
                                    beta_min=0.1, beta_max=1.0)
     summary = search.search_beta(base_config(epochs=3), settings, baseline=False)

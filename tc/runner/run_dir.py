@@ -6,7 +6,7 @@ Layout:
     metrics.csv        one row per completed epoch
     result.json        status and summary, written when the run stops
     predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
-    checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.checkpoint) and state.json
+    checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.runner.checkpoint) and state.json
     tensorboard/       TensorBoard logs
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
@@ -35,14 +35,20 @@ import numpy as np
 _WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tc-commit")
 
 
+# What a run directory of tc holds; `--overwrite` removes these and nothing else.
+RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", "checkpoints",
+               "tensorboard")
+TEMPORARY_PREFIX = ".tmp-"
+
+
 class RunDirectoryConflict(ValueError):
-    """The output directory holds a different run."""
+    """The output directory holds a different run, or files that are not a tc run's."""
 
 
 def _atomic_write(path, write, mode):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
     try:
         with os.fdopen(descriptor, mode) as handle:
             write(handle)
@@ -153,9 +159,12 @@ class RunDirectory:
     def prepare(self, flagfile, overwrite=False):
         """Starts or resumes the run whose flags are `flagfile`; returns the resume state or None.
 
+        `flags.txt` is the first file written, so a directory is recognisably a tc run from its
+        first byte. `overwrite` replaces a run with other flags, removing only a run's own files.
+
         Raises:
-            RunDirectoryConflict: the directory holds a run with other flags (or foreign files)
-                and `overwrite` is False.
+            RunDirectoryConflict: the directory holds a run with other flags and `overwrite` is
+                False, or it holds files that are not a tc run's (never removed).
         """
         flags_path = self.file("flags.txt")
         existing = _read_text(flags_path)
@@ -164,19 +173,39 @@ class RunDirectory:
             # only a run of the same flags, which the chief resumes too (it found them before
             # it could write anything); a cluster must share the output directory to resume.
             return self.resume_state() if existing == flagfile else None
-        if os.path.isdir(self.path) and os.listdir(self.path):
-            if existing != flagfile:
-                if not overwrite:
-                    what = ("a run with different flags" if existing is not None
-                            else "files that are not a tc run")
-                    raise RunDirectoryConflict(
-                        f"{self.path} holds {what}; choose another --output_dir or pass "
-                        "--overwrite to replace it.")
-                shutil.rmtree(self.path)
-        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        if os.path.isdir(self.path) and os.listdir(self.path) and existing != flagfile:
+            foreign = self.foreign_entries()
+            if foreign:
+                raise RunDirectoryConflict(
+                    f"{self.path} holds files that are not a tc run's ({', '.join(foreign[:5])}"
+                    f"{', ...' if len(foreign) > 5 else ''}); tc never deletes them, even with "
+                    "--overwrite. Choose another --output_dir.")
+            if existing is not None and not overwrite:
+                raise RunDirectoryConflict(
+                    f"{self.path} holds a run with different flags; choose another --output_dir "
+                    "or pass --overwrite to replace it.")
+            self.remove_run()
         if not os.path.exists(flags_path):
             atomic_write_text(flags_path, flagfile)
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
         return self.resume_state()
+
+    def foreign_entries(self):
+        """The directory's entries that a tc run does not write, sorted."""
+        if not os.path.isdir(self.path):
+            return []
+        return sorted(entry for entry in os.listdir(self.path)
+                      if entry not in RUN_ENTRIES and not entry.startswith(TEMPORARY_PREFIX))
+
+    def remove_run(self):
+        """Removes the run's own files (see RUN_ENTRIES) and leftover temporaries, nothing else."""
+        for entry in os.listdir(self.path):
+            if entry in RUN_ENTRIES or entry.startswith(TEMPORARY_PREFIX):
+                target = self.file(entry)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target)
+                else:
+                    os.remove(target)
 
     def recorded_flags(self):
         """The flags.txt of the run in this directory, or None."""
@@ -200,7 +229,7 @@ class RunDirectory:
         return rows
 
     def commit_epoch(self, snapshot, rows, completed_epochs, finish_row=None):
-        """Writes a `tc.checkpoint.Snapshot`, then metrics.csv, then the state that points at
+        """Writes a `tc.runner.checkpoint.Snapshot`, then metrics.csv, then the state that points at
         both, on a background thread.
 
         `finish_row`, if given, returns more columns of the last row (the ranks); it runs on

@@ -110,7 +110,7 @@ def test_training_losses_agree_across_replicas(loss_class):
 
 
 def test_auto_stays_on_one_cpu_device_and_mirrored_spans_both():
-    from tc import distribute
+    from tc.runner import distribute
 
     assert distribute.place("auto").num_replicas == 1
     assert distribute.place("mirrored").num_replicas == 2

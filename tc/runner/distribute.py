@@ -123,9 +123,9 @@ def multi_worker_placement(tf):
             "--strategy=multi_worker needs TF_CONFIG to describe the cluster, e.g. "
             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
             '"task": {"type": "worker", "index": 0}}; TF_CONFIG is unset or empty.')
-    from tc import tf_trainer_fixes
+    from tc import compat
 
-    tf_trainer_fixes.apply()
+    compat.apply_multi_worker_fixes()
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if "chief" in cluster:
         is_chief = resolver.task_type == "chief"

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tc import callbacks, evaluation, experiment, losses
+from tc import losses
+from tc.runner import assembly, evaluation
 from tc.data import device_stream
 
 JAX = keras.backend.backend() == "jax"
@@ -20,8 +21,8 @@ def compiled_model(outputs=1, seed=0):
     model = keras.Model(inputs, logits if outputs > 1 else logits[0])
     loss = losses.TemperatureCrossEntropy(beta=0.5)
     model.compile(keras.optimizers.SGD(0.1), loss=[loss] * outputs if outputs > 1 else loss,
-                  metrics=[experiment.build_metrics(loss) for _ in range(outputs)]
-                  if outputs > 1 else experiment.build_metrics(loss))
+                  metrics=[assembly.build_metrics(loss) for _ in range(outputs)]
+                  if outputs > 1 else assembly.build_metrics(loss))
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((300, 8)).astype("float32")
     y = rng.integers(0, 5, 300).astype("int32")
@@ -89,7 +90,7 @@ def test_evaluate_splits_matches_model_evaluate_for_every_kind_of_split():
     model, _ = compiled_model()
     on_device = device_stream.on_device(split(90, seed=2))
     on_host = split(70, seed=3)
-    logs = callbacks.evaluate_splits(model, [on_device, None, on_host], batch_size=32)
+    logs = evaluation.evaluate_splits(model, [on_device, None, on_host], batch_size=32)
     assert logs[1] is None
     for got, (x, y) in ((logs[0], on_device), (logs[2], on_host)):
         assert_same_logs(got, keras_logs(model, np.asarray(x), np.asarray(y), 32))
@@ -99,7 +100,7 @@ def test_validation_logs_join_the_epoch_logs_as_fit_would_name_them():
     model, _ = compiled_model()
     validation, test = split(60, seed=4), split(40, seed=5)
     logs = {"loss": 1.0}
-    test_logs = callbacks.evaluate_with_validation(model, logs, validation, test, 32)
+    test_logs = evaluation.evaluate_with_validation(model, logs, validation, test, 32)
     expected = keras_logs(model, *validation, 32)
     assert set(logs) == {"loss"} | {f"val_{key}" for key in expected}
     np.testing.assert_allclose(logs["val_loss"], expected["loss"], rtol=1e-5)

@@ -20,7 +20,7 @@ PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.
 NOT_RECORDED = ("overwrite", "verbose")
 # Flags newer than the first runs: written only when set, so older run directories still match.
-RECORDED_IF_SET = ("betas",)
+RECORDED_IF_SET = ("betas", "study", "probe_dataset_options")
 
 
 def _field(default, help_text, choices=None):
@@ -32,8 +32,11 @@ class RunConfig:
     """Everything that defines one training run (see each field's help)."""
 
     # Data and model.
-    dataset: str = _field("digits", "Dataset name.", data.names())
-    data_dir: str = _field("", "TFDS data directory ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+    dataset: str = _field("digits", f"Dataset name: one of {', '.join(data.names())}, or "
+                                    "tfds:<name> for any TFDS image-classification dataset.")
+    data_dir: str = _field("", "Data directory: a folder of IDX files (fashion_mnist, mnist) or a "
+                               "TFDS data directory ('' = the packaged folder, else "
+                               "$TFDS_DATA_DIR or ~/tensorflow_datasets).")
     dataset_options: str = _field("", "Dataset options as key=value pairs separated by ';', "
                                       "e.g. 'samples=2000;image_size=64' (see tc.data).")
     validation_size: int = _field(-1, "Training examples held out for validation (-1 = the "
@@ -84,14 +87,18 @@ class RunConfig:
     rank_probe_size: int = _field(512, "Test examples the ranks are measured on.")
     probe_dataset: str = _field("", "After training, fit a logistic-regression probe on the "
                                     "frozen --probe_layer activations of this dataset and record "
-                                    "its test accuracy (paper 3's transfer probe; '' = none).",
-                                ("",) + data.names())
+                                    "its test accuracy (paper 3's transfer probe; '' = none).")
+    probe_dataset_options: str = _field("", "Dataset options of --probe_dataset, e.g. "
+                                            "'classes=5,6,7,8,9' for held-out classes.")
     probe_layer: str = _field("features", "Layer whose frozen activations the linear probe reads.")
     probe_size: int = _field(5000, "Training examples of --probe_dataset the probe is fit on.")
     save_predictions: bool = _field(True, "Write predictions.npz: the validation and test logits "
                                           "whose softmax the metrics scored, and the labels.")
     tensorboard: bool = _field(True, "Write TensorBoard logs (needs TensorFlow).")
     verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
+    study: str = _field("", "The study this run belongs to, recorded for the analysis (e.g. "
+                            "p1_beta_sweep; see analysis/studies.py); '' = decided there from "
+                            "the flags.")
 
     # --- derived values -----------------------------------------------------------------------
 
@@ -154,6 +161,16 @@ class RunConfig:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")
         self._validate_betas()
+        for flag in ("dataset", "probe_dataset"):
+            name = getattr(self, flag)
+            if name or flag == "dataset":
+                try:
+                    data.check_name(name)
+                except ValueError as error:
+                    raise ValueError(f"--{flag}={name!r}: {error}") from None
+        if self.study and not self.study.replace("_", "").isalnum():
+            raise ValueError(f"--study={self.study!r} must be a name of letters, digits and "
+                             "underscores, e.g. p1_beta_sweep.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label_smoothing={self.label_smoothing!r} must be in [0, 1).")
         if not 0.0 <= self.momentum < 1.0:
@@ -178,10 +195,11 @@ class RunConfig:
         if any(e < 1 for e in decay_epochs) and self.lr_schedule == "step":
             raise ValueError(f"--lr_decay_epochs={self.lr_decay_epochs!r}: epochs must be >= 1.")
         dataset_options = self.parsed_dataset_options
-        reserved = sorted(set(dataset_options) & {"seed", "validation_size", "data_dir"})
+        reserved = sorted(set(dataset_options) & {"validation_size", "data_dir"})
         if reserved:
             raise ValueError(f"--dataset_options: set {reserved} with their own flags "
-                             "(--seed, --validation_size, --data_dir).")
+                             "(--validation_size, --data_dir).")
+        parse_options(self.probe_dataset_options, "probe_dataset_options")
         options = self.parsed_model_options
         if "weight_decay" in options:
             raise ValueError("--model_options: set weight decay with --weight_decay, which also "

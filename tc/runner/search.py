@@ -6,7 +6,7 @@ learning rate is searched too; `lr_scaling="inverse_beta_squared"` searches
 `eta_tilde` and trains at `eta = eta_tilde / beta^2`, paper 1's curvature scaling (the largest
 stable SGD step falls as `beta^-2`), which makes the 2-D sweep nearly 1-D.
 
-Each execution of a trial is `tc.experiment.run` with its own run directory,
+Each execution of a trial is `tc.runner.assembly.run` with its own run directory,
 `<output_dir>/trials/<trial_id>/seed<k>`, so trials resume like runs and analysis sees ordinary
 run directories. A diverged run marks its trial FAILED (with the reason) and the search goes on.
 The oracle state lives in `<output_dir>/tuner/`: rerunning the same command resumes the search
@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from tc import experiment, run_dir
+from tc.runner import assembly, run_dir
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 OBJECTIVES = {"val_accuracy": ("val/accuracy", "max"), "val_ece": ("val/ece", "min"),
@@ -31,7 +31,7 @@ LR_SCALINGS = ("none", "inverse_beta_squared")
 
 @dataclasses.dataclass(frozen=True)
 class SearchConfig:
-    """How to search; the run settings themselves come from a `tc.config.RunConfig`."""
+    """How to search; the run settings themselves come from a `tc.runner.config.RunConfig`."""
 
     output_dir: str = "tc_tune/search"
     tuner: str = "grid"
@@ -117,8 +117,8 @@ CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES), "lr_scaling": LR_SCA
 
 
 def define_flags(flag_values=None):
-    """Defines the search flags (the run flags come from `tc.config.define_flags`)."""
-    from tc import config as config_lib
+    """Defines the search flags (the run flags come from `tc.runner.config.define_flags`)."""
+    from tc.runner import config as config_lib
 
     defaults = SearchConfig()
     for name, help_text in FLAG_HELP.items():
@@ -249,7 +249,7 @@ def make_tuner(base, search):
             results = []
             for config in _execution_configs(base, search, trial.trial_id,
                                              trial.hyperparameters.values):
-                result = experiment.run(config)
+                result = assembly.run_one(config)
                 if result["status"] != "completed":
                     where = result.get("diverged_at") or {}
                     raise kt.errors.FailedTrialError(
@@ -356,7 +356,7 @@ def search_beta(base, search, baseline=True):
             config = dataclasses.replace(
                 base, beta=1.0, verbose=0, overwrite=False,
                 output_dir=os.path.join(search.output_dir, "baseline_beta1"))
-            result = experiment.run(config)
+            result = assembly.run_one(config)
             if result["status"] == "completed":
                 summary["baseline"] = result["final"][search.objective_metric]
     run_dir.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)

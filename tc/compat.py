@@ -1,0 +1,182 @@
+"""Every use of Keras internals in tc, with the reason for each and where it is tracked upstream.
+
+The rest of tc uses Keras's public API only. What is here relies on behaviour that Keras does not
+promise, so this module checks the installed Keras against the versions it was tested with and
+refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to try anyway).
+
+| helper | internal it touches | why |
+| --- | --- | --- |
+| `StepQuietCallbackList` | `keras.src.utils.is_default`, `CallbackList._async_*` | skip per-step log conversion nobody reads |
+| `apply_multi_worker_fixes` | `TensorFlowTrainer._maybe_symbolic_build`, `reduce_per_replica` | Keras's TF trainer fails under MultiWorkerMirroredStrategy |
+| `stateless_test_step` | the JAX trainer's `test_step(state, batch)` signature | one compiled evaluation program |
+| `sync_jax_state` | the JAX trainer's `jax_state_sync` | assign a variable mid-epoch on JAX |
+| `attach_metric` | `Layer.__setattr__` filing a metric under a model's metrics | keep `beta` in a jitted step's state |
+"""
+
+import os
+
+import keras
+
+# Keras versions tc was tested with: [first, last] inclusive, as (major, minor).
+TESTED_KERAS = ((3, 15), (3, 15))
+ALLOW_UNTESTED_ENV = "TC_ALLOW_UNTESTED_KERAS"
+
+
+class UnsupportedKerasVersion(RuntimeError):
+    """The installed Keras is outside the range whose internals tc was tested against."""
+
+
+def keras_version(text=None):
+    """`(major, minor)` of a Keras version string (the installed one by default)."""
+    text = keras.__version__ if text is None else text
+    major, minor = text.split(".")[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def check_keras_version(text=None):
+    """Raises UnsupportedKerasVersion when Keras `text` (default: installed) is untested."""
+    text = keras.__version__ if text is None else text
+    first, last = TESTED_KERAS
+    if first <= keras_version(text) <= last or os.environ.get(ALLOW_UNTESTED_ENV) == "1":
+        return
+    raise UnsupportedKerasVersion(
+        f"tc uses Keras internals tested with Keras {first[0]}.{first[1]} to {last[0]}.{last[1]}.x; "
+        f"Keras {text} is installed. Install a tested version (requirements.txt pins one), or "
+        f"set {ALLOW_UNTESTED_ENV}=1 to try this one.")
+
+
+check_keras_version()
+
+
+# --- per-step log conversion -----------------------------------------------------------------
+# Keras converts every step's logs to floats before its batch-end hooks, on the calling thread
+# (the host then waits for the device every step) or, when every callback is async-safe, on a
+# worker thread, which on JAX crashed reading arrays of a step already handed to the next.
+# Whether a callback overrides a hook is only known through `keras.src.utils.is_default`.
+
+def _overrides(callback, hook):
+    from keras.src.utils import is_default
+
+    return not is_default(getattr(callback, hook))
+
+
+class StepQuietCallbackList(keras.callbacks.CallbackList):
+    """Keras's CallbackList, minus the per-step log conversion when no callback reads it.
+
+    tc's callbacks read nothing per step, so this list skips the batch-end hooks of training,
+    evaluation and prediction, and their conversion, unless a callback (a progress bar, a
+    user's) defines one.
+    """
+
+    def __init__(self, callbacks=(), model=None, verbose=0, add_history=False, **params):
+        super().__init__(list(callbacks), add_history=add_history, add_progbar=verbose != 0,
+                         verbose=verbose, model=model, **params)
+        self._async_train = self._async_test = self._async_predict = False
+
+        def read(*hooks):
+            return any(_overrides(callback, hook) for callback in self.callbacks for hook in hooks)
+
+        self._reads_train_steps = read("on_train_batch_end", "on_batch_end")
+        self._reads_test_steps = read("on_test_batch_end")
+        self._reads_predict_steps = read("on_predict_batch_end")
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._reads_train_steps:
+            super().on_train_batch_end(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if self._reads_test_steps:
+            super().on_test_batch_end(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        if self._reads_predict_steps:
+            super().on_predict_batch_end(batch, logs)
+
+
+# --- MultiWorkerMirroredStrategy on the TensorFlow trainer -------------------------------------
+# 1. Building the model: before training, `fit` builds the model symbolically from one batch,
+#    averaged over the replicas with `strategy.reduce("MEAN", batch, axis=None)`; across workers
+#    that reduce fails on the nested (x, y) batch. The fix builds from the dataset's element spec.
+# 2. Logging: Keras reduces each per-step log with `strategy.reduce("MEAN", value, axis=0)`
+#    across workers, which fails on scalar losses and metrics (keras-team/keras#20585). A scalar
+#    is reduced with `axis=None`: the mean over replicas, what a one-host run logs.
+# Both act only when the strategy is multi-worker.
+
+_FIXED_MARK = "_tc_fixed"
+
+
+def _build_from_element_spec(original, tf_trainer):
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if (iterator is not None and data_batch is None
+                and tf_trainer._collective_all_reduce_multi_worker(self.distribute_strategy)):
+            data_batch = iterator.data_adapter.get_tf_dataset().element_spec
+            iterator = None
+        return original(self, iterator=iterator, data_batch=data_batch)
+
+    return maybe_symbolic_build
+
+
+def _reduce_scalars_without_axis(original, tf_trainer):
+    def reduce_per_replica(values, strategy, reduction):
+        if (reduction not in ("auto", "mean")
+                or not tf_trainer._collective_all_reduce_multi_worker(strategy)):
+            return original(values, strategy, reduction)
+
+        def reduce_one(value):
+            if value.shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return keras.tree.map_structure(reduce_one, values)
+
+    return reduce_per_replica
+
+
+def apply_multi_worker_fixes():
+    """Installs both fixes into Keras's TensorFlow trainer; calling it again does nothing."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    trainer_class = tf_trainer.TensorFlowTrainer
+    if not getattr(trainer_class._maybe_symbolic_build, _FIXED_MARK, False):
+        fixed = _build_from_element_spec(trainer_class._maybe_symbolic_build, tf_trainer)
+        setattr(fixed, _FIXED_MARK, True)
+        trainer_class._maybe_symbolic_build = fixed
+    if not getattr(tf_trainer.reduce_per_replica, _FIXED_MARK, False):
+        fixed = _reduce_scalars_without_axis(tf_trainer.reduce_per_replica, tf_trainer)
+        setattr(fixed, _FIXED_MARK, True)
+        tf_trainer.reduce_per_replica = fixed
+
+
+# --- the JAX trainer's state ------------------------------------------------------------------
+
+def stateless_test_step(model, trainable, non_trainable, metrics, batch):
+    """One evaluation step of a compiled JAX model on explicit state: `(logs, metrics)`.
+
+    The JAX trainer's `test_step` takes `(trainable, non_trainable, metrics)` values and returns
+    the new ones, with no side effect: what a `lax.scan` over batches needs. This signature is
+    the JAX trainer's own, not a promise of Keras's API.
+    """
+    logs, (_, _, metrics) = model.test_step((trainable, non_trainable, metrics), batch)
+    return logs, metrics
+
+
+def sync_jax_state(model):
+    """On JAX, writes the trainer's mid-epoch state back into the variables (no-op elsewhere).
+
+    During `fit` the JAX trainer holds the state outside the variables; a variable assigned
+    mid-epoch (a beta warmed up per step) is only seen by the next step if the trainer syncs
+    first and then re-reads every variable.
+    """
+    sync_state = getattr(model, "jax_state_sync", None)
+    if sync_state is not None:
+        sync_state()
+
+
+def attach_metric(model, attribute, metric):
+    """Makes `model` track `metric` (and its variables) as its own, under `attribute`.
+
+    `Layer.__setattr__` files a Metric attribute under the model's metrics, whose variables are
+    part of the state every backend's train step receives; Keras has no public call for it.
+    """
+    setattr(model, attribute, metric)
+    return metric

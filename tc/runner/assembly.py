@@ -1,0 +1,337 @@
+"""One assembly of a run, from a RunConfig to complete run directories; every entry point uses it.
+
+    config -> placement (strategy) -> dataset -> members' models (one, or K packed copies)
+      -> readouts scaled to ||beta z0|| -> compile(losses with beta in a variable, metrics)
+      -> fit with callbacks (beta schedules, `EpochEnd`, TensorBoard)
+      -> one run directory per member: flags.txt, metrics.csv, result.json, predictions.npz,
+         checkpoints/, tensorboard/ (and a linear probe on --probe_dataset)
+
+A member is what one run directory records. A single run has one member, whose model is the
+trained model. A packed sweep (`--betas`, see `tc.runner.packing`) has one member per beta, each a
+copy inside the packed model. Everything else is the same code.
+
+Everything that can fail on bad input (flags, names, batch size, missing data, model options)
+fails before a run directory is created. A restarted single run resumes from its last committed
+epoch; see `tc.runner.run_dir`.
+"""
+
+import contextlib
+import dataclasses
+import time
+
+import keras
+
+from tc import beta as beta_lib
+from tc import compat, layers, losses, metrics, models, representation, schedules
+from tc.runner import (
+    callbacks,
+    checkpoint,
+    distribute,
+    inputs as inputs_lib,
+    optimization,
+    packing,
+    results,
+)
+from tc.runner.run_dir import RunDirectory
+
+STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
+
+
+class ConfigurationError(ValueError):
+    """Bad input found before the run started: nothing was written."""
+
+
+@dataclasses.dataclass
+class Member:
+    """One run directory's share of a run: its flags, model, loss and (once open) its record."""
+
+    config: object
+    model: keras.Model
+    loss: losses.TemperatureCrossEntropy | losses.GradientDecayCrossEntropy
+    directory: RunDirectory = None
+    recorder: callbacks.EpochRecorder = None
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything a run needs that can fail on bad input, made before any file is written."""
+
+    placement: distribute.Placement
+    dataset: object
+    steps_per_epoch: int
+    model: keras.Model  # the model `fit` trains: the member's own, or the packed one
+    members: list
+    probe_dataset: object = None
+
+    @property
+    def packed(self):
+        return self.model is not self.members[0].model
+
+
+def build_loss(config):
+    """The loss of `--loss`, with `--beta` constant or warmed up by `--beta_schedule`."""
+    beta = config.beta
+    if config.beta_schedule != "constant":
+        schedule_class = {"log_linear": schedules.LogLinearWarmup,
+                          "cosine": schedules.CosineWarmup}[config.beta_schedule]
+        beta = schedule_class(config.beta_start, config.beta, config.beta_warmup,
+                              unit=config.beta_warmup_unit)
+    loss_class = {"temperature": losses.TemperatureCrossEntropy,
+                  "gradient_decay": losses.GradientDecayCrossEntropy}[config.loss]
+    return loss_class(beta=beta, label_smoothing=config.label_smoothing)
+
+
+def build_metrics(loss):
+    """Accuracy, NLL, ECE, MCE of the trained predictor; ||z|| and ||beta z||."""
+    scored = loss if isinstance(loss, losses.TemperatureCrossEntropy) else None
+    return [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        metrics.NegativeLogLikelihood(beta=scored),
+        metrics.ExpectedCalibrationError(beta=scored),
+        metrics.MaximumCalibrationError(beta=scored),
+        metrics.LogitNorm(name="logit_norm"),
+        metrics.LogitNorm(beta=loss, name="beta_logit_norm"),
+    ]
+
+
+def set_determinism(config):
+    keras.utils.set_random_seed(config.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def precision_policy(config):
+    """Keras's dtype policy set to `--mixed_precision` inside, restored after."""
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision != "off":
+        keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def check_layers(model, config):
+    probe_layers = (config.probe_layer,) if config.probe_dataset else ()
+    for flag, names in (("track_rank_layers", config.rank_layers), ("probe_layer", probe_layers)):
+        if not names:
+            continue
+        try:
+            representation.activation_model(model, names)
+        except ValueError as error:
+            raise ValueError(f"--{flag}: {error}") from None
+
+
+def scale_initial_logits(config, model, loss, rank_inputs):
+    """Rescales the readout to `--init_logit_norm`, if set: the mean ||beta z0|| on the inputs."""
+    if config.initial_logit_norm is None:
+        return
+    # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
+    norm_beta = beta_lib.variable_value(loss.beta) if config.loss == "temperature" else 1.0
+    layers.set_initial_logit_norm(model, rank_inputs, config.initial_logit_norm, beta=norm_beta)
+
+
+def member_configs(config):
+    """The flags of each member's run directory: the config itself, or one per packed beta."""
+    return packing.copy_configs(config) if config.packed_betas else [config]
+
+
+def run(config, extra_callbacks=()):
+    """Trains the run of `config` (a packed sweep with `--betas`); returns one result dict per
+    run directory (written to its result.json), in the order of `--betas`.
+
+    Raises:
+        ConfigurationError: bad configuration (a ValueError; nothing is written).
+        tc.data.DatasetNotPreparedError: the dataset is missing (nothing is written).
+        tc.runner.run_dir.RunDirectoryConflict: an output directory holds another run.
+    """
+    try:
+        config.validate()
+        if config.packed_betas:
+            packing.check(config)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    timing = {"started": time.time()}
+    with precision_policy(config):
+        try:
+            prepared = prepare(config, member_configs(config))
+        except ValueError as error:
+            if isinstance(error, ConfigurationError):
+                raise
+            raise ConfigurationError(str(error)) from error
+        return _train(config, prepared, timing, extra_callbacks)
+
+
+def run_one(config, extra_callbacks=()):
+    """`run` of a single run (no `--betas`): its result dict."""
+    if config.packed_betas:
+        raise ConfigurationError(f"--betas={config.betas!r} is a packed sweep; use `run`.")
+    return run(config, extra_callbacks)[0]
+
+
+def prepare(config, configs):
+    """Everything that can fail on bad input, before any file is written."""
+    placement = distribute.place(config.strategy, config.tpu)  # first: see tc.runner.distribute
+    set_determinism(config)
+    placement.check_batch_size(config.batch_size)
+    dataset = inputs_lib.load_dataset(config)
+    steps_per_epoch = dataset.steps_per_epoch(config.batch_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"--batch_size={config.batch_size} exceeds the "
+                         f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
+    with placement.scope():
+        members = []
+        for member_config in configs:
+            keras.utils.set_random_seed(config.seed)  # each starts as a separate run would
+            model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
+                                 weight_decay=optimization.model_weight_decay(config),
+                                 **config.parsed_model_options)
+            members.append(Member(member_config, model, build_loss(member_config)))
+        trained = _compile(config, members, steps_per_epoch)
+    for member in members:
+        check_layers(member.model, config)
+    probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
+                     else None)
+    keras.utils.set_random_seed(config.seed)
+    return Prepared(placement, dataset, steps_per_epoch, trained, members, probe_dataset)
+
+
+def _compile(config, members, steps_per_epoch):
+    """Compiles the model `fit` trains: the member's own, or the members packed in one."""
+    optimizer = optimization.build_optimizer(config, steps_per_epoch)
+    member_losses = [member.loss for member in members]
+    if not config.packed_betas:
+        trained = members[0].model
+        trained.compile(optimizer=optimizer, loss=member_losses[0],
+                        metrics=build_metrics(member_losses[0]))
+        return trained
+    trained, copies = packing.pack([member.model for member in members])
+    for index, (member, copy) in enumerate(zip(members, copies)):
+        member.model = copy
+        if member.loss.schedule is not None:
+            beta_lib.track_beta(trained, member.loss, name=f"beta_{index}")
+    trained.compile(optimizer=optimizer, loss=member_losses,
+                    metrics=[build_metrics(loss) for loss in member_losses])
+    return trained
+
+
+def open_directories(prepared):
+    """Opens every member's run directory; returns the epoch the run starts at.
+
+    A single run resumes from its committed state; a packed sweep does not resume.
+    """
+    writable = prepared.placement.is_chief
+    for member in prepared.members:
+        member.directory = RunDirectory(member.config.run_dir, writable=writable)
+        if prepared.packed:
+            _refuse_resume(member.directory, member.config, writable)
+    states = [member.directory.prepare(member.config.to_flagfile(), member.config.overwrite)
+              for member in prepared.members]
+    state = None if prepared.packed else states[0]
+    for member in prepared.members:
+        member.recorder = callbacks.EpochRecorder(
+            member.directory, member.directory.metrics_rows(state and state["completed_epochs"]),
+            member.loss, member.model, prepared.model.optimizer)
+    return state
+
+
+def _refuse_resume(directory, config, writable):
+    if directory.recorded_flags() != config.to_flagfile() or directory.resume_state() is None:
+        return
+    if not config.overwrite:
+        raise ConfigurationError(
+            f"{directory.path} holds epochs of this sweep already; a packed sweep does not "
+            "resume. Pass --overwrite to train it again.")
+    if writable:
+        directory.remove_run()
+
+
+def _start(config, prepared, state, rank_inputs):
+    """Restores a resumed run's checkpoint, or scales fresh readouts to `--init_logit_norm`."""
+    if state:
+        with prepared.placement.scope():
+            prepared.model.optimizer.build(prepared.model.trainable_variables)
+        checkpoint.restore(prepared.model, prepared.members[0].directory.checkpoint_path(state))
+        return
+    for member in prepared.members:
+        scale_initial_logits(config, member.model, member.loss, rank_inputs)
+
+
+def _callbacks(config, prepared, inputs, extra_callbacks):
+    members = prepared.members
+    num_outputs = len(members) if prepared.packed else 1
+    evaluation_data = [packing.labels_for_outputs(data, num_outputs) if prepared.packed else data
+                       for data in (inputs.validation, inputs.test)]
+    rank_activations = callbacks.RankActivations([member.model for member in members],
+                                                 config.rank_layers, inputs.rank_inputs,
+                                                 config.eval_batch_size)
+    epoch_end = callbacks.EpochEnd([member.recorder for member in members], rank_activations,
+                                   *evaluation_data, config.eval_batch_size,
+                                   logs_of=packing.copy_logs if prepared.packed
+                                   else callbacks.same_logs)
+    chain = [schedules.BetaScheduler(member.loss) for member in members
+             if member.loss.schedule is not None]
+    chain += [epoch_end, *extra_callbacks]
+    if (config.tensorboard and not prepared.packed and prepared.placement.is_chief
+            and _tensorflow_available()):
+        chain.append(keras.callbacks.TensorBoard(members[0].directory.file("tensorboard"),
+                                                 write_graph=False, profile_batch=0))
+    return compat.StepQuietCallbackList(chain, prepared.model, config.verbose, add_history=True,
+                                        epochs=config.epochs, steps=prepared.steps_per_epoch)
+
+
+def _train(config, prepared, timing, extra_callbacks):
+    state = open_directories(prepared)
+    initial_epoch = state["completed_epochs"] if state else 0
+    members = prepared.members
+    with prepared.placement.training_scope():  # device-side data takes the distribution's devices
+        inputs = inputs_lib.model_inputs(config, prepared.dataset, initial_epoch,
+                                         labels_per_output=len(members) if prepared.packed
+                                         else 1)
+    try:
+        _start(config, prepared, state, inputs.rank_inputs)
+        fit_started = time.time()
+        if initial_epoch < config.epochs:
+            chain = _callbacks(config, prepared, inputs, extra_callbacks)
+            with prepared.placement.training_scope():
+                prepared.model.fit(inputs.train, epochs=config.epochs,
+                                   initial_epoch=initial_epoch,
+                                   steps_per_epoch=prepared.steps_per_epoch, callbacks=chain,
+                                   verbose=config.verbose, shuffle=False)
+        for member in members:
+            member.directory.wait()
+        timing["fit_seconds"] = time.time() - fit_started
+        outcomes = [_member_result(config, prepared, member, timing, inputs)
+                    for member in members]
+    except Exception as error:
+        for member in members:
+            member.directory.write_result(results.failed_result(config, member.directory, error))
+        raise
+    for member, result in zip(members, outcomes):
+        member.directory.write_result(result)
+    return outcomes
+
+
+def _member_result(config, prepared, member, timing, inputs):
+    result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
+                                    prepared.steps_per_epoch * config.batch_size)
+    if prepared.packed:
+        result["packed"] = {"betas": list(config.packed_betas),
+                            "copy": prepared.members.index(member),
+                            "copies": len(prepared.members)}
+    if result["status"] == "completed":
+        result.update(results.after_training(member.config, member.model, member.loss,
+                                             member.directory, inputs, prepared.probe_dataset))
+    return result
+
+
+def _tensorflow_available():
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True

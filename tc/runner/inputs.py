@@ -1,0 +1,93 @@
+"""A run's data: the dataset of its flags, and its splits in the form the backend trains on.
+
+In-memory data on JAX and PyTorch is gathered, augmented and normalized on the accelerator
+(`tc.data.device_stream`, no TensorFlow); everything else goes through `tf.data`.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tc import data as data_lib
+from tc.data import device_stream
+
+# Streamed (imagenet) data is augmented by tf.data; in-memory data can be, on the device.
+AUGMENTED_ON_HOST = ("imagenet",)
+
+
+@dataclasses.dataclass
+class Inputs:
+    """What `fit` and the epoch end read: the training stream, the evaluation splits as `(x, y)`
+    arrays or `tf.data` datasets (validation None when the dataset has none), and the fixed
+    test inputs whose activations the ranks are measured on."""
+
+    train: object
+    validation: object
+    test: object
+    rank_inputs: object
+
+
+def load_dataset(config):
+    """The dataset of `--dataset` with its options; its splits do not depend on `--seed`."""
+    options = dict(config.parsed_dataset_options)
+    if config.validation_size >= 0:
+        options["validation_size"] = config.validation_size
+    if "data_dir" in data_lib.options(config.dataset):
+        options["data_dir"] = config.data_dir or None
+    return data_lib.load(config.dataset, **options)
+
+
+def trains_on_device(dataset):
+    """In-memory data on JAX/PyTorch: batches are gathered and augmented on the accelerator."""
+    return (keras.backend.backend() != "tensorflow"
+            and isinstance(dataset, data_lib.ArrayDataset)
+            and dataset.spec.preprocessing not in AUGMENTED_ON_HOST)
+
+
+def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
+    """The `Inputs` of a run that starts at `initial_epoch`.
+
+    `labels_per_output > 1` gives training labels for a model with that many outputs (a packed
+    sweep); evaluation data stays `(x, y)`.
+    """
+    has_validation = dataset.split_sizes["validation"] > 0
+    if trains_on_device(dataset):
+        train = iter(device_stream.DeviceStream(dataset, config.batch_size, config.seed,
+                                                initial_epoch, config.epochs,
+                                                labels_per_output=labels_per_output))
+        # Evaluation splits stay on the device too: no host-to-device copy every epoch.
+        validation = (device_stream.on_device(dataset.arrays("validation")) if has_validation
+                      else None)
+        test = device_stream.on_device(dataset.arrays("test"))
+        return Inputs(train, validation, test, test[0][:config.rank_probe_size])
+    train = dataset.tf_dataset("train", config.batch_size, seed=config.seed,
+                               first_epoch=initial_epoch,
+                               num_epochs=max(config.epochs - initial_epoch, 1))
+    if labels_per_output > 1:
+        train = train.map(lambda x, y: (x, (y,) * labels_per_output))
+    validation = (dataset.tf_dataset("validation", config.eval_batch_size)
+                  if has_validation else None)
+    test = dataset.tf_dataset("test", config.eval_batch_size)
+    rank_inputs = np.concatenate([x.numpy() for x, _ in test.unbatch().batch(
+        config.rank_probe_size).take(1)])
+    return Inputs(train, validation, test, rank_inputs)
+
+
+def load_probe_dataset(config, dataset):
+    """The --probe_dataset of the linear probe, checked to be in memory and to fit the model."""
+    # No validation split: the probe is fit on training data and scored on the test split.
+    takes_validation = "validation_size" in data_lib.options(config.probe_dataset)
+    probe_config = dataclasses.replace(config, dataset=config.probe_dataset,
+                                       dataset_options=config.probe_dataset_options,
+                                       validation_size=0 if takes_validation else -1)
+    probe = load_dataset(probe_config)
+    if not isinstance(probe, data_lib.ArrayDataset):
+        raise ValueError(f"--probe_dataset={config.probe_dataset!r} is streamed; the linear probe "
+                         "needs an in-memory dataset (any but imagenet2012 and large "
+                         "tfds:<name> sets).")
+    if tuple(probe.input_shape) != tuple(dataset.input_shape):
+        raise ValueError(f"--probe_dataset={config.probe_dataset!r} has inputs of shape "
+                         f"{tuple(probe.input_shape)}, but the model takes "
+                         f"{tuple(dataset.input_shape)} ({config.dataset}).")
+    return probe

@@ -1,0 +1,43 @@
+"""`tc.runner.config`: the RunConfig, its validation, flags and flagfiles."""
+
+import pytest
+
+from tc.runner import config as config_lib
+
+
+def test_flagfile_reproduces_the_config(tmp_path, small_config):
+    from absl import flags
+
+    original = small_config(loss="gradient_decay", beta=0.3, beta_schedule="cosine",
+                            model_options="depth=1;width=32", init_logit_norm="2.5")
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text(original.to_flagfile())
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    values(["tc.train", f"--flagfile={flagfile}", "--verbose=0", "--tensorboard=false"])
+    assert config_lib.from_flags(values) == original
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (dict(beta=0.0), "--beta=0.0"), (dict(learning_rate=-1.0), "--learning_rate=-1.0"),
+    (dict(loss="focal"), "valid values: 'temperature', 'gradient_decay'"),
+    (dict(momentum=1.0), "--momentum=1.0"), (dict(betas="0.1,x"), "--betas='0.1,x'"),
+    (dict(betas="0.1,0.1"), "repeats"), (dict(init_logit_norm="-2"), "--init_logit_norm"),
+    (dict(model_options="weight_decay=1"), "--weight_decay"),
+])
+def test_validation_names_the_flag_and_what_is_valid(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        config_lib.RunConfig(**overrides).validate()
+
+
+def test_options_parse_to_literals_where_they_can():
+    assert config_lib.parse_options("a=1; b=relu;c=(1, 2)", "x") == {
+        "a": 1, "b": "relu", "c": (1, 2)}
+    with pytest.raises(ValueError, match="--x: 'nokey' is not a key=value pair"):
+        config_lib.parse_options("nokey", "x")
+
+
+def test_unset_newer_flags_stay_out_of_the_flagfile():
+    text = config_lib.RunConfig().to_flagfile()
+    assert "--betas=" not in text and "--verbose" not in text and "--overwrite" not in text
+    assert "--betas=0.1,1" in config_lib.RunConfig(betas="0.1,1").to_flagfile()

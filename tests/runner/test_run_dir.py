@@ -1,0 +1,73 @@
+"""`tc.runner.run_dir`: atomic files, the resume state, and what `--overwrite` may remove."""
+
+import numpy as np
+import pytest
+
+from tc.runner import run_dir
+
+
+def test_checkpoint_files_hold_what_np_savez_would_write(tmp_path):
+    arrays = {"matrix": np.arange(12.0).reshape(3, 4).T, "scalar": np.array(3, np.int64),
+              "empty": np.zeros((0, 5), np.float32), "flag": np.array(True),
+              "weights": np.random.default_rng(0).normal(size=(300, 70)).astype(np.float32)}
+    run_dir.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays)
+    np.savez(tmp_path / "numpy.npz", **arrays)
+    with np.load(tmp_path / "ours.npz") as ours, np.load(tmp_path / "numpy.npz") as reference:
+        assert ours.files == reference.files
+        for key in reference.files:
+            assert ours[key].dtype == reference[key].dtype
+            assert ours[key].shape == reference[key].shape
+            np.testing.assert_array_equal(ours[key], reference[key])
+
+
+def test_overwrite_replaces_a_run_but_never_removes_other_files(tmp_path):
+    path = tmp_path / "out"
+    path.mkdir()
+    (path / "notes.txt").write_text("keep me")
+    directory = run_dir.RunDirectory(str(path))
+    for overwrite in (False, True):
+        with pytest.raises(run_dir.RunDirectoryConflict, match="notes.txt") as error:
+            directory.prepare("--beta=1.0\n", overwrite=overwrite)
+        assert "never deletes" in str(error.value)
+    assert (path / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in path.iterdir()) == ["notes.txt"]
+
+
+def test_overwrite_removes_only_a_runs_own_files(tmp_path):
+    path = tmp_path / "run"
+    directory = run_dir.RunDirectory(str(path))
+    assert directory.prepare("--beta=1.0\n") is None
+    run_dir.atomic_write_text(str(path / "metrics.csv"), "epoch\n1\n")
+    (path / ".tmp-leftover").write_text("")
+    with pytest.raises(run_dir.RunDirectoryConflict, match="--overwrite"):
+        directory.prepare("--beta=2.0\n")
+    assert (path / "metrics.csv").exists()
+    directory.prepare("--beta=2.0\n", overwrite=True)
+    assert sorted(p.name for p in path.iterdir()) == ["checkpoints", "flags.txt"]
+    assert (path / "flags.txt").read_text() == "--beta=2.0\n"
+
+
+def test_flags_are_the_first_file_a_run_writes(tmp_path, monkeypatch):
+    written = []
+    original = run_dir.atomic_write_text
+    monkeypatch.setattr(run_dir, "atomic_write_text",
+                        lambda path, text: (written.append((path, (tmp_path / "run" /
+                                            "checkpoints").exists())), original(path, text)))
+    run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=1.0\n")
+    assert written == [(str(tmp_path / "run" / "flags.txt"), False)]
+
+
+def test_a_directory_that_only_lost_its_flags_resumes_as_a_fresh_run(tmp_path):
+    path = tmp_path / "run"
+    (path / "checkpoints").mkdir(parents=True)  # killed before flags.txt (older versions)
+    directory = run_dir.RunDirectory(str(path))
+    assert directory.prepare("--beta=1.0\n") is None
+    assert (path / "flags.txt").read_text() == "--beta=1.0\n"
+
+
+def test_rows_round_trip_through_csv(tmp_path):
+    rows = [{"epoch": 1, "train/loss": 0.5, "name": "a"}, {"epoch": 2, "train/loss": 1e-9}]
+    run_dir.atomic_write_text(str(tmp_path / "m.csv"), run_dir.rows_to_csv(rows))
+    assert run_dir.read_csv(str(tmp_path / "m.csv")) == [
+        {"epoch": 1, "train/loss": 0.5, "name": "a"},
+        {"epoch": 2, "train/loss": 1e-9, "name": None}]

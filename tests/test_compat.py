@@ -1,0 +1,64 @@
+"""`tc.compat`: the one module that touches Keras internals, and its Keras version check."""
+
+import os
+import re
+
+import keras
+import pytest
+
+from tc import compat
+from tests.support import ROOT, run_python
+
+INTERNALS = re.compile(r"keras\.src|_maybe_symbolic_build|reduce_per_replica|is_default"
+                       r"|jax_state_sync|\.test_step\(")
+
+
+def test_keras_internals_are_used_only_in_the_compatibility_module():
+    users = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "tc")):
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as handle:
+                    if INTERNALS.search(handle.read()):
+                        users.append(os.path.relpath(path, ROOT))
+    assert users == ["tc/compat.py"]
+
+
+def test_the_installed_keras_is_in_the_tested_range():
+    first, last = compat.TESTED_KERAS
+    assert first <= compat.keras_version() <= last
+    compat.check_keras_version()
+
+
+@pytest.mark.parametrize("version", ["3.7.0", "4.0.0", "3.99.1"])
+def test_an_untested_keras_is_refused_naming_both_versions(version, monkeypatch):
+    monkeypatch.delenv(compat.ALLOW_UNTESTED_ENV, raising=False)
+    with pytest.raises(compat.UnsupportedKerasVersion, match=re.escape(version)) as error:
+        compat.check_keras_version(version)
+    assert compat.ALLOW_UNTESTED_ENV in str(error.value)
+    monkeypatch.setenv(compat.ALLOW_UNTESTED_ENV, "1")
+    compat.check_keras_version(version)
+
+
+def test_import_tc_fails_clearly_under_an_untested_keras():
+    completed = run_python("""
+        import keras
+        keras.__version__ = "9.1.0"
+        try:
+            import tc
+        except Exception as error:
+            print(type(error).__name__, error)
+    """)
+    assert "UnsupportedKerasVersion" in completed.stdout and "9.1.0" in completed.stdout
+
+
+def test_step_quiet_list_skips_step_hooks_only_when_no_callback_reads_them():
+    class ReadsSteps(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    quiet = compat.StepQuietCallbackList([keras.callbacks.Callback()])
+    reading = compat.StepQuietCallbackList([ReadsSteps()])
+    assert not quiet._reads_train_steps and reading._reads_train_steps
+    assert not quiet._reads_test_steps and not quiet._reads_predict_steps
