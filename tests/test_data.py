@@ -349,3 +349,22 @@ def test_class_subsets_relabel_and_a_probe_of_one_subset_on_the_other_runs(tmp_p
     np.testing.assert_array_equal(first.raw_arrays("train")[0], full.raw_arrays("train")[0][kept])
     with pytest.raises(ValueError, match="classes=.*distinct integers in \\[0, 10\\)"):
         mock_load("cifar10", tmp_path, classes=(1, 1))
+
+
+def test_the_prepare_command_reaches_the_download_with_every_import_in_place(tmp_path,
+                                                                             monkeypatch):
+    from tc.data import prepare
+
+    class ReachedTheNetwork(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise ReachedTheNetwork
+
+    for method in ("download", "download_and_extract"):
+        monkeypatch.setattr(tfds.download.DownloadManager, method, stop)
+    with pytest.raises(ReachedTheNetwork):
+        prepare.main(["fashion_mnist", f"--data_dir={tmp_path}"])
+    with pytest.raises(SystemExit) as exit_info:
+        prepare.main(["tfds:no_such_set", f"--data_dir={tmp_path}"])
+    assert exit_info.value.code == 1

@@ -2,9 +2,6 @@
 `dataset-fashion-mnist` (which CI installs), and hand-made MNIST-format folders."""
 
 import gzip
-import json
-import os
-import time
 
 import numpy as np
 import pytest
@@ -14,10 +11,8 @@ from tc.data import idx, mnist_like
 from tests.support import run_python
 from tests.test_idx import raw_idx
 
+# Real data, never skipped: .ci/run installs Debian's dataset-fashion-mnist.
 FASHION = mnist_like.PACKAGED_DIRECTORIES["fashion_mnist"]
-needs_fashion = pytest.mark.skipif(
-    not idx.holds_dataset(FASHION) and not os.environ.get("CI"),
-    reason=f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
 
 
 def tiny_idx_folder(folder, per_class=(30, 10), size=6, seed=0):
@@ -33,7 +28,6 @@ def tiny_idx_folder(folder, per_class=(30, 10), size=6, seed=0):
     return folder
 
 
-@needs_fashion
 def test_fashion_mnist_loads_from_the_debian_files_with_tensorflow_blocked():
     completed = run_python(f"""
         import numpy as np
@@ -54,7 +48,6 @@ def test_fashion_mnist_loads_from_the_debian_files_with_tensorflow_blocked():
     assert lines[1] == "True"
 
 
-@needs_fashion
 def test_validation_sets_do_not_depend_on_the_run_seed(small_config):
     from tc.runner import inputs
 

@@ -58,10 +58,11 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     assert (search_config is not None) == (entry_point == "tc.tune")
     assert run_config.dataset in data.names()
     if run_config.dataset in data.BUNDLED:  # the CPU versions: real data, one short epoch
-        result = assembly.run_one(dataclasses.replace(
+        results = assembly.run(dataclasses.replace(
             run_config, epochs=1, output_dir=str(tmp_path / "run"), tensorboard=False,
             verbose=0))
-        assert result["status"] == "completed" and result["epochs_completed"] == 1
+        assert all(result["status"] == "completed" and result["epochs_completed"] == 1
+                   for result in results)
         return
     if keras.backend.backend() != "tensorflow":
         # Full-scale models: a JAX training step recompiles each of them on the CPU (minutes in
@@ -79,13 +80,15 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     key = one_step.to_flagfile().replace(str(tmp_path), "")
     if key not in ONE_STEP_RESULTS:
         with tfds.testing.mock_data(num_examples=4):
-            ONE_STEP_RESULTS[key] = assembly.run_one(
+            ONE_STEP_RESULTS[key] = assembly.run(
                 dataclasses.replace(one_step, output_dir=str(tmp_path / "run")))
-    result = ONE_STEP_RESULTS[key]
-    assert result["status"] == "completed" and result["epochs_completed"] == 1
+    for result in ONE_STEP_RESULTS[key]:
+        assert result["status"] == "completed" and result["epochs_completed"] == 1
 
 
 def _input_shape(run_config):
     from tc.data import tfds_source
 
+    if run_config.dataset in ("fashion_mnist", "mnist"):
+        return (28, 28, 1)
     return tfds_source.TABLES[run_config.dataset].input_shape

@@ -122,3 +122,15 @@ def test_two_workers_finish_a_run_together_with_one_devices_metrics(tmp_path, sm
     for key, value in one["final"].items():
         if isinstance(value, float) and not key.startswith("rank/"):
             assert result["final"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+def test_an_mlp_on_fashion_mnist_reaches_85_percent_in_three_epochs(tmp_path):
+    # Real data: Debian's dataset-fashion-mnist, which CI installs (.ci/run).
+    output = tmp_path / "fashion"
+    completed = run_python(["-m", "tc.train", "--dataset=fashion_mnist", "--model=mlp",
+                            "--epochs=3", "--verbose=0", "--tensorboard=false",
+                            f"--output_dir={output}"])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads((output / "result.json").read_text())
+    assert result["final"]["test/accuracy"] >= 0.85, result["final"]
+    assert "--dataset=fashion_mnist" in (output / "flags.txt").read_text()

@@ -44,8 +44,9 @@ def how_to_prepare(name, data_dir):
     ways.append("the four IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
                 "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a folder passed as "
                 "--data_dir")
-    ways.append(f"`tfds build {name} --data_dir={data_dir}` on a machine with internet access "
-                "(see the README for the Python call that works in the pinned environment)")
+    ways.append(f"`python -m tc.data.prepare {name} --data_dir={data_dir}` (TFDS's download; "
+                f"or `tfds build {name} --data_dir={data_dir}` where apache_beam is installed) "
+                "on a machine with internet access")
     return "Get it with " + "; or ".join(ways) + "."
 
 

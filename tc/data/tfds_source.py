@@ -77,8 +77,9 @@ def how_to_prepare(name, data_dir):
             f"ILSVRC2012_img_val.tar into {data_dir}/downloads/manual/, then run "
             f"`tfds build imagenet2012 --data_dir={data_dir}`."
         )
-    return (f"Prepare it with `tfds build {name} --data_dir={data_dir}` on a machine with "
-            f"internet access (then copy the folder here), or pass download=True.")
+    return (f"Prepare it with `python -m tc.data.prepare {name} --data_dir={data_dir}` (or "
+            f"`tfds build {name} --data_dir={data_dir}` where apache_beam is installed) on a "
+            "machine with internet access, then copy the folder here; or pass download=True.")
 
 
 def _tfds(name, data_dir, hint=None):
@@ -92,7 +93,7 @@ def _tfds(name, data_dir, hint=None):
     return tfds
 
 
-def _builder(name, data_dir, download, hint=None):
+def open_builder(name, data_dir, download, hint=None):
     """The TFDS builder, prepared; raises DatasetNotPreparedError instead of reaching the network.
 
     Raises:
@@ -140,7 +141,7 @@ def read_arrays(name, data_dir, keys, download=False, hint=None):
 
     `hint` replaces the preparation advice of a missing dataset's error.
     """
-    builder = _builder(name, data_dir, download, hint)
+    builder = open_builder(name, data_dir, download, hint)
     return tuple(tuple(_to_numpy(builder, name, data_dir, split, keys, hint))
                  for split in ("train", _test_split(builder)))
 
@@ -169,7 +170,7 @@ def load(name, data_dir=None, validation_size=None, data_seed=0, classes=None, d
     data_dir = resolve_data_dir(data_dir)
     validation_size = (table.default_validation_size if validation_size is None
                        else int(validation_size))
-    builder = _builder(name, data_dir, download)
+    builder = open_builder(name, data_dir, download)
     if name == "imagenet2012":
         if classes is not None:
             raise ValueError("imagenet2012 is streamed; it takes no classes= subset.")
@@ -269,7 +270,7 @@ def load_any(name, data_dir=None, validation_size=5000, data_seed=0, classes=Non
         shuffle_buffer: a streamed dataset's per-epoch shuffle buffer.
     """
     data_dir = resolve_data_dir(data_dir)
-    builder = _builder(name, data_dir, download)
+    builder = open_builder(name, data_dir, download)
     image_key, label_key = _feature_keys(builder.info)
     num_classes = builder.info.features[label_key].num_classes
     input_shape = tuple(builder.info.features[image_key].shape)
