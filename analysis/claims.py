@@ -1,9 +1,21 @@
-"""Each claim of docs/PAPERS.md, judged on the runs at hand: a verdict and the numbers behind it.
+"""The papers' empirical claims (docs/PAPERS.md), each judged on the runs at hand by a rule
+fixed in this file before the data it judges.
 
-A verdict is one of `VERDICTS`. Each function takes the study's runs (see `analysis.studies`)
-and returns `Claim` rows; with no runs for a study the verdict is "not testable at this scale".
-The rule each verdict follows is written in its `rule` field, so the report shows it next to
-the numbers; the rules are ours, since the papers state their claims qualitatively.
+Every claim measures one effect, with the claimed sign, on the runs of one study, per dataset
+and model (a "scope"):
+- a paired effect over seeds (`statistics.paired_difference`: the same seed under two settings)
+  or a trend over all runs of a sweep (`statistics.trend`);
+- the verdict is `statistics.judge`'s: "reproduced" when the 95% interval excludes zero in the
+  claimed direction ("contradicted" in the other; "inconclusive" otherwise, with the smallest
+  effect the data could have detected); for a trend, when the permutation p-value is below
+  `TREND_ALPHA` with the claimed sign;
+- a comparison is "not judged" when it rests on fewer than `MIN_SEEDS` seeds, when a
+  learning rate tuned per setting sits on the edge of its grid, or (generalization claims) when
+  its runs did not fit their training set (final train accuracy below `FIT_THRESHOLD`).
+
+Each `Claim` row names its rule with its parameters and the runs that carry it. The checks of
+our own derivations (`analysis.derivations`) are a separate table and never count as
+reproduction.
 """
 
 import dataclasses
@@ -11,196 +23,366 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from analysis import studies
+from analysis import statistics, studies
 from analysis.derivations import P1, P2, P3
-from analysis.load import over_seeds
 
-REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE = ("reproduced", "not reproduced",
-                                            "not testable at this scale")
-VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_TESTABLE)
+MIN_SEEDS = 3
+FIT_THRESHOLD = 0.95  # final train accuracy a run needs for its generalization to be judged
+TREND_ALPHA = 0.05
+EARLY_EPOCHS = 5  # "converges faster": mean train accuracy over the first epochs
+WARMUP_EARLY_EPOCHS = 3
+NOT_TESTABLE = "not testable on these runs"
+VERDICTS = (*statistics.VERDICTS, NOT_TESTABLE)
+
+PAIRED_RULE = ("{effect}, paired by seed; reproduced if its 95% CI (Student's t below 30 "
+               "seeds, BCa bootstrap with 10,000 resamples from 30) excludes 0 on the {sign} "
+               "side; contradicted if it excludes 0 on the other; inconclusive otherwise; not "
+               "judged with fewer than {seeds} seeds")
+TREND_RULE = ("Spearman rho of {effect} over all runs, permutation p-value (two-sided, 10,000 "
+              "permutations); reproduced if rho {sign} 0 with p < {alpha}; contradicted if the "
+              "opposite sign with p < {alpha}; inconclusive otherwise")
 
 
 @dataclasses.dataclass
 class Claim:
     paper: str
     claim: str
+    scope: str
     verdict: str
-    evidence: str
+    effect: str
     rule: str
+    note: str = ""
+    runs: str = ""
 
 
-def _verdict(holds):
-    return REPRODUCED if holds else NOT_REPRODUCED
+def _paired_rule(effect, direction, extra=""):
+    sign = "positive" if direction > 0 else "negative"
+    return PAIRED_RULE.format(effect=effect, sign=sign, seeds=MIN_SEEDS) + extra
 
 
-def _untestable(paper, claim, why):
-    return Claim(paper, claim, NOT_TESTABLE, why, "")
+def _trend_rule(effect, direction):
+    return TREND_RULE.format(effect=effect, sign=">" if direction > 0 else "<",
+                             alpha=TREND_ALPHA)
 
 
-def _spearman(x, y):
-    frame = pd.DataFrame({"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float)})
-    return float(frame.corr(method="spearman").loc["x", "y"])
+FIT_NOTE = f"; runs below {FIT_THRESHOLD:.2f} final train accuracy are left out"
 
 
-def _means(runs, key, value):
-    table = over_seeds(runs, [key], [value]).sort_values(key)
-    return table[key].to_numpy(), table[f"{value}/mean"].to_numpy(), table[f"{value}/std"]
+def _fit_note(group, fitted):
+    left_out = len(group) - len(fitted)
+    return (f"{left_out} of {len(group)} runs left out: final train accuracy below "
+            f"{FIT_THRESHOLD:.2f}" if left_out else "")
+
+
+def _untestable(paper, claim, why, scope="all"):
+    return Claim(paper, claim, scope, NOT_TESTABLE, "", "", why)
+
+
+def _scopes(runs):
+    """`(scope name, runs)` per dataset and model."""
+    if runs.empty:
+        return []
+    return [(f"{model} on {dataset}", group)
+            for (dataset, model), group in runs.groupby(studies.GROUP)]
+
+
+def _run_list(runs):
+    return "; ".join(sorted(runs["run_dir"].astype(str))) if "run_dir" in runs else ""
+
+
+def _fitted(runs):
+    if runs.empty or "final/train/accuracy" not in runs:
+        return runs
+    keep = [statistics.fits_training(value, FIT_THRESHOLD)
+            for value in runs["final/train/accuracy"]]
+    return runs[keep]
+
+
+def _pairs(runs, key, first, second, value):
+    """Seed-paired values of `value` at `key == first` and `key == second`."""
+    a = runs[np.isclose(runs[key], first)].set_index("seed")[value]
+    b = runs[np.isclose(runs[key], second)].set_index("seed")[value]
+    seeds = sorted(set(a.dropna().index) & set(b.dropna().index))
+    return a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float), seeds
+
+
+def _paired_claim(paper, claim, scope, a, b, direction, effect, runs, extra_rule="", note=""):
+    rule = _paired_rule(effect, direction, extra_rule)
+    if len(a) < MIN_SEEDS:
+        return Claim(paper, claim, scope, statistics.NOT_JUDGED, f"n = {len(a)} seeds", rule,
+                     _join(f"fewer than {MIN_SEEDS} seeds with both settings", note),
+                     _run_list(runs))
+    interval = statistics.paired_difference(a, b)
+    verdict, detectable = statistics.judge(interval, direction)
+    return Claim(paper, claim, scope, verdict, str(interval), rule, _join(detectable, note),
+                 _run_list(runs))
+
+
+def _join(*notes):
+    return "; ".join(note for note in notes if note)
+
+
+def _trend_claim(paper, claim, scope, x, y, direction, effect, runs, note=""):
+    rule = _trend_rule(effect, direction)
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if finite.sum() < 3 or len(set(x[finite])) < 3:
+        return Claim(paper, claim, scope, statistics.NOT_JUDGED, f"n = {int(finite.sum())}",
+                     rule, _join("fewer than 3 settings", note), _run_list(runs))
+    found = statistics.trend(x[finite], y[finite])
+    if found.p_value < TREND_ALPHA:
+        verdict = (statistics.REPRODUCED if np.sign(found.rho) == direction
+                   else statistics.CONTRADICTED)
+    else:
+        verdict = statistics.INCONCLUSIVE
+    return Claim(paper, claim, scope, verdict, str(found), rule, note, _run_list(runs))
+
+
+def _choose_on_validation(runs, key):
+    """Per seed, the setting of `key` with the best and the worst validation accuracy, and
+    their test accuracies: `(best_test, worst_test, seeds)`."""
+    best, worst, seeds = [], [], []
+    for seed, group in runs.groupby("seed"):
+        group = group.dropna(subset=["best/val/accuracy", "final/test/accuracy"])
+        if group[key].nunique() < 2:
+            continue
+        ranked = group.sort_values("best/val/accuracy")
+        best.append(ranked.iloc[-1]["final/test/accuracy"])
+        worst.append(ranked.iloc[0]["final/test/accuracy"])
+        seeds.append(seed)
+    return np.asarray(best, float), np.asarray(worst, float), seeds
 
 
 # --- paper 1 -----------------------------------------------------------------------------------
 
-
-
 def paper1(runs, derivation_checks):
     sweep = studies.best_learning_rate(studies.paper1_beta_sweep(runs))
+    all_rates = studies.paper1_beta_sweep(runs)
     grid = studies.completed(studies.paper1_logit_norm_grid(runs))
-    return [_p1_beta_vs_norm(grid), _p1_dynamical(sweep, derivation_checks),
-            _p1_tuning_helps(sweep), _p1_stability(sweep)]
+    return (_p1_beta_vs_norm(grid) + _p1_dynamical(sweep, all_rates, derivation_checks)
+            + _p1_tuning_helps(sweep, all_rates) + _p1_stability(sweep, all_rates))
+
+
+def _edge_of_rate_grid(chosen_runs, all_rates):
+    """The betas whose chosen learning rate is on the edge of the rates tried for them."""
+    edges = []
+    for beta, group in chosen_runs.groupby("beta"):
+        tried = all_rates[np.isclose(all_rates["beta"], beta)]["learning_rate"].unique()
+        chosen = group["learning_rate"].iloc[0]
+        if len(tried) > 1 and statistics.on_grid_edge(chosen, tried):
+            edges.append(float(beta))
+    return edges
+
+
+def _rate_grid_note(sweep, all_rates):
+    edges = _edge_of_rate_grid(sweep, all_rates)
+    return edges, (f"learning rate chosen on the edge of its grid for beta = "
+                   f"{', '.join(f'{b:g}' for b in edges)}" if edges else "")
 
 
 def _p1_beta_vs_norm(grid):
     claim = "Generalization depends strongly on beta and only weakly on ||beta z0||."
     if grid.empty or grid["beta"].nunique() < 2 or grid["init_logit_norm"].nunique() < 2:
-        return _untestable(P1, claim, "no (beta, ||beta z0||) grid among the runs")
-    table = grid.pivot_table(index="init_logit_norm", columns="beta",
-                             values="final/test/accuracy", aggfunc="mean")
-    beta_range = float(np.ptp(table.mean(axis=0)))
-    norm_range = float(np.ptp(table.mean(axis=1)))
-    return Claim(P1, claim, _verdict(beta_range > 2 * norm_range),
-                 f"mean test accuracy varies by {beta_range:.3f} across beta "
-                 f"({', '.join(f'{b:g}' for b in table.columns)}) and by {norm_range:.3f} across "
-                 f"||beta z0|| ({', '.join(f'{n:g}' for n in table.index)})",
-                 "reproduced if the range over beta exceeds twice the range over ||beta z0||")
+        return [_untestable(P1, claim, "no (beta, ||beta z0||) grid among the runs")]
+    rows = []
+    for scope, all_runs in _scopes(grid):
+        group = _fitted(all_runs)
+        beta_spread, norm_spread = [], []
+        for _, seed_runs in group.groupby("seed"):
+            table = seed_runs.pivot_table(index="init_logit_norm", columns="beta",
+                                          values="final/test/accuracy", aggfunc="mean")
+            if table.isna().any().any() or min(table.shape) < 2:
+                continue
+            beta_spread.append(float(np.ptp(table.mean(axis=0))))
+            norm_spread.append(float(np.ptp(table.mean(axis=1))))
+        rows.append(_paired_claim(
+            P1, claim, scope, np.array(beta_spread), np.array(norm_spread), +1,
+            "test accuracy range over beta (mean over norms) minus range over ||beta z0|| "
+            "(mean over betas), per seed", all_runs, FIT_NOTE, note=_fit_note(all_runs, group)))
+    return rows
 
 
-def _p1_dynamical(sweep, derivation_checks):
+def _p1_dynamical(sweep, all_rates, derivation_checks):
     claim = ("beta acts on the training dynamics, not on confidence: it does not change "
-             "argmax(z), yet accuracy depends on it.")
+             "argmax(z), yet test accuracy depends on it.")
     identity = derivation_checks.get("reparametrization")
     sweep = studies.completed(sweep)
-    if sweep.empty or identity is None:
-        return _untestable(P1, claim, "no beta sweep among the runs")
-    betas, accuracy, std = _means(sweep, "beta", "final/test/accuracy")
-    spread = float(np.ptp(accuracy))
-    holds = identity.holds and spread > 2 * float(np.max(std))
-    return Claim(P1, claim, _verdict(holds),
-                 f"reparametrization identity: {identity.evidence}; test accuracy "
-                 f"spans {spread:.3f} across beta, seed std at most {float(np.max(std)):.3f}",
-                 f"reproduced if the identity {identity.rule[len('holds if '):]} and the "
-                 "accuracy range over beta exceeds twice the largest seed std")
+    if sweep.empty or sweep["beta"].nunique() < 2 or identity is None:
+        return [_untestable(P1, claim, "no beta sweep among the runs")]
+    rows = []
+    for scope, all_runs in _scopes(sweep):
+        group = _fitted(all_runs)
+        best, worst, _ = _choose_on_validation(group, "beta")
+        edges, note = _rate_grid_note(group, all_rates)
+        row = _paired_claim(
+            P1, claim, scope, best, worst, +1,
+            "test accuracy of the beta with the best validation accuracy minus that of the "
+            "beta with the worst", all_runs, FIT_NOTE,
+            note=_join(_fit_note(all_runs, group), "argmax invariance: the reparametrization "
+                       f"identity, {identity.evidence}"))
+        if edges:
+            row.verdict, row.note = statistics.NOT_JUDGED, note + row.note
+        rows.append(row)
+    return rows
 
 
-def _p1_tuning_helps(sweep):
+def _p1_tuning_helps(sweep, all_rates):
     claim = "Tuning beta over [1e-2, 1e1] improves on beta = 1 (for every architecture)."
     sweep = studies.completed(sweep)
-    if sweep.empty or not (sweep["beta"] == 1.0).any():
-        return _untestable(P1, claim, "no beta sweep that includes beta = 1")
-    parts, gains = [], []
-    for (dataset, model), group in sweep.groupby(studies.GROUP):
-        table = over_seeds(group, ["beta"], ["best/val/accuracy", "final/test/accuracy"])
-        best = table.loc[table["best/val/accuracy/mean"].idxmax()]
-        baseline = table[table["beta"] == 1.0].iloc[0]
-        gain = best["final/test/accuracy/mean"] - baseline["final/test/accuracy/mean"]
-        gains.append(gain)
-        parts.append(f"{model}/{dataset}: beta = {best['beta']:g} chosen on validation, test "
-                     f"{best['final/test/accuracy/mean']:.4f} vs {baseline['final/test/accuracy/mean']:.4f} "
-                     f"at beta = 1 ({gain:+.4f})")
-    return Claim(P1, claim, _verdict(all(g > 0 for g in gains)), "; ".join(parts),
-                 "reproduced if the beta chosen on validation accuracy beats beta = 1 on test "
-                 "accuracy for every architecture (each beta at its best learning rate)")
+    if sweep.empty or not np.isclose(sweep["beta"], 1.0).any():
+        return [_untestable(P1, claim, "no beta sweep that includes beta = 1")]
+    rows = []
+    for scope, all_runs in _scopes(sweep):
+        group = _fitted(all_runs)
+        if group.empty:
+            rows.append(Claim(P1, claim, scope, statistics.NOT_JUDGED, "", "",
+                              _fit_note(all_runs, group), _run_list(all_runs)))
+            continue
+        table = group.groupby("beta")["best/val/accuracy"].mean()
+        chosen = float(table.idxmax())
+        a, b, _ = _pairs(group, "beta", chosen, 1.0, "final/test/accuracy")
+        edges, note = _rate_grid_note(group, all_rates)
+        row = _paired_claim(
+            P1, claim, scope, a, b, +1,
+            f"test accuracy at the beta chosen on mean validation accuracy (here {chosen:g}) "
+            "minus at beta = 1, each at its tuned learning rate", all_runs, FIT_NOTE,
+            note=_fit_note(all_runs, group))
+        if edges:
+            row.verdict, row.note = statistics.NOT_JUDGED, note
+        rows.append(row)
+    return rows
 
 
-def _p1_stability(sweep):
-    claim = "Smaller beta can give better peak accuracy, at the cost of stability across seeds."
-    if sweep.empty:
-        return _untestable(P1, claim, "no beta sweep among the runs")
-    scored = sweep.assign(score=sweep["final/test/accuracy"].where(
-        sweep["status"] == "completed", np.nan))
-    table = over_seeds(scored, ["beta"], ["score"]).sort_values("beta")
-    small, large = table[table["beta"] < 1.0], table[table["beta"] >= 1.0]
-    if small.empty or large.empty:
-        return _untestable(P1, claim, "the sweep does not cover beta on both sides of 1")
-    peak_small, peak_large = small["score/mean"].max(), large["score/mean"].max()
-    std_small, std_large = small["score/std"].mean(), large["score/std"].mean()
-    holds = peak_small > peak_large and std_small > std_large
-    return Claim(P1, claim, _verdict(holds),
-                 f"peak mean test accuracy {peak_small:.4f} (beta < 1) vs {peak_large:.4f} "
-                 f"(beta >= 1); mean seed std {std_small:.4f} vs {std_large:.4f}",
-                 "reproduced if beta < 1 has both the higher peak and the larger seed std")
+def _p1_stability(sweep, all_rates):
+    claim = "Smaller beta can give better peak accuracy, at the cost of seed sensitivity."
+    sweep = studies.completed(sweep)
+    if sweep.empty or not ((sweep["beta"] < 1).any() and (sweep["beta"] >= 1).any()):
+        return [_untestable(P1, claim, "the sweep does not cover beta on both sides of 1")]
+    rows = []
+    for scope, group in _scopes(sweep):
+        peaks = {}
+        for side, part in (("small", group[group["beta"] < 1]),
+                           ("large", group[group["beta"] >= 1])):
+            peaks[side] = part.groupby("seed")["final/test/accuracy"].max()
+        seeds = sorted(set(peaks["small"].index) & set(peaks["large"].index))
+        rows.append(_paired_claim(
+            P1, claim, scope, peaks["small"].loc[seeds].to_numpy(float),
+            peaks["large"].loc[seeds].to_numpy(float), +1,
+            "best test accuracy over beta < 1 minus best over beta >= 1", group,
+            note="judges the peak only: the seed-sensitivity half needs more seeds per beta "
+                 "than an interval on a standard deviation allows here"))
+    return rows
 
 
 # --- paper 2 -----------------------------------------------------------------------------------
 
-
-
-def paper2(runs, epochs):
+def paper2(runs, epochs, scaling):
     sweep = studies.completed(studies.paper2_sweep(runs))
     warmup = studies.completed(studies.paper2_warmup(runs))
-    return [_p2_calibration(sweep), _p2_speed(sweep, epochs), _p2_warmup(sweep, warmup, epochs),
-            _untestable(P2, "Small beta shows a curriculum: easy samples are learned first.",
-                        "needs per-example learning times, which tc does not record yet")]
+    return (_p2_generalization(sweep) + _p2_calibration(sweep)
+            + _p2_versus_temperature_scaling(sweep, scaling) + _p2_speed(sweep, epochs)
+            + _p2_warmup(sweep, warmup, epochs)
+            + [_untestable(P2, "Small beta shows a curriculum: easy samples are learned first.",
+                           "needs per-example learning times (--track_example_learning), "
+                           "which tc does not record yet")])
+
+
+def _p2_generalization(sweep):
+    claim = "Generalization depends significantly on the gradient-decay rate beta."
+    if sweep.empty or sweep["beta"].nunique() < 2:
+        return [_untestable(P2, claim, "no gradient-decay sweep among the runs")]
+    rows = []
+    for scope, all_runs in _scopes(sweep):
+        group = _fitted(all_runs)
+        best, worst, _ = _choose_on_validation(group, "beta")
+        rows.append(_paired_claim(
+            P2, claim, scope, best, worst, +1,
+            "test accuracy of the beta with the best validation accuracy minus that of the "
+            "beta with the worst", all_runs, FIT_NOTE, note=_fit_note(all_runs, group)))
+    return rows
 
 
 def _p2_calibration(sweep):
-    claim = "Larger beta lowers ECE and MCE while top-1 accuracy stays roughly unchanged."
+    claim = "Larger beta lowers ECE and MCE (top-1 accuracy roughly unchanged)."
     if sweep.empty or sweep["beta"].nunique() < 3:
-        return _untestable(P2, claim, "no gradient-decay sweep among the runs")
-    betas, ece, _ = _means(sweep, "beta", "final/test/ece")
-    _, mce, _ = _means(sweep, "beta", "final/test/mce")
-    _, accuracy, _ = _means(sweep, "beta", "final/test/accuracy")
-    rho_ece, rho_mce = _spearman(betas, ece), _spearman(betas, mce)
-    spread = float(np.ptp(accuracy))
-    holds = rho_ece <= -0.5 and rho_mce <= -0.5 and spread <= 0.02
-    return Claim(P2, claim, _verdict(holds),
-                 f"Spearman rho(beta, ECE) = {rho_ece:+.2f}, rho(beta, MCE) = {rho_mce:+.2f}; "
-                 f"ECE {ece[0]:.4f} at beta = {betas[0]:g} -> {ece[-1]:.4f} at {betas[-1]:g}; "
-                 f"test accuracy spans {spread:.4f} over the sweep",
-                 "reproduced if both rank correlations are <= -0.5 and accuracy spans <= 0.02")
+        return [_untestable(P2, claim, "no gradient-decay sweep of 3 or more betas")]
+    rows = []
+    for scope, group in _scopes(sweep):
+        for metric in ("ece", "mce"):
+            rows.append(_trend_claim(
+                P2, claim.replace("ECE and MCE", metric.upper()), scope, group["beta"],
+                group[f"final/test/{metric}"], -1, f"test {metric.upper()} against beta",
+                group))
+    return rows
+
+
+def _p2_versus_temperature_scaling(sweep, scaling):
+    claim = ("A large decay beta calibrates better than post-hoc temperature scaling of the "
+             "beta = 1 model.")
+    if sweep.empty or scaling.empty or not np.isclose(sweep["beta"], 1.0).any():
+        return [_untestable(P2, claim, "no sweep with beta = 1 and stored logits")]
+    rows = []
+    for scope, group in _scopes(sweep):
+        largest = float(group["beta"].max())
+        if largest <= 1.0:
+            continue
+        large = group[np.isclose(group["beta"], largest)].set_index("seed")["final/test/ece"]
+        fitted = scaling[scaling["run_dir"].isin(group["run_dir"])
+                         & np.isclose(scaling["beta"], 1.0)].set_index("seed")["ece_after"]
+        seeds = sorted(set(large.index) & set(fitted.index))
+        rows.append(_paired_claim(
+            P2, claim, scope, large.loc[seeds].to_numpy(float),
+            fitted.loc[seeds].to_numpy(float), -1,
+            f"test ECE at beta = {largest:g} minus test ECE of the beta = 1 model after "
+            "temperature scaling fit on its validation split", group))
+    return rows or [_untestable(P2, claim, "no beta above 1 in the sweep")]
 
 
 def _early_train_accuracy(epochs, runs, first_epochs):
+    """Per seed, the mean train accuracy of `runs` over their first epochs."""
     curves = epochs[epochs["run_dir"].isin(runs["run_dir"]) & (epochs["epoch"] <= first_epochs)]
-    return float(curves["train/accuracy"].mean())
+    return curves.groupby("seed")["train/accuracy"].mean()
 
 
 def _p2_speed(sweep, epochs):
-    claim = "Smaller beta converges faster, with higher training accuracy."
-    if sweep.empty or sweep["beta"].nunique() < 2 or epochs.empty:
-        return _untestable(P2, claim, "no gradient-decay sweep among the runs")
-    low, high = sweep["beta"].min(), sweep["beta"].max()
-    early = {b: _early_train_accuracy(epochs, sweep[sweep["beta"] == b], 5) for b in (low, high)}
-    final = {b: sweep[sweep["beta"] == b]["final/train/accuracy"].mean() for b in (low, high)}
-    holds = early[low] > early[high] and final[low] >= final[high]
-    return Claim(P2, claim, _verdict(holds),
-                 f"mean train accuracy over epochs 1-5: {early[low]:.4f} at beta = {low:g} vs "
-                 f"{early[high]:.4f} at beta = {high:g}; final train accuracy {final[low]:.4f} "
-                 f"vs {final[high]:.4f}",
-                 "reproduced if the smallest beta leads early (epochs 1-5) and is not behind at "
-                 "the end")
+    claim = "Smaller beta converges faster (higher early training accuracy)."
+    if sweep.empty or epochs.empty or not np.isclose(sweep["beta"], 1.0).any():
+        return [_untestable(P2, claim, "no gradient-decay sweep with beta = 1 among the runs")]
+    rows = []
+    for scope, group in _scopes(sweep):
+        smallest = float(group["beta"].min())
+        if smallest >= 1.0:
+            continue
+        small = _early_train_accuracy(epochs, group[np.isclose(group["beta"], smallest)],
+                                      EARLY_EPOCHS)
+        plain = _early_train_accuracy(epochs, group[np.isclose(group["beta"], 1.0)],
+                                      EARLY_EPOCHS)
+        seeds = sorted(set(small.index) & set(plain.index))
+        rows.append(_paired_claim(
+            P2, claim, scope, small.loc[seeds].to_numpy(float), plain.loc[seeds].to_numpy(float),
+            +1, f"mean train accuracy over epochs 1-{EARLY_EPOCHS} at beta = {smallest:g} "
+                "minus at beta = 1", group))
+    return rows or [_untestable(P2, claim, "no beta below 1 in the sweep")]
 
 
 def _p2_warmup(sweep, warmup, epochs):
     claim = "Warming beta up (small to large) speeds early training."
     if warmup.empty or epochs.empty:
-        return _untestable(P2, claim, "no warm-up runs among the runs")
-    target = warmup["beta"].iloc[0]
-    fixed = sweep[np.isclose(sweep["beta"], target)]
+        return [_untestable(P2, claim, "no warm-up runs among the runs")]
+    target = float(warmup["beta"].iloc[0])
+    fixed = sweep[np.isclose(sweep["beta"], target)] if not sweep.empty else sweep
     if fixed.empty:
-        return _untestable(P2, claim, f"no fixed beta = {target:g} runs to compare the warm-up to")
-    warm, plain = (_early_train_accuracy(epochs, warmup, 3),
-                   _early_train_accuracy(epochs, fixed, 3))
-    final_warm = warmup["final/test/accuracy"].mean()
-    final_plain = fixed["final/test/accuracy"].mean()
-    return Claim(P2, claim, _verdict(warm > plain),
-                 f"mean train accuracy over epochs 1-3: {warm:.4f} with the warm-up to beta = "
-                 f"{target:g} vs {plain:.4f} at fixed beta = {target:g}; final test accuracy "
-                 f"{final_warm:.4f} vs {final_plain:.4f}",
-                 "reproduced if the warm-up's early training accuracy is higher")
+        return [_untestable(P2, claim, f"no fixed beta = {target:g} runs to compare with")]
+    warm = _early_train_accuracy(epochs, warmup, WARMUP_EARLY_EPOCHS)
+    plain = _early_train_accuracy(epochs, fixed, WARMUP_EARLY_EPOCHS)
+    seeds = sorted(set(warm.index) & set(plain.index))
+    return [_paired_claim(
+        P2, claim, "all", warm.loc[seeds].to_numpy(float), plain.loc[seeds].to_numpy(float),
+        +1, f"mean train accuracy over epochs 1-{WARMUP_EARLY_EPOCHS} with the warm-up to "
+            f"beta = {target:g} minus at fixed beta = {target:g}", pd.concat([warmup, fixed]))]
 
 
 # --- paper 3 -----------------------------------------------------------------------------------
-
-
 
 def rank_layers(sweep):
     columns = [c for c in sweep.columns
@@ -210,54 +392,45 @@ def rank_layers(sweep):
 
 def paper3(runs):
     sweep = studies.completed(studies.paper3_sweep(runs))
-    return [_p3_rank(sweep), _p3_probe(sweep),
-            _untestable(P3, "OOD detection can improve at high T.",
-                        "tc has no OOD-detection score yet"),
-            _untestable(P3, "Initialization scale, width and normalization set the logit norm.",
-                        "no sweep over initialization, width or normalization among the runs")]
+    return (_p3_rank(sweep) + _p3_probe(sweep) + [
+        _untestable(P3, "OOD detection improves at high T.",
+                    "tc has no OOD-detection score yet"),
+        _untestable(P3, "Initialization scale, width and normalization set the logit norm.",
+                    "no sweep over initialization, width or normalization among the runs"),
+        _untestable(P3, "The effect of T holds when the learning rate moves with T.",
+                    "no learning-rate control runs among the runs")])
 
 
 def _p3_rank(sweep):
-    claim = "Higher T gives lower-rank representations while accuracy roughly holds."
+    claim = "Higher T gives lower-rank representations ({layer}, effective rank)."
     layers = rank_layers(sweep)
     if sweep.empty or sweep["temperature"].nunique() < 3 or not layers:
-        return _untestable(P3, claim, "no temperature sweep with rank tracking among the runs")
-    parts, falling = [], 0
-    for layer in layers:
-        temperatures, effective, _ = _means(sweep, "temperature", f"final/rank/{layer}/effective")
-        _, numerical, _ = _means(sweep, "temperature", f"final/rank/{layer}/numerical")
-        rho = _spearman(temperatures, effective)
-        falling += rho <= -0.5
-        parts.append(f"{layer}: effective rank {effective[0]:.1f} at T = {temperatures[0]:g} -> "
-                     f"{effective[-1]:.1f} at T = {temperatures[-1]:g} (rho {rho:+.2f}), "
-                     f"numerical rank {numerical[0]:.1f} -> {numerical[-1]:.1f}")
-    _, accuracy, _ = _means(sweep, "temperature", "final/test/accuracy")
-    drop = float(accuracy.max() - accuracy.min())
-    holds = falling > len(layers) / 2 and drop <= 0.05
-    return Claim(P3, claim, _verdict(holds),
-                 "; ".join(parts) + f"; test accuracy spans {drop:.4f}",
-                 "reproduced if most layers' effective rank falls with T (Spearman rho <= -0.5) "
-                 "and test accuracy spans <= 0.05; the numerical rank (gamma = 1e-3) is shown "
-                 "beside it")
+        return [_untestable(P3, claim.format(layer="every layer"),
+                            "no temperature sweep with rank tracking among the runs")]
+    rows = []
+    for scope, group in _scopes(sweep):
+        for layer in layers:
+            rows.append(_trend_claim(
+                P3, claim.format(layer=layer), scope, group["temperature"],
+                group[f"final/rank/{layer}/effective"], -1,
+                f"the final effective rank of {layer} against T", group))
+    return rows
 
 
 def _p3_probe(sweep):
     claim = "Linear-probe transfer of the features to OOD data gets worse at high T."
     if sweep.empty or sweep["probe/accuracy"].isna().all() or sweep["temperature"].nunique() < 3:
-        return _untestable(P3, claim, "no temperature sweep with a linear probe among the runs")
-    temperatures, probe, _ = _means(sweep, "temperature", "probe/accuracy")
-    rho = _spearman(temperatures, probe)
-    dataset = sweep["probe/dataset"].dropna().iloc[0]
-    return Claim(P3, claim, _verdict(rho <= -0.5 and probe[-1] < probe[0]),
-                 f"probe accuracy on {dataset}: {probe[0]:.4f} at T = {temperatures[0]:g} -> "
-                 f"{probe[-1]:.4f} at T = {temperatures[-1]:g} (Spearman rho {rho:+.2f})",
-                 "reproduced if probe accuracy falls with T (rho <= -0.5, last below first)")
+        return [_untestable(P3, claim, "no temperature sweep with a linear probe among the runs")]
+    return [_trend_claim(P3, claim, scope, group["temperature"], group["probe/accuracy"], -1,
+                         f"linear-probe accuracy on {group['probe/dataset'].dropna().iloc[0]} "
+                         "against T", group)
+            for scope, group in _scopes(sweep)]
 
 
-# --- theory --------------------------------------------------------------------------------------
-
+# --- checks of our derivations (never counted as reproduction) ---------------------------------
 
 def derivations(checks):
-    """Claims of the derivation checks (`analysis.derivations.run_all()`)."""
-    return [Claim(check.paper, check.statement, _verdict(check.holds), check.evidence, check.rule)
-            for check in checks.values()]
+    """The derivation checks (`analysis.derivations.run_all()`) as a table of their own."""
+    return pd.DataFrame([{"paper": check.paper, "check": check.statement,
+                          "holds": bool(check.holds), "evidence": check.evidence,
+                          "rule": check.rule} for check in checks.values()])

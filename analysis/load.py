@@ -24,6 +24,7 @@ import os
 
 import pandas as pd
 
+from tc.models import default_model
 from tc.runner import config as config_lib
 from tc.runner import run_dir as run_dir_lib
 
@@ -70,6 +71,8 @@ def _load_run(path):
     """`(run row, epoch rows)` of one run directory; raises on a missing or corrupt file."""
     with open(os.path.join(path, "flags.txt")) as handle:
         row = parse_flagfile(handle.read())
+    if not row.get("model") and row.get("dataset"):  # flags.txt records the default as ""
+        row["model"] = default_model(row["dataset"])
     result_path = os.path.join(path, "result.json")
     if not os.path.exists(result_path):
         raise ValueError("no result.json (the run is unfinished, or was killed)")

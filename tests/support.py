@@ -120,12 +120,14 @@ METRICS = ("accuracy", "beta_logit_norm", "ece", "logit_norm", "loss", "mce", "n
 
 
 def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset=None,
-                        status="completed", classes=10, examples=200, **flags):
+                        status="completed", classes=10, examples=200, values=None,
+                        probe_accuracy=None, **flags):
     """Writes a complete run directory as `tc.train` would, with made-up numbers, and returns
     its path: flags.txt of `RunConfig(**flags)`, metrics.csv, result.json, predictions.npz.
 
     The numbers are drawn from a generator seeded by the flags, so the analysis tests get
-    varied, reproducible runs without training any.
+    varied, reproducible runs without training any. `values` fixes metrics.csv columns in
+    every epoch (e.g. `{"test/ece": 0.1}`), `probe_accuracy` the linear probe's accuracy.
     """
     import json
     import zlib
@@ -149,6 +151,7 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
         for layer in rank_layers:
             row[f"rank/{layer}/numerical"] = int(rng.integers(1, 64))
             row[f"rank/{layer}/effective"] = float(rng.uniform(1, 64))
+        row.update({key: float(value) for key, value in (values or {}).items()})
         rows.append(row)
     run_dir.atomic_write_text(os.path.join(path, "metrics.csv"), run_dir.rows_to_csv(rows))
     arrays = {}
@@ -166,7 +169,9 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
               "predictions": "predictions.npz", "run_dir": str(path)}
     if probe_dataset:
         result["linear_probe"] = {"dataset": probe_dataset, "layer": "features",
-                                  "train_examples": 500, "accuracy": float(rng.uniform(0.3, 1))}
+                                  "train_examples": 500,
+                                  "accuracy": float(rng.uniform(0.3, 1)
+                                                    if probe_accuracy is None else probe_accuracy)}
     with open(os.path.join(path, "result.json"), "w") as handle:
         json.dump(result, handle)
     return path
