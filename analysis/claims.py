@@ -221,7 +221,7 @@ def _p1_dynamical(sweep, all_rates, derivation_checks):
             note=_join(_fit_note(all_runs, group), "argmax invariance: the reparametrization "
                        f"identity, {identity.evidence}"))
         if edges:
-            row.verdict, row.note = statistics.NOT_JUDGED, note + row.note
+            row.verdict, row.note = statistics.NOT_JUDGED, _join(note, row.note)
         rows.append(row)
     return rows
 
@@ -248,7 +248,7 @@ def _p1_tuning_helps(sweep, all_rates):
             "minus at beta = 1, each at its tuned learning rate", all_runs, FIT_NOTE,
             note=_fit_note(all_runs, group))
         if edges:
-            row.verdict, row.note = statistics.NOT_JUDGED, note
+            row.verdict, row.note = statistics.NOT_JUDGED, _join(note, row.note)
         rows.append(row)
     return rows
 
@@ -392,9 +392,7 @@ def rank_layers(sweep):
 
 def paper3(runs):
     sweep = studies.completed(studies.paper3_sweep(runs))
-    return (_p3_rank(sweep) + _p3_probe(sweep) + [
-        _untestable(P3, "OOD detection improves at high T.",
-                    "tc has no OOD-detection score yet"),
+    return (_p3_rank(sweep) + _p3_probe(sweep) + _p3_detection(sweep) + [
         _untestable(P3, "Initialization scale, width and normalization set the logit norm.",
                     "no sweep over initialization, width or normalization among the runs"),
         _untestable(P3, "The effect of T holds when the learning rate moves with T.",
@@ -425,6 +423,24 @@ def _p3_probe(sweep):
                          f"linear-probe accuracy on {group['probe/dataset'].dropna().iloc[0]} "
                          "against T", group)
             for scope, group in _scopes(sweep)]
+
+
+OOD_SCORES = ("max_softmax_probability", "energy", "principal_subspace")
+
+
+def _p3_detection(sweep):
+    claim = "OOD detection improves at high T ({score} AUROC)."
+    columns = [f"ood/{score}/auroc" for score in OOD_SCORES]
+    if sweep.empty or sweep["temperature"].nunique() < 3 or not any(c in sweep for c in columns):
+        return [_untestable(P3, claim.format(score="every score"),
+                            "no temperature sweep with OOD detection (--probe_dataset) among "
+                            "the runs")]
+    return [_trend_claim(P3, claim.format(score=score), scope, group["temperature"],
+                         group[f"ood/{score}/auroc"], +1,
+                         f"the {score} AUROC (in-distribution test vs "
+                         f"{group['probe/dataset'].dropna().iloc[0]} test) against T", group)
+            for scope, group in _scopes(sweep) for score in OOD_SCORES
+            if f"ood/{score}/auroc" in group]
 
 
 # --- checks of our derivations (never counted as reproduction) ---------------------------------

@@ -96,6 +96,9 @@ def _load_run(path):
         "probe/accuracy": (result.get("linear_probe") or {}).get("accuracy"),
         "probe/dataset": (result.get("linear_probe") or {}).get("dataset"),
     })
+    for score, values in (result.get("ood_detection") or {}).items():
+        for name, value in (values or {}).items():
+            row[f"ood/{score}/{name}"] = value
     row.update(_flatten("final", result.get("final")))
     row.update(_flatten("best", result.get("best_validation")))
     return row, epochs

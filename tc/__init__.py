@@ -8,7 +8,7 @@ Losses, layers, schedules and metrics for three papers:
    (arXiv 2210.17145): `tc.losses.GradientDecayCrossEntropy`, `tc.schedules`,
    `tc.metrics.ExpectedCalibrationError`.
 3. Masarczyk et al., "Unpacking softmax: how temperature drives representation collapse,
-   compression and generalization" (arXiv 2506.01562): `tc.representation`.
+   compression and generalization" (arXiv 2506.01562): `tc.representation`, `tc.ood`.
 
 `tc.calibration` (temperature scaling, reliability bins) and `tc.theory` (the papers'
 predictions on small models) serve the analysis.
@@ -22,6 +22,7 @@ from tc import (
                 losses,
                 metrics,
                 models,
+                ood,
                 representation,
                 schedules,
                 theory,
@@ -29,5 +30,5 @@ from tc import (
 
 __version__ = "0.1.0"
 
-__all__ = ["beta", "calibration", "data", "layers", "losses", "metrics", "models",
+__all__ = ["beta", "calibration", "data", "layers", "losses", "metrics", "models", "ood",
            "representation", "schedules", "theory"]

@@ -168,6 +168,9 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
               "wall_seconds": 1.0, "examples_per_second": 1000.0, "diverged_at": None,
               "predictions": "predictions.npz", "run_dir": str(path)}
     if probe_dataset:
+        result["ood_detection"] = {
+            score: {"auroc": float(rng.uniform(0.5, 1)), "fpr_at_95_tpr": float(rng.uniform())}
+            for score in ("max_softmax_probability", "energy", "principal_subspace")}
         result["linear_probe"] = {"dataset": probe_dataset, "layer": "features",
                                   "train_examples": 500,
                                   "accuracy": float(rng.uniform(0.3, 1)

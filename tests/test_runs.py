@@ -73,10 +73,11 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
         assert model.get_layer("features") is not None
         return
     tfds = pytest.importorskip("tensorflow_datasets")
+    # The study is analysis metadata: flagfiles that differ only there train the same step.
     one_step = dataclasses.replace(
         run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
         rank_probe_size=2, output_dir="", data_dir=str(tmp_path / "data"), tensorboard=False,
-        save_predictions=False, verbose=0)
+        save_predictions=False, verbose=0, study="")
     key = one_step.to_flagfile().replace(str(tmp_path), "")
     if key not in ONE_STEP_RESULTS:
         with tfds.testing.mock_data(num_examples=4):

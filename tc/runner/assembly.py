@@ -234,7 +234,8 @@ def open_directories(prepared):
     state = None if prepared.packed else states[0]
     for member in prepared.members:
         member.recorder = callbacks.EpochRecorder(
-            member.directory, member.directory.metrics_rows(state and state["completed_epochs"]),
+            member.directory,
+            member.directory.metrics_rows(state["completed_epochs"] if state else 0),
             member.loss, member.model, prepared.model.optimizer)
     return state
 
@@ -325,7 +326,8 @@ def _member_result(config, prepared, member, timing, inputs):
                             "copies": len(prepared.members)}
     if result["status"] == "completed":
         result.update(results.after_training(member.config, member.model, member.loss,
-                                             member.directory, inputs, prepared.probe_dataset))
+                                             member.directory, inputs, prepared.probe_dataset,
+                                             prepared.dataset))
     return result
 
 

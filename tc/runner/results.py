@@ -8,7 +8,7 @@ import numpy as np
 
 import tc
 from tc import beta as beta_lib
-from tc import losses, representation
+from tc import losses, ood, representation
 
 
 def package_versions():
@@ -110,8 +110,37 @@ def linear_probe(config, model, probe_dataset):
             "accuracy": accuracy}
 
 
-def after_training(config, model, loss, run_dir, inputs, probe_dataset):
-    """Extras of a completed run: predictions.npz and the linear probe, as result.json fields."""
+def ood_detection(config, model, loss, dataset, probe_dataset):
+    """Paper 3's OOD detection: the run's test inputs against the --probe_dataset's, scored by
+    the maximum softmax probability and the energy of the logits the metrics score (`beta z`
+    for temperature CE), and by the principal-subspace share of the --probe_layer features
+    (fit on up to --probe_size training inputs, with as many directions as classes).
+    Returns `{score: {"auroc": ..., "fpr_at_95_tpr": ...}}`."""
+    x_train, _ = dataset.arrays("train")
+    x_in, y_in = dataset.arrays("test")
+    x_out, y_out = probe_dataset.arrays("test")
+    logits_in, _ = predictions(model, loss, (x_in, y_in), config.eval_batch_size)
+    logits_out, _ = predictions(model, loss, (x_out, y_out), config.eval_batch_size)
+    layer = config.probe_layer
+    extractor = representation.activation_model(model, [layer])
+    train_features, in_features, out_features = (
+        representation.layer_activations(model, [layer], x, config.eval_batch_size,
+                                         extractor=extractor)[layer]
+        for x in (x_train[:config.probe_size], x_in, x_out))
+    width = int(np.prod(np.shape(train_features)[1:]))
+    subspace = ood.PrincipalSubspaceScore(train_features, min(dataset.num_classes, width - 1))
+    scored = {"max_softmax_probability": (ood.max_softmax_probability(logits_in),
+                                          ood.max_softmax_probability(logits_out)),
+              "energy": (ood.energy(logits_in), ood.energy(logits_out)),
+              "principal_subspace": (subspace(in_features), subspace(out_features))}
+    return {name: {"auroc": ood.auroc(inside, outside),
+                   "fpr_at_95_tpr": ood.fpr_at_tpr(inside, outside, 0.95)}
+            for name, (inside, outside) in scored.items()}
+
+
+def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=None):
+    """Extras of a completed run: predictions.npz, the linear probe and OOD detection on
+    --probe_dataset, as result.json fields."""
     extras = {}
     if config.save_predictions:
         arrays = {}
@@ -123,4 +152,6 @@ def after_training(config, model, loss, run_dir, inputs, probe_dataset):
         extras["predictions"] = "predictions.npz"
     if probe_dataset is not None:
         extras["linear_probe"] = linear_probe(config, model, probe_dataset)
+        if dataset is not None and hasattr(dataset, "arrays"):
+            extras["ood_detection"] = ood_detection(config, model, loss, dataset, probe_dataset)
     return extras

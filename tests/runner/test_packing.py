@@ -67,7 +67,8 @@ def test_a_diverging_copy_is_marked_and_the_others_train_on(tmp_path, config_for
 
 @pytest.mark.parametrize("betas,message", [
     ("1", "at least 2 betas"), ("0.1,0.1", "repeats a value"), ("0.1,-1", "positive"),
-    ("0.1,x", "comma-separated list")])
+    ("0.1,x", "comma-separated list"),
+    ("0.1,0.1000001", "print alike would share the run directories \\['beta0.1'\\]")])
 def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, message, config_for):
     with pytest.raises(assembly.ConfigurationError, match=message):
         assembly.run(config_for("sweep", betas=betas))

@@ -14,6 +14,10 @@ def test_predictions_and_linear_probe_of_a_completed_run(tmp_path, small_config)
     probe = result["linear_probe"]
     assert probe["dataset"] == "synthetic_shift" and probe["train_examples"] == 1000
     assert 0.0 <= probe["accuracy"] <= 1.0
+    detection = result["ood_detection"]
+    assert set(detection) == {"max_softmax_probability", "energy", "principal_subspace"}
+    for score in detection.values():
+        assert 0.0 <= score["auroc"] <= 1.0 and 0.0 <= score["fpr_at_95_tpr"] <= 1.0
     arrays = np.load(tmp_path / "run" / result["predictions"])
     assert arrays["test_logits"].shape == (2000, 10) and arrays["val_logits"].shape == (1000, 10)
     # The stored logits are beta * z: their softmax reproduces the run's own test ECE/accuracy.
