@@ -160,7 +160,7 @@ def paper1(runs, derivation_checks):
     all_rates = studies.paper1_beta_sweep(runs)
     grid = studies.completed(studies.paper1_logit_norm_grid(runs))
     return (_p1_beta_vs_norm(grid) + _p1_dynamical(sweep, all_rates, derivation_checks)
-            + _p1_tuning_helps(sweep, all_rates) + _p1_stability(sweep, all_rates))
+            + _p1_tuning_helps(sweep, all_rates) + _p1_stability(sweep))
 
 
 def _edge_of_rate_grid(chosen_runs, all_rates):
@@ -174,10 +174,14 @@ def _edge_of_rate_grid(chosen_runs, all_rates):
     return edges
 
 
-def _rate_grid_note(sweep, all_rates):
+def _unless_on_grid_edge(row, sweep, all_rates):
+    """`row`, not judged where a learning rate tuned per beta sits on the edge of its grid."""
     edges = _edge_of_rate_grid(sweep, all_rates)
-    return edges, (f"learning rate chosen on the edge of its grid for beta = "
-                   f"{', '.join(f'{b:g}' for b in edges)}" if edges else "")
+    if edges:
+        row.verdict = statistics.NOT_JUDGED
+        row.note = _join("learning rate chosen on the edge of its grid for beta = "
+                         f"{', '.join(f'{beta:g}' for beta in edges)}", row.note)
+    return row
 
 
 def _p1_beta_vs_norm(grid):
@@ -213,16 +217,12 @@ def _p1_dynamical(sweep, all_rates, derivation_checks):
     for scope, all_runs in _scopes(sweep):
         group = _fitted(all_runs)
         best, worst, _ = _choose_on_validation(group, "beta")
-        edges, note = _rate_grid_note(group, all_rates)
-        row = _paired_claim(
+        rows.append(_unless_on_grid_edge(_paired_claim(
             P1, claim, scope, best, worst, +1,
             "test accuracy of the beta with the best validation accuracy minus that of the "
             "beta with the worst", all_runs, FIT_NOTE,
             note=_join(_fit_note(all_runs, group), "argmax invariance: the reparametrization "
-                       f"identity, {identity.evidence}"))
-        if edges:
-            row.verdict, row.note = statistics.NOT_JUDGED, _join(note, row.note)
-        rows.append(row)
+                       f"identity, {identity.evidence}")), group, all_rates))
     return rows
 
 
@@ -241,19 +241,15 @@ def _p1_tuning_helps(sweep, all_rates):
         table = group.groupby("beta")["best/val/accuracy"].mean()
         chosen = float(table.idxmax())
         a, b, _ = _pairs(group, "beta", chosen, 1.0, "final/test/accuracy")
-        edges, note = _rate_grid_note(group, all_rates)
-        row = _paired_claim(
+        rows.append(_unless_on_grid_edge(_paired_claim(
             P1, claim, scope, a, b, +1,
             f"test accuracy at the beta chosen on mean validation accuracy (here {chosen:g}) "
             "minus at beta = 1, each at its tuned learning rate", all_runs, FIT_NOTE,
-            note=_fit_note(all_runs, group))
-        if edges:
-            row.verdict, row.note = statistics.NOT_JUDGED, _join(note, row.note)
-        rows.append(row)
+            note=_fit_note(all_runs, group)), group, all_rates))
     return rows
 
 
-def _p1_stability(sweep, all_rates):
+def _p1_stability(sweep):
     claim = "Smaller beta can give better peak accuracy, at the cost of seed sensitivity."
     sweep = studies.completed(sweep)
     if sweep.empty or not ((sweep["beta"] < 1).any() and (sweep["beta"] >= 1).any()):
