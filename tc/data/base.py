@@ -90,6 +90,24 @@ def keep_classes(splits, classes, num_classes, dataset_name):
     return kept, len(classes)
 
 
+def train_validation_test(train, test, num_classes, dataset_name, validation_size, data_seed,
+                          classes=None):
+    """`(splits, num_classes)` of a dataset's `(x, y)` train and test arrays: labels checked,
+    only `classes` kept (see `keep_classes`), and `validation_size` training examples carved
+    with `data_seed` (see `carve_validation`)."""
+    (train_x, train_y), (test_x, test_y) = train, test
+    check_labels(train_y, num_classes, dataset_name, "train")
+    check_labels(test_y, num_classes, dataset_name, "test")
+    if classes is not None:
+        ((train_x, train_y), (test_x, test_y)), num_classes = keep_classes(
+            [(train_x, train_y), (test_x, test_y)], classes, num_classes, dataset_name)
+    train_index, validation_index = carve_validation(len(train_y), int(validation_size),
+                                                     data_seed)
+    return {"train": (train_x[train_index], train_y[train_index]),
+            "validation": (train_x[validation_index], train_y[validation_index]),
+            "test": (test_x, test_y)}, num_classes
+
+
 def channel_statistics(images):
     """Per-channel `(mean, std)` of uint8 images `(N, ..., C)`, on the [0, 1] scale."""
     values = np.asarray(images, np.float64).reshape(-1, images.shape[-1]) / 255.0

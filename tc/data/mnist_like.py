@@ -18,11 +18,10 @@ import os
 
 import numpy as np
 
-from tc.data import base, idx, tfds_source
+from tc.data import base, idx, preprocessing, tfds_source
 
 PACKAGED_DIRECTORIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 DEBIAN_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
-AUGMENT = ("none", "pad_crop", "pad_crop_flip")
 
 
 def idx_directory(name, data_dir):
@@ -89,24 +88,16 @@ def from_arrays(name, train, test, validation_size, data_seed, classes, augment,
     `statistics(train_images)` gives the per-channel `(mean, std)` the images are normalized
     with (by default computed from the training split).
     """
-    if augment not in AUGMENT:
-        raise ValueError(f"augment={augment!r} is not valid; valid values: {', '.join(AUGMENT)}.")
-    (train_x, train_y), (test_x, test_y) = train, test
-    train_x, test_x = (x[..., None] if x.ndim == 3 else x for x in (train_x, test_x))
-    train_y, test_y = (np.asarray(y).astype(np.int32) for y in (train_y, test_y))
-    base.check_labels(train_y, num_classes, name, "train")
-    base.check_labels(test_y, num_classes, name, "test")
-    if classes is not None:
-        ((train_x, train_y), (test_x, test_y)), num_classes = base.keep_classes(
-            [(train_x, train_y), (test_x, test_y)], classes, num_classes, name)
-    train_index, validation_index = base.carve_validation(len(train_y), int(validation_size),
-                                                          data_seed)
-    splits = {"train": (train_x[train_index], train_y[train_index]),
-              "validation": (train_x[validation_index], train_y[validation_index]),
-              "test": (test_x, test_y)}
+    if augment not in preprocessing.AUGMENTATIONS:
+        raise ValueError(f"augment={augment!r} is not valid; valid values: "
+                         f"{', '.join(preprocessing.AUGMENTATIONS)}.")
+    train, test = ((x[..., None] if x.ndim == 3 else x, np.asarray(y).astype(np.int32))
+                   for x, y in (train, test))
+    splits, num_classes = base.train_validation_test(train, test, num_classes, name,
+                                                     validation_size, data_seed, classes)
     mean, std = statistics(splits["train"][0])
     spec = base.DatasetSpec(
-        name=name, num_classes=num_classes, input_shape=tuple(train_x.shape[1:]),
+        name=name, num_classes=num_classes, input_shape=tuple(splits["train"][0].shape[1:]),
         split_sizes={split: len(y) for split, (_, y) in splits.items()},
         preprocessing="mnist", mean=mean, std=std, augmentation=augment)
     return base.ArrayDataset(spec, splits)

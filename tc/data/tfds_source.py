@@ -179,17 +179,9 @@ def load(name, data_dir=None, validation_size=None, data_seed=0, classes=None, d
     keys = ("text", "label") if table.preprocessing == "text" else ("image", "label")
     train_x, train_y = _to_numpy(builder, name, data_dir, "train", keys)
     test_x, test_y = _to_numpy(builder, name, data_dir, table.test_split, keys)
-    base.check_labels(train_y, table.num_classes, name, "train")
-    base.check_labels(test_y, table.num_classes, name, "test")
-    num_classes = table.num_classes
-    if classes is not None:
-        ((train_x, train_y), (test_x, test_y)), num_classes = base.keep_classes(
-            [(train_x, train_y), (test_x, test_y)], classes, num_classes, name)
-    train_index, validation_index = base.carve_validation(len(train_y), validation_size,
-                                                          data_seed)
-    splits = {"train": (train_x[train_index], train_y[train_index]),
-              "validation": (train_x[validation_index], train_y[validation_index]),
-              "test": (test_x, test_y)}
+    splits, num_classes = base.train_validation_test(
+        (train_x, train_y), (test_x, test_y), table.num_classes, name, validation_size,
+        data_seed, classes)
     input_shape = table.input_shape
     if table.preprocessing == "text":
         from tc.data import text
