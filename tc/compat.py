@@ -11,6 +11,7 @@ refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to tr
 | `stateless_test_step` | the JAX trainer's `test_step(state, batch)` signature | one compiled evaluation program |
 | `sync_jax_state` | the JAX trainer's `jax_state_sync` | assign a variable mid-epoch on JAX |
 | `attach_metric` | `Layer.__setattr__` filing a metric under a model's metrics | keep `beta` in a jitted step's state |
+| `optimizer_variable_index` | `BaseOptimizer._get_variable_index` | a packed copy's own learning rate in `update_step` |
 """
 
 import os
@@ -180,3 +181,14 @@ def attach_metric(model, attribute, metric):
     """
     setattr(model, attribute, metric)
     return metric
+
+
+def optimizer_variable_index(optimizer, variable):
+    """The position of `variable` in the list `optimizer` was built on.
+
+    `update_step(gradient, variable, learning_rate)` is Keras's public hook for a custom
+    optimizer, but it receives the variable as the backend passes it (on TensorFlow, possibly a
+    replica's component), so its identity is only known through the index Keras's own Adam and
+    SGD look their slots up by.
+    """
+    return optimizer._get_variable_index(variable)

@@ -28,6 +28,10 @@ def main(argv):
     try:
         base = config_lib.from_flags(FLAGS, overwrite=False, output_dir="")
         search_settings = search.from_flags(FLAGS)
+        if base.is_packed and set(base.sweep_axes) != {"init_logit_norm"}:
+            raise ValueError("--betas, --learning_rates, --seeds and --readout_init_scales make "
+                             "a packed tc.train sweep; tc.tune searches with --beta_min, "
+                             "--beta_max, --lr_min, --lr_max and --executions_per_trial.")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:

@@ -3,14 +3,28 @@
 `KERAS_BACKEND` (tensorflow by default) selects the backend, as in CI. Two logical CPU devices
 let the distribution tests run a 2-replica `tf.distribute.MirroredStrategy` (TensorFlow) or a
 2-device `keras.distribution.DataParallel` (JAX) on an ordinary CPU machine.
+
+On JAX, compiled programs go to a persistent compilation cache for the session (one directory per
+pytest-xdist worker: JAX writes its entries without a lock), which the subprocesses of the tests
+inherit. Most tests train a model of the same shapes as another, and XLA's CPU compiler took
+three quarters of such a run's time.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+if BACKEND == "jax" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="tc-tests-xla-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
 if BACKEND == "jax":
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     ).strip()

@@ -7,12 +7,13 @@
          checkpoints/, tensorboard/ (and a linear probe on --probe_dataset)
 
 A member is what one run directory records. A single run has one member, whose model is the
-trained model. A packed sweep (`--betas`, see `tc.runner.packing`) has one member per beta, each a
-copy inside the packed model. Everything else is the same code.
+trained model. A packed sweep (`--betas`, `--learning_rates`, `--seeds`, ...; see
+`tc.runner.packing`) has one member per copy inside the packed model. Everything else is the
+same code.
 
 Everything that can fail on bad input (flags, names, batch size, missing data, model options)
-fails before a run directory is created. A restarted single run resumes from its last committed
-epoch; see `tc.runner.run_dir`.
+fails before a run directory is created. A restarted run resumes from the last epoch every
+member committed (see `tc.runner.run_dir`); a diverged member stays diverged.
 """
 
 import contextlib
@@ -20,6 +21,7 @@ import dataclasses
 import time
 
 import keras
+from keras import ops
 
 from tc import beta as beta_lib
 from tc import compat, layers, losses, metrics, models, representation, schedules
@@ -48,8 +50,12 @@ class Member:
     config: object
     model: keras.Model
     loss: losses.TemperatureCrossEntropy | losses.GradientDecayCrossEntropy
+    # The rate it trains at now, and its share of the optimizer state (None: all of it).
+    learning_rate: object = None
+    optimizer_variables: object = None
     directory: RunDirectory = None
     recorder: callbacks.EpochRecorder = None
+    resume_from: str = None  # the checkpoint it restarts from, if any
 
 
 @dataclasses.dataclass
@@ -136,13 +142,13 @@ def scale_initial_logits(config, model, loss, rank_inputs):
 
 
 def member_configs(config):
-    """The flags of each member's run directory: the config itself, or one per packed beta."""
-    return packing.copy_configs(config) if config.packed_betas else [config]
+    """The flags of each member's run directory: the config itself, or one per packed copy."""
+    return packing.copy_configs(config) if config.is_packed else [config]
 
 
 def run(config, extra_callbacks=()):
-    """Trains the run of `config` (a packed sweep with `--betas`); returns one result dict per
-    run directory (written to its result.json), in the order of `--betas`.
+    """Trains the run of `config` (a packed sweep with `--betas`, `--learning_rates`, ...);
+    returns one result dict per run directory (written to its result.json), in copy order.
 
     Raises:
         ConfigurationError: bad configuration (a ValueError; nothing is written).
@@ -151,7 +157,7 @@ def run(config, extra_callbacks=()):
     """
     try:
         config.validate()
-        if config.packed_betas:
+        if config.is_packed:
             packing.check(config)
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
@@ -167,9 +173,10 @@ def run(config, extra_callbacks=()):
 
 
 def run_one(config, extra_callbacks=()):
-    """`run` of a single run (no `--betas`): its result dict."""
-    if config.packed_betas:
-        raise ConfigurationError(f"--betas={config.betas!r} is a packed sweep; use `run`.")
+    """`run` of a single run (no sweep lists): its result dict."""
+    if config.is_packed:
+        raise ConfigurationError("the flags give a packed sweep (--betas, --learning_rates, "
+                                 "--seeds, ...); use `run`.")
     return run(config, extra_callbacks)[0]
 
 
@@ -186,32 +193,40 @@ def prepare(config, configs):
     with placement.scope():
         members = []
         for member_config in configs:
-            keras.utils.set_random_seed(config.seed)  # each starts as a separate run would
+            keras.utils.set_random_seed(member_config.seed)  # each starts as a separate run
             model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
                                  weight_decay=optimization.model_weight_decay(config),
-                                 **config.parsed_model_options)
+                                 **member_config.parsed_model_options)
             members.append(Member(member_config, model, build_loss(member_config)))
         trained = _compile(config, members, steps_per_epoch)
     for member in members:
         check_layers(member.model, config)
     probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
                      else None)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.data_order_seed)
     return Prepared(placement, dataset, steps_per_epoch, trained, members, probe_dataset)
 
 
 def _compile(config, members, steps_per_epoch):
     """Compiles the model `fit` trains: the member's own, or the members packed in one."""
-    optimizer = optimization.build_optimizer(config, steps_per_epoch)
     member_losses = [member.loss for member in members]
-    if not config.packed_betas:
+    if not config.is_packed:
         trained = members[0].model
+        optimizer = optimization.build_optimizer(config, steps_per_epoch)
         trained.compile(optimizer=optimizer, loss=member_losses[0],
                         metrics=build_metrics(member_losses[0]))
+        members[0].learning_rate = lambda: float(ops.convert_to_numpy(optimizer.learning_rate))
+        members[0].optimizer_variables = lambda: None
         return trained
+    optimizer = packing.per_copy_optimizer(
+        config, steps_per_epoch, [member.model.trainable_variables for member in members],
+        [member.config.effective_learning_rate for member in members])
     trained, copies = packing.pack([member.model for member in members])
     for index, (member, copy) in enumerate(zip(members, copies)):
         member.model = copy
+        rate = member.config.effective_learning_rate
+        member.learning_rate = lambda rate=rate: packing.copy_learning_rate(optimizer, rate)
+        member.optimizer_variables = lambda index=index: optimizer.copy_variables(index)
         if member.loss.schedule is not None:
             beta_lib.track_beta(trained, member.loss, name=f"beta_{index}")
     trained.compile(optimizer=optimizer, loss=member_losses,
@@ -220,46 +235,49 @@ def _compile(config, members, steps_per_epoch):
 
 
 def open_directories(prepared):
-    """Opens every member's run directory; returns the epoch the run starts at.
+    """Opens every member's run directory; returns the epochs already trained.
 
-    A single run resumes from its committed state; a packed sweep does not resume.
+    A run restarts from the last epoch every live member committed: a single run from its last
+    commit, a packed sweep from the earlier of its copies' last two (each copy keeps two
+    checkpoints, and a kill can fall between two copies' commits of one epoch). A member that
+    diverged stays diverged, with its own rows.
     """
     writable = prepared.placement.is_chief
+    keep = 2 if prepared.packed else 1
+    states = []
     for member in prepared.members:
-        member.directory = RunDirectory(member.config.run_dir, writable=writable)
-        if prepared.packed:
-            _refuse_resume(member.directory, member.config, writable)
-    states = [member.directory.prepare(member.config.to_flagfile(), member.config.overwrite)
-              for member in prepared.members]
-    state = None if prepared.packed else states[0]
-    for member in prepared.members:
+        member.directory = RunDirectory(member.config.run_dir, writable=writable,
+                                        keep_checkpoints=keep)
+        states.append(member.directory.prepare(member.config.to_flagfile(),
+                                               member.config.overwrite))
+    diverged = [bool(state and state.get("diverged_at")) for state in states]
+    live = [state["completed_epochs"] if state else 0
+            for state, gone in zip(states, diverged) if not gone]
+    completed = min(live) if live else max(state["completed_epochs"] for state in states)
+    for member, state, gone in zip(prepared.members, states, diverged):
+        own = state["completed_epochs"] if gone else completed
+        member.resume_from = member.directory.checkpoint_at(own) if completed else None
+        if completed and not gone and member.resume_from is None:
+            raise RuntimeError(f"{member.directory.path}: the checkpoint of epoch {completed} "
+                               "is missing; rerun with --overwrite to train from scratch.")
         member.recorder = callbacks.EpochRecorder(
-            member.directory,
-            member.directory.metrics_rows(state["completed_epochs"] if state else 0),
-            member.loss, member.model, prepared.model.optimizer)
-    return state
+            member.directory, member.directory.metrics_rows(own), member.loss, member.model,
+            member.learning_rate, member.optimizer_variables,
+            diverged_at=state["diverged_at"] if gone else None)
+    return completed
 
 
-def _refuse_resume(directory, config, writable):
-    if directory.recorded_flags() != config.to_flagfile() or directory.resume_state() is None:
-        return
-    if not config.overwrite:
-        raise ConfigurationError(
-            f"{directory.path} holds epochs of this sweep already; a packed sweep does not "
-            "resume. Pass --overwrite to train it again.")
-    if writable:
-        directory.remove_run()
-
-
-def _start(config, prepared, state, rank_inputs):
-    """Restores a resumed run's checkpoint, or scales fresh readouts to `--init_logit_norm`."""
-    if state:
+def _start(config, prepared, completed, rank_inputs):
+    """Restores a resumed run's checkpoints, or scales fresh readouts to `--init_logit_norm`."""
+    if completed:
         with prepared.placement.scope():
             prepared.model.optimizer.build(prepared.model.trainable_variables)
-        checkpoint.restore(prepared.model, prepared.members[0].directory.checkpoint_path(state))
+        for member in prepared.members:
+            if member.resume_from:
+                checkpoint.restore(member.model, member.resume_from, member.optimizer_variables())
         return
     for member in prepared.members:
-        scale_initial_logits(config, member.model, member.loss, rank_inputs)
+        scale_initial_logits(member.config, member.model, member.loss, rank_inputs)
 
 
 def _callbacks(config, prepared, inputs, extra_callbacks):
@@ -286,17 +304,17 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
 
 
 def _train(config, prepared, timing, extra_callbacks):
-    state = open_directories(prepared)
-    initial_epoch = state["completed_epochs"] if state else 0
+    initial_epoch = open_directories(prepared)
     members = prepared.members
     with prepared.placement.training_scope():  # device-side data takes the distribution's devices
         inputs = inputs_lib.model_inputs(config, prepared.dataset, initial_epoch,
                                          labels_per_output=len(members) if prepared.packed
                                          else 1)
     try:
-        _start(config, prepared, state, inputs.rank_inputs)
+        _start(config, prepared, initial_epoch, inputs.rank_inputs)
         fit_started = time.time()
-        if initial_epoch < config.epochs:
+        if initial_epoch < config.epochs and not all(member.recorder.guard.diverged_at
+                                                     for member in members):
             chain = _callbacks(config, prepared, inputs, extra_callbacks)
             with prepared.placement.training_scope():
                 prepared.model.fit(inputs.train, epochs=config.epochs,
@@ -321,9 +339,11 @@ def _member_result(config, prepared, member, timing, inputs):
     result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
                                     prepared.steps_per_epoch * config.batch_size)
     if prepared.packed:
-        result["packed"] = {"betas": list(config.packed_betas),
-                            "copy": prepared.members.index(member),
-                            "copies": len(prepared.members)}
+        result["packed"] = {"copy": prepared.members.index(member),
+                            "copies": len(prepared.members),
+                            "sweep": {flag: getattr(config, flag)
+                                      for flag in (*packing.LIST_FLAGS.values(), "grid")
+                                      if getattr(config, flag)}}
     if result["status"] == "completed":
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,

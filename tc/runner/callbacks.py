@@ -17,7 +17,6 @@ import math
 import time
 
 import keras
-from keras import ops
 
 from tc import beta as beta_lib
 from tc import representation
@@ -98,16 +97,22 @@ class RankActivations:
 class EpochRecorder:
     """One member's record: its metrics rows, its divergence guard and its commits.
 
-    `optimizer` is the one whose learning rate the rows log (a packed copy has none of its own).
+    `learning_rate()` is the rate the member trains at this step (a packed copy has no optimizer
+    of its own); `optimizer_variables()` its share of the optimizer state, None for all the
+    variables of `model.optimizer`. `diverged_at`, from the run directory's state, makes a
+    resumed member stay diverged.
     """
 
-    def __init__(self, run_dir, rows, loss, model, optimizer):
+    def __init__(self, run_dir, rows, loss, model, learning_rate, optimizer_variables=None,
+                 diverged_at=None):
         self.run_dir = run_dir
         self.rows = list(rows)
         self.loss = loss
         self.model = model
-        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.optimizer_variables = optimizer_variables or (lambda: None)
         self.guard = DivergenceGuard()
+        self.guard.diverged_at = diverged_at
         self.epoch_seconds = []
         self._epoch_started = None
 
@@ -118,14 +123,14 @@ class EpochRecorder:
         """Judges and commits epoch `epoch` from its Keras logs and test logs."""
         if self.guard.diverged_at is not None:
             return
-        row = {"epoch": epoch + 1,
-               "learning_rate": float(ops.convert_to_numpy(self.optimizer.learning_rate)),
+        row = {"epoch": epoch + 1, "learning_rate": self.learning_rate(),
                "beta": beta_lib.variable_value(self.loss.beta)}
         row.update(split_logs(logs))
         if test_logs:
             row.update(_renamed(test_logs, "test"))
-        snapshot = checkpoint.snapshot(self.model)
+        snapshot = checkpoint.snapshot(self.model, self.optimizer_variables())
         if self.guard.check(epoch, row, snapshot):
+            self.run_dir.commit_divergence(self.guard.diverged_at)
             return
         self.rows.append(row)
         self.run_dir.commit_epoch(snapshot, self.rows, epoch + 1, finish_row=ranks_later)

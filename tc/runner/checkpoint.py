@@ -19,10 +19,12 @@ import numpy as np
 from keras import ops
 
 
-def _variables(model):
+def _variables(model, optimizer_variables=None):
     groups = [("model", model.weights)]
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and optimizer.built:
+    if optimizer_variables is not None:
+        groups.append(("optimizer", optimizer_variables))
+    elif optimizer is not None and optimizer.built:
         groups.append(("optimizer", optimizer.variables))
     return [(f"{group}_{index:04d}", variable)
             for group, variables in groups for index, variable in enumerate(variables)]
@@ -67,17 +69,19 @@ class Snapshot:
         return {key: np.asarray(value) for key, value in zip(self.keys, values)}
 
 
-def snapshot(model):
-    """A `Snapshot` of every model and optimizer variable."""
-    variables = _variables(model)
+def snapshot(model, optimizer_variables=None):
+    """A `Snapshot` of every model variable and `optimizer_variables` (default: every variable
+    of the model's optimizer; a packed copy passes its share)."""
+    variables = _variables(model, optimizer_variables)
     values = [variable.value for _, variable in variables]
     copies, finite = _compiled_copies_and_finiteness()(values)
     return Snapshot([key for key, _ in variables], copies,
                     bool(ops.convert_to_numpy(finite)))
 
 
-def restore(model, path):
-    """Assigns the checkpoint at `path` to `model` (build its optimizer first to restore it).
+def restore(model, path, optimizer_variables=None):
+    """Assigns the checkpoint at `path` to `model` and its optimizer's variables (build the
+    optimizer first to restore it), or to `optimizer_variables` if given.
 
     Raises:
         ValueError: the checkpoint was written by a model of another architecture, naming the
@@ -87,7 +91,7 @@ def restore(model, path):
         model.load_weights(path)
         return
     with np.load(path) as stored:
-        variables = _variables(model)
+        variables = _variables(model, optimizer_variables)
         if len(stored.files) != len(variables):
             raise ValueError(f"{path} holds {len(stored.files)} arrays; this model and its "
                              f"optimizer have {len(variables)} variables.")

@@ -19,8 +19,13 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.
 NOT_RECORDED = ("overwrite", "verbose")
-# Flags newer than the first runs: written only when set, so older run directories still match.
-RECORDED_IF_SET = ("betas", "study", "probe_dataset_options")
+# Flags newer than the first runs: written only when they differ from their default, so older
+# run directories still match.
+RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
+                   "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
+                   "shuffle_seed")
+GRIDS = ("product", "zip")
+LR_SCALINGS = ("none", "inverse_beta_squared")
 
 
 def _field(default, help_text, choices=None):
@@ -51,8 +56,19 @@ class RunConfig:
     beta: float = _field(1.0, "Inverse temperature (temperature) or gradient-decay factor; > 0. "
                               "With a warm-up schedule, the final value.")
     betas: str = _field("", "Packed sweep: comma-separated betas, e.g. 0.01,0.1,1. Trains one copy "
-                        "of the model per beta in one compiled program, each copy writing its "
-                        "own run directory (--beta is then ignored). '' = one run at --beta.")
+                        "of the model per setting in one compiled program, each copy writing "
+                        "its own run directory (--beta is then ignored). '' = --beta.")
+    learning_rates: str = _field("", "Packed sweep: comma-separated peak learning rates, one "
+                                     "axis of the sweep (see --grid); '' = --learning_rate.")
+    seeds: str = _field("", "Packed sweep: comma-separated seeds of the copies' initialization "
+                            "(the data order stays --shuffle_seed's); '' = --seed.")
+    init_logit_norms: str = _field("", "Packed sweep: comma-separated ||beta z0|| targets (see "
+                                       "--init_logit_norm); '' = --init_logit_norm.")
+    readout_init_scales: str = _field("", "Packed sweep: comma-separated readout_init_scale "
+                                          "model options; '' = the model's own.")
+    grid: str = _field("product", "How the packed sweep's lists combine: product (every "
+                                  "combination) or zip (the i-th of each list; a list of one is "
+                                  "repeated).", GRIDS)
     beta_schedule: str = _field("constant", "How beta moves: constant, or a log_linear / cosine "
                                             "warm-up from --beta_start to --beta.", BETA_SCHEDULES)
     beta_start: float = _field(0.1, "Warm-up start value of beta; > 0.")
@@ -63,7 +79,10 @@ class RunConfig:
     label_smoothing: float = _field(0.0, "Label smoothing in [0, 1).")
     # Optimization.
     optimizer: str = _field("momentum", "Optimizer (momentum = SGD with --momentum).", OPTIMIZERS)
-    learning_rate: float = _field(0.05, "Peak learning rate; > 0.")
+    learning_rate: float = _field(0.05, "Peak learning rate; > 0 (eta_tilde with --lr_scaling).")
+    lr_scaling: str = _field("none", "inverse_beta_squared: train at --learning_rate / beta^2 "
+                                     "(paper 1's eta_tilde; beta = the final beta).",
+                             LR_SCALINGS)
     momentum: float = _field(0.9, "Momentum of the momentum optimizer, in [0, 1).")
     lr_schedule: str = _field("constant", "Learning-rate decay after the warm-up.", LR_SCHEDULES)
     lr_warmup_epochs: int = _field(0, "Linear learning-rate warm-up, in epochs.")
@@ -76,6 +95,9 @@ class RunConfig:
     epochs: int = _field(30, "Training epochs; >= 1.")
     # Run control.
     seed: int = _field(0, "Random seed (initialization, data order, augmentation).")
+    shuffle_seed: int = _field(-1, "Seed of the data order and augmentation (-1 = --seed). A "
+                                   "packed copy records the sweep's, so its flags.txt reruns it "
+                                   "alone exactly.")
     output_dir: str = _field("", "Run directory ('' = tc_runs/<dataset>_<model>_<loss>_beta<beta>"
                                  "_seed<seed>).")
     overwrite: bool = _field(False, "Replace a run directory that holds a run with other flags.")
@@ -131,7 +153,32 @@ class RunConfig:
     @property
     def packed_betas(self):
         """The betas of `--betas`, as floats (empty for a single run)."""
-        return tuple(float(text) for text in self.betas.split(",") if text.strip())
+        return _numbers(self.betas, float)
+
+    @property
+    def sweep_axes(self):
+        """`{setting: values}` of every packed-sweep list that is set, in a fixed order."""
+        axes = {"beta": self.packed_betas, "learning_rate": _numbers(self.learning_rates, float),
+                "seed": _numbers(self.seeds, int),
+                "init_logit_norm": _numbers(self.init_logit_norms, float),
+                "readout_init_scale": _numbers(self.readout_init_scales, float)}
+        return {name: values for name, values in axes.items() if values}
+
+    @property
+    def is_packed(self):
+        return bool(self.sweep_axes)
+
+    @property
+    def data_order_seed(self):
+        """The seed of the data order and augmentation: --shuffle_seed, or --seed."""
+        return self.seed if self.shuffle_seed < 0 else self.shuffle_seed
+
+    @property
+    def effective_learning_rate(self):
+        """The peak rate trained at: --learning_rate, divided by beta^2 with --lr_scaling."""
+        if self.lr_scaling == "inverse_beta_squared":
+            return self.learning_rate / self.beta ** 2
+        return self.learning_rate
 
     @property
     def run_name(self):
@@ -212,25 +259,34 @@ class RunConfig:
         return self
 
     def _validate_betas(self):
-        try:
-            betas = self.packed_betas
-        except ValueError:
-            raise ValueError(f"--betas={self.betas!r} must be a comma-separated list of positive "
-                             "numbers, e.g. 0.01,0.1,1.") from None
-        bad = [b for b in betas if not (math.isfinite(b) and b > 0)]
-        if bad:
-            raise ValueError(f"--betas={self.betas!r}: {bad} not valid; every beta must be "
-                             "positive and finite (0 < beta < inf).")
-        if len(set(betas)) != len(betas):
-            raise ValueError(f"--betas={self.betas!r} repeats a value; each copy needs its own "
-                             "beta (its run directory is named after it).")
+        lists = (("betas", float, "positive", lambda v: math.isfinite(v) and v > 0),
+                 ("learning_rates", float, "positive", lambda v: math.isfinite(v) and v > 0),
+                 ("seeds", int, "integers", lambda v: True),
+                 ("init_logit_norms", float, "positive", lambda v: math.isfinite(v) and v > 0),
+                 ("readout_init_scales", float, ">= 0", lambda v: math.isfinite(v) and v >= 0))
+        for flag, kind, rule, valid in lists:
+            text = getattr(self, flag)
+            try:
+                values = _numbers(text, kind)
+            except ValueError:
+                raise ValueError(f"--{flag}={text!r} must be a comma-separated list of numbers "
+                                 f"({rule}), e.g. {'0,1,2' if kind is int else '0.01,0.1,1'}."
+                                 ) from None
+            bad = [v for v in values if not valid(v)]
+            if bad:
+                raise ValueError(f"--{flag}={text!r}: {bad} not valid; every value must be "
+                                 f"{rule} and finite.")
+            if self.grid == "product" and len(set(values)) != len(values):
+                raise ValueError(f"--{flag}={text!r} repeats a value; each copy needs its own "
+                                 "setting (its run directory is named after it).")
 
     def to_flagfile(self):
         """The absl flagfile that reproduces this run."""
         lines = []
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if field.name in NOT_RECORDED or (field.name in RECORDED_IF_SET and not value):
+            if field.name in NOT_RECORDED or (field.name in RECORDED_IF_SET
+                                              and value == field.default):
                 continue
             text = ("true" if value else "false") if isinstance(value, bool) else value
             lines.append(f"--{field.name}={text}")
@@ -238,6 +294,32 @@ class RunConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_flagfile(cls, text, **overrides):
+        """The RunConfig of a flags.txt written by `to_flagfile` (plus `overrides`), validated.
+
+        Lines starting with `#` are comments, as in absl flagfiles.
+        """
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        values = {}
+        for line in filter(None, (line.strip() for line in text.splitlines())):
+            if line.startswith("#"):
+                continue
+            name, separator, value = line.removeprefix("--").partition("=")
+            if not line.startswith("--") or not separator or name not in fields:
+                raise ValueError(f"{line!r} is not a flag of tc.train (--name=value).")
+            default = fields[name].default
+            if isinstance(default, bool):
+                values[name] = value.lower() in ("true", "1")
+            else:
+                values[name] = type(default)(value)
+        return cls(**{**values, **overrides}).validate()
+
+
+def _numbers(text, kind):
+    """`'0.1, 1,10'` -> `(0.1, 1.0, 10.0)` with `kind=float`; `''` -> `()`."""
+    return tuple(kind(part) for part in (item.strip() for item in text.split(",")) if part)
 
 
 def parse_options(text, flag_name):

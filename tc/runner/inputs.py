@@ -53,15 +53,16 @@ def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
     """
     has_validation = dataset.split_sizes["validation"] > 0
     if trains_on_device(dataset):
-        train = iter(device_stream.DeviceStream(dataset, config.batch_size, config.seed,
-                                                initial_epoch, config.epochs,
+        train = iter(device_stream.DeviceStream(dataset, config.batch_size,
+                                                config.data_order_seed, initial_epoch,
+                                                config.epochs,
                                                 labels_per_output=labels_per_output))
         # Evaluation splits stay on the device too: no host-to-device copy every epoch.
         validation = (device_stream.on_device(dataset.arrays("validation")) if has_validation
                       else None)
         test = device_stream.on_device(dataset.arrays("test"))
         return Inputs(train, validation, test, test[0][:config.rank_probe_size])
-    train = dataset.tf_dataset("train", config.batch_size, seed=config.seed,
+    train = dataset.tf_dataset("train", config.batch_size, seed=config.data_order_seed,
                                first_epoch=initial_epoch,
                                num_epochs=max(config.epochs - initial_epoch, 1))
     if labels_per_output > 1:

@@ -54,10 +54,10 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "boundaries": list(self.boundaries), "factor": self.factor}
 
 
-def learning_rate_schedule(config, steps_per_epoch):
-    """The WarmupDecay of a RunConfig."""
+def learning_rate_schedule(config, steps_per_epoch, peak=None):
+    """The WarmupDecay of a RunConfig (at `peak`, default its rate after --lr_scaling)."""
     return WarmupDecay(
-        peak=config.learning_rate, total_steps=config.epochs * steps_per_epoch,
+        peak=config.effective_learning_rate if peak is None else peak, total_steps=config.epochs * steps_per_epoch,
         warmup_steps=config.lr_warmup_epochs * steps_per_epoch, decay=config.lr_schedule,
         boundaries=[epoch * steps_per_epoch for epoch in config.decay_epochs],
         factor=config.lr_decay_factor)

@@ -59,6 +59,7 @@ def stopped_result(config, recorder, timing, placement, examples_per_epoch):
         "loss": config.loss,
         "beta": config.beta,
         "learning_rate": config.learning_rate,
+        "trained_learning_rate": config.effective_learning_rate,
         "seed": config.seed,
         "wall_seconds": time.time() - timing["started"],
         "train_seconds": fit_seconds,

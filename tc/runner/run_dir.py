@@ -141,12 +141,19 @@ def _parse(text):
     return int(number) if number.is_integer() and "." not in text and "e" not in text else number
 
 
+def checkpoint_name(completed_epochs):
+    return f"ckpt-{completed_epochs:05d}.npz"
+
+
 class RunDirectory:
     """The files of one run under `path`; only the chief process writes."""
 
-    def __init__(self, path, writable=True):
+    def __init__(self, path, writable=True, keep_checkpoints=1):
         self.path = path
         self.writable = writable
+        # A packed copy keeps 2: a sweep killed between two copies' commits of one epoch
+        # resumes every copy from the earlier of the two.
+        self.keep_checkpoints = keep_checkpoints
         self._pending_commit = None
 
     def file(self, *parts):
@@ -212,11 +219,18 @@ class RunDirectory:
         return _read_text(self.file("flags.txt"))
 
     def resume_state(self):
+        """The state of the last committed epoch (`completed_epochs`, `checkpoint`, and
+        `diverged_at` once the run diverged), or None."""
         state_path = self.file("checkpoints", "state.json")
         if not os.path.exists(state_path):
             return None
         with open(state_path) as handle:
             return json.load(handle)
+
+    def checkpoint_at(self, completed_epochs):
+        """The path of the checkpoint after `completed_epochs` epochs, or None if not kept."""
+        path = os.path.join(self.checkpoint_dir, checkpoint_name(completed_epochs))
+        return path if completed_epochs > 0 and os.path.exists(path) else None
 
     def metrics_rows(self, completed_epochs=None):
         """The metrics rows on disk, cut to the first `completed_epochs` epochs."""
@@ -243,6 +257,19 @@ class RunDirectory:
         self._pending_commit = _WRITER.submit(self._commit, snapshot, list(rows),
                                               completed_epochs, finish_row)
 
+    def commit_divergence(self, diverged_at):
+        """Records in state.json (on the commit thread) that the run diverged at `diverged_at`,
+        so a restarted run stays diverged instead of training again."""
+        if not self.writable:
+            return
+        self.wait()
+        self._pending_commit = _WRITER.submit(self._mark_diverged, diverged_at)
+
+    def _mark_diverged(self, diverged_at):
+        state = self.resume_state() or {"completed_epochs": 0, "checkpoint": None}
+        atomic_write_json(self.file("checkpoints", "state.json"),
+                          {**state, "diverged_at": diverged_at})
+
     def wait(self):
         """Returns when no commit is being written; raises the error of a failed one."""
         pending, self._pending_commit = self._pending_commit, None
@@ -252,13 +279,14 @@ class RunDirectory:
     def _commit(self, snapshot, rows, completed_epochs, finish_row):
         if finish_row is not None:
             rows[-1].update(finish_row())
-        name = f"ckpt-{completed_epochs:05d}.npz"
+        name = checkpoint_name(completed_epochs)
         atomic_write_arrays(os.path.join(self.checkpoint_dir, name), snapshot.arrays())
         atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
         atomic_write_json(self.file("checkpoints", "state.json"),
                           {"completed_epochs": completed_epochs, "checkpoint": name})
+        kept = {checkpoint_name(completed_epochs - back) for back in range(self.keep_checkpoints)}
         for other in os.listdir(self.checkpoint_dir):
-            if other.startswith("ckpt-") and other != name:
+            if other.startswith("ckpt-") and other not in kept:
                 os.remove(os.path.join(self.checkpoint_dir, other))
 
     def checkpoint_path(self, state):

@@ -109,11 +109,11 @@ FLAG_HELP = {
     "lr_min": "Smallest learning rate (or eta_tilde) searched.",
     "lr_max": "Largest learning rate (or eta_tilde) searched.",
     "lr_grid_points": "Grid tuner: log-spaced learning rates.",
-    "lr_scaling": "inverse_beta_squared: search eta_tilde, train at eta_tilde / beta^2 (paper 1).",
-    "init_logit_norms": "Comma-separated ||beta z0|| values to search with beta (paper 1); "
-                        "'' = none.",
 }
-CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES), "lr_scaling": LR_SCALINGS}
+# Flags of tc.train that the search reads as its own: with --lr_scaling it searches eta_tilde,
+# and --init_logit_norms become a searched axis instead of a packed sweep's.
+SHARED_RUN_FLAGS = ("lr_scaling", "init_logit_norms")
+CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES)}
 
 
 def define_flags(flag_values=None):
@@ -131,7 +131,7 @@ def from_flags(flag_values=None):
     from absl import flags
 
     flag_values = flags.FLAGS if flag_values is None else flag_values
-    values = {name: flag_values[name].value for name in FLAG_HELP}
+    values = {name: flag_values[name].value for name in (*FLAG_HELP, *SHARED_RUN_FLAGS)}
     return SearchConfig(output_dir=flag_values["output_dir"].value or "tc_tune/search",
                         overwrite=flag_values["overwrite"].value, **values).validate()
 
@@ -233,6 +233,7 @@ def _execution_configs(base, search, trial_id, values):
             learning_rate=float(trial_learning_rate(base, search, values)),
             init_logit_norm=(repr(float(values["init_logit_norm"]))
                              if "init_logit_norm" in values else base.init_logit_norm),
+            lr_scaling="none", init_logit_norms="",  # searched here, not by the run
             seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
             output_dir=os.path.join(search.output_dir, "trials", trial_id, f"seed{execution}"))
 

@@ -54,10 +54,14 @@ def test_divergence_stops_cleanly_without_a_nan_checkpoint(tmp_path, small_confi
     committed = result["diverged_at"]["epoch"] - 1  # the epochs before the diverged one
     state_path = tmp_path / "run" / "checkpoints" / "state.json"
     metrics_path = tmp_path / "run" / "metrics.csv"
-    if committed == 0:
-        assert not state_path.exists() and not metrics_path.exists()
-        return
     state = json.loads(state_path.read_text())
+    assert state["diverged_at"] == result["diverged_at"]  # so a restart stays diverged
+    # The same command again trains nothing and reports the same divergence.
+    again = assembly.run_one(config)
+    assert again["status"] == "diverged" and again["diverged_at"] == result["diverged_at"]
+    if committed == 0:
+        assert state["completed_epochs"] == 0 and not metrics_path.exists()
+        return
     rows = read_rows(tmp_path / "run")
     assert state["completed_epochs"] == len(rows) == committed
     assert all(math.isfinite(row["train/loss"]) for row in rows)

@@ -38,6 +38,10 @@ class FakeRunDirectory:
 
     def __init__(self):
         self.commits = []
+        self.divergences = []
+
+    def commit_divergence(self, diverged_at):
+        self.divergences.append(diverged_at)
 
     def commit_epoch(self, snapshot, rows, completed_epochs, finish_row=None):
         extra = finish_row() if finish_row is not None else {}
@@ -68,7 +72,7 @@ def test_the_guard_judges_the_loss_and_the_weights(loss, finite_weights, diverge
 def test_a_recorder_commits_finite_epochs_and_nothing_after_divergence(small_config):
     model, loss = compiled_model(small_config)
     directory = FakeRunDirectory()
-    recorder = callbacks.EpochRecorder(directory, [], loss, model, model.optimizer)
+    recorder = callbacks.EpochRecorder(directory, [], loss, model, lambda: 0.05)
     recorder.start_epoch()
     recorder.record(0, {"loss": 0.7, "accuracy": 0.5, "val_loss": 0.9}, {"loss": 1.0},
                     ranks_later=lambda: {"rank/features/numerical": 3})
@@ -82,6 +86,7 @@ def test_a_recorder_commits_finite_epochs_and_nothing_after_divergence(small_con
     recorder.start_epoch()
     recorder.record(2, {"loss": 0.1}, {})
     assert len(directory.commits) == 1 and recorder.guard.diverged_at["epoch"] == 2
+    assert directory.divergences == [recorder.guard.diverged_at]  # recorded once, for a restart
     assert len(recorder.rows) == 1
 
 
@@ -89,7 +94,7 @@ def test_a_nan_weight_is_divergence_even_with_a_finite_loss(small_config):
     model, loss = compiled_model(small_config)
     model.weights[0].assign(np.full(model.weights[0].shape, np.nan, np.float32))
     directory = FakeRunDirectory()
-    recorder = callbacks.EpochRecorder(directory, [], loss, model, model.optimizer)
+    recorder = callbacks.EpochRecorder(directory, [], loss, model, lambda: 0.05)
     recorder.start_epoch()
     recorder.record(0, {"loss": 0.3}, {})
     assert directory.commits == [] and recorder.guard.diverged_at["epoch"] == 1

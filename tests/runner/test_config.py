@@ -24,6 +24,10 @@ def test_flagfile_reproduces_the_config(tmp_path, small_config):
     (dict(momentum=1.0), "--momentum=1.0"), (dict(betas="0.1,x"), "--betas='0.1,x'"),
     (dict(betas="0.1,0.1"), "repeats"), (dict(init_logit_norm="-2"), "--init_logit_norm"),
     (dict(model_options="weight_decay=1"), "--weight_decay"),
+    (dict(seeds="0,1.5"), "--seeds='0,1.5' must be a comma-separated list of numbers"),
+    (dict(learning_rates="0.1,0"), "--learning_rates='0.1,0': \\[0.0\\] not valid"),
+    (dict(readout_init_scales="-1"), "--readout_init_scales"),
+    (dict(grid="outer"), "valid values: 'product', 'zip'"),
 ])
 def test_validation_names_the_flag_and_what_is_valid(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -41,3 +45,21 @@ def test_unset_newer_flags_stay_out_of_the_flagfile():
     text = config_lib.RunConfig().to_flagfile()
     assert "--betas=" not in text and "--verbose" not in text and "--overwrite" not in text
     assert "--betas=0.1,1" in config_lib.RunConfig(betas="0.1,1").to_flagfile()
+    assert "--shuffle_seed" not in text and "--grid" not in text
+    assert "--shuffle_seed=0" in config_lib.RunConfig(seed=1, shuffle_seed=0).to_flagfile()
+
+
+def test_from_flagfile_reads_what_to_flagfile_writes_and_refuses_other_lines():
+    original = config_lib.RunConfig(beta=0.3, seed=2, shuffle_seed=0, init_logit_norm="2.5",
+                                    tensorboard=False, lr_scaling="inverse_beta_squared")
+    text = "# a comment\n" + original.to_flagfile()
+    assert config_lib.RunConfig.from_flagfile(text) == original
+    assert original.data_order_seed == 0 and original.effective_learning_rate == 0.05 / 0.09
+    with pytest.raises(ValueError, match="'--no_such_flag=1' is not a flag of tc.train"):
+        config_lib.RunConfig.from_flagfile("--no_such_flag=1\n")
+
+
+def test_sweep_axes_list_only_the_lists_that_are_set():
+    config = config_lib.RunConfig(betas="0.1,1", seeds="0,1,2")
+    assert config.sweep_axes == {"beta": (0.1, 1.0), "seed": (0, 1, 2)} and config.is_packed
+    assert not config_lib.RunConfig().is_packed

@@ -1,4 +1,5 @@
-"""`tc.runner.packing`: K betas in one program equal K separate runs; a diverging copy stops alone."""
+"""`tc.runner.packing`: K copies in one program equal K separate runs, with their own beta, rate,
+seed and init norm under every optimizer; a diverging copy stops alone; a killed sweep resumes."""
 
 import json
 import os
@@ -7,7 +8,8 @@ import numpy as np
 import pytest
 
 from tc.runner import config as config_lib
-from tc.runner import assembly, run_dir
+from tc.runner import assembly, packing, run_dir
+from tests.conftest import SMALL_RUN
 from tests.support import run_python
 
 
@@ -37,9 +39,11 @@ def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path, config_for):
     for index, (beta, result) in enumerate(zip(betas, results)):
         copy_dir = tmp_path / "sweep" / f"beta{beta:g}"
         assert result["status"] == "completed" and result["run_dir"] == str(copy_dir)
-        assert result["packed"] == {"betas": list(betas), "copy": index, "copies": 3}
+        assert result["packed"] == {"copy": index, "copies": 3,
+                                    "sweep": {"betas": "0.3,1,4", "grid": "product"}}
         flags = (copy_dir / "flags.txt").read_text()
-        assert f"--beta={beta}\n" in flags and "--betas=0.3,1,4\n" in flags
+        # A copy's flags.txt is a single run's: rerunning it trains that copy alone.
+        assert f"--beta={beta}\n" in flags and "--betas" not in flags
         assert json.loads((copy_dir / "result.json").read_text())["status"] == "completed"
         single = assembly.run_one(config_for(f"single{beta:g}", beta=beta))
         packed_rows, single_rows = rows_of(copy_dir), rows_of(single["run_dir"])
@@ -53,20 +57,136 @@ def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path, config_for):
                                        single_predictions["test_logits"], rtol=1e-4, atol=1e-5)
 
 
-def test_a_diverging_copy_is_marked_and_the_others_train_on(tmp_path, config_for):
+def quiet(config_for, name, **overrides):
+    """A two-epoch config without the extras that do not change metrics.csv's training columns."""
+    return config_for(name, **{"epochs": 2, "track_rank_layers": "", "save_predictions": False,
+                               "model_options": "width=32", **overrides})
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam", "adamw"])
+def test_copies_with_their_own_rate_seed_and_norm_move_as_separate_runs(tmp_path, config_for,
+                                                                      optimizer):
+    # Four copies differing in every per-copy setting at once (--grid=zip), on a cosine schedule
+    # with warm-up so the whole schedule must be scaled; each is rerun alone from its flags.txt.
+    rate = {"sgd": "0.2,0.05,0.1,0.02", "momentum": "0.05,0.01,0.02,0.004",
+            "adam": "0.003,0.001,0.0003,0.002", "adamw": "0.003,0.001,0.0003,0.002"}[optimizer]
+    sweep = quiet(config_for, "sweep", optimizer=optimizer, betas="0.3,1,3,1", grid="zip",
+                  learning_rates=rate, seeds="0,1,2,3", init_logit_norms="1,3,10,0.5",
+                  weight_decay=0.01 if optimizer == "adamw" else 0.0, lr_schedule="cosine",
+                  lr_warmup_epochs=1)
+    results = assembly.run(sweep)
+    assert [result["status"] for result in results] == ["completed"] * 4
+    names = sorted(os.listdir(tmp_path / "sweep"))
+    assert len(names) == 4 and names[0].startswith("beta0.3_lr")
+    for index, result in enumerate(results):
+        flags = open(os.path.join(result["run_dir"], "flags.txt")).read()
+        single_config = config_lib.RunConfig.from_flagfile(
+            flags, output_dir=str(tmp_path / f"single{index}"))
+        assert single_config.seed == index and single_config.data_order_seed == sweep.seed
+        assert single_config.learning_rate == float(rate.split(",")[index])
+        single = assembly.run_one(single_config)
+        packed_rows, single_rows = rows_of(result["run_dir"]), rows_of(single["run_dir"])
+        assert [row["epoch"] for row in packed_rows] == [1, 2]
+        assert_rows_match(packed_rows, single_rows)
+
+
+def test_a_two_dimensional_grid_names_every_copy_and_scales_rates_by_beta(tmp_path, config_for):
+    config = quiet(config_for, "grid", betas="0.5,2", learning_rates="0.1,0.4", epochs=1,
+                   lr_scaling="inverse_beta_squared", validation_size=0)
+    copies = packing.copy_configs(config)
+    assert [os.path.basename(copy.output_dir) for copy in copies] == [
+        "beta0.5_lr0.1", "beta0.5_lr0.4", "beta2_lr0.1", "beta2_lr0.4"]
+    assert [copy.effective_learning_rate for copy in copies] == [0.4, 1.6, 0.025, 0.1]
+    results = assembly.run(config)
+    for copy, result in zip(copies, results):
+        row = rows_of(result["run_dir"])[0]
+        np.testing.assert_allclose(row["learning_rate"], copy.effective_learning_rate, rtol=1e-6)
+        assert result["trained_learning_rate"] == copy.effective_learning_rate
+
+
+def test_a_diverging_copy_stops_alone_and_the_others_equal_a_sweep_without_it(tmp_path,
+                                                                             config_for):
     # beta = 1e6 multiplies the gradient a million-fold: that copy's weights overflow in epoch 1.
-    results = assembly.run(config_for("sweep", betas="1,1e6", epochs=2,
-                                    learning_rate=0.5))
-    stable, diverged = results
+    with_it = assembly.run(quiet(config_for, "with", betas="0.5,1,1e6", learning_rate=0.5))
+    *stable, diverged = with_it
     assert diverged["status"] == "diverged" and diverged["diverged_at"]["epoch"] == 1
     assert diverged["epochs_completed"] == 0
-    assert stable["status"] == "completed" and stable["epochs_completed"] == 2
-    single = assembly.run_one(config_for("single", epochs=2, learning_rate=0.5))
-    assert_rows_match(rows_of(stable["run_dir"]), rows_of(single["run_dir"]))
+    state = json.loads((tmp_path / "with" / "beta1e+06" / "checkpoints" / "state.json")
+                       .read_text())
+    assert state["diverged_at"]["epoch"] == 1
+    without = assembly.run(quiet(config_for, "without", betas="0.5,1", learning_rate=0.5))
+    for kept, alone in zip(stable, without):
+        assert kept["status"] == "completed" and kept["epochs_completed"] == 2
+        assert_rows_match(rows_of(kept["run_dir"]), rows_of(alone["run_dir"]))
+    # Rerun, the finished sweep trains nothing again, and the diverged copy stays diverged.
+    rerun = assembly.run(quiet(config_for, "with", betas="0.5,1,1e6", learning_rate=0.5))
+    assert [result["status"] for result in rerun] == ["completed", "completed", "diverged"]
+    assert_rows_match(rows_of(rerun[0]["run_dir"]), rows_of(without[0]["run_dir"]))
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs, and no handler catches it."""
+
+
+KILLED_SWEEP = dict(SMALL_RUN, epochs=3, batch_size=64, track_rank_layers="",
+                    save_predictions=False, model_options="width=32", betas="0.5,2", seeds="0,1",
+                    grid="zip", optimizer="adam", learning_rate=0.003)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_sweep(tmp_path_factory):
+    output = tmp_path_factory.mktemp("uninterrupted")
+    return assembly.run(config_lib.RunConfig(**KILLED_SWEEP, output_dir=str(output)))
+
+
+@pytest.mark.parametrize("kill_seed", range(5))
+def test_a_packed_sweep_killed_anywhere_resumes_to_the_same_numbers(tmp_path, monkeypatch,
+                                                                      uninterrupted_sweep,
+                                                                      kill_seed):
+    """A kill at a random commit and a random stage in it: after one copy's checkpoint, its
+    metrics.csv or its state.json is written (2 copies x 3 epochs x 3 stages); no commit after
+    it is written, as after a SIGKILL. Then the same command again."""
+    config = config_lib.RunConfig(**KILLED_SWEEP, output_dir=str(tmp_path / "sweep"))
+    reference = uninterrupted_sweep
+    rng = np.random.default_rng(kill_seed)
+    kill_at, stage = int(rng.integers(0, 6)), int(rng.integers(0, 3))
+    real_commit, writes = run_dir.RunDirectory._commit, []
+    real_write = run_dir.atomic_write_text
+
+    def commit_then_die(self, *args):
+        writes.append(self.path)
+        if len(writes) - 1 > kill_at:
+            raise Killed()
+        if len(writes) - 1 < kill_at:
+            return real_commit(self, *args)
+        stages = []
+
+        def write_until_killed(path, text):
+            if len(stages) == stage:
+                raise Killed()
+            stages.append(path)
+            real_write(path, text)
+
+        monkeypatch.setattr(run_dir, "atomic_write_text", write_until_killed)
+        try:
+            real_commit(self, *args)
+        finally:
+            monkeypatch.setattr(run_dir, "atomic_write_text", real_write)
+        raise Killed()
+
+    monkeypatch.setattr(run_dir.RunDirectory, "_commit", commit_then_die)
+    with pytest.raises(Killed):
+        assembly.run(config)
+    monkeypatch.setattr(run_dir.RunDirectory, "_commit", real_commit)
+    resumed = assembly.run(config)
+    for again, first in zip(resumed, reference):
+        rows = rows_of(again["run_dir"])
+        assert [row["epoch"] for row in rows] == [1, 2, 3]
+        assert_rows_match(rows, rows_of(first["run_dir"]))
 
 
 @pytest.mark.parametrize("betas,message", [
-    ("1", "at least 2 betas"), ("0.1,0.1", "repeats a value"), ("0.1,-1", "positive"),
+    ("1", "at least 2 copies"), ("0.1,0.1", "repeats a value"), ("0.1,-1", "positive"),
     ("0.1,x", "comma-separated list"),
     ("0.1,0.1000001", "print alike would share the run directories \\['beta0.1'\\]")])
 def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, message, config_for):
@@ -75,17 +195,12 @@ def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, messa
     assert not (tmp_path / "sweep").exists()
 
 
-def test_float16_is_refused_and_a_finished_sweep_is_not_resumed(tmp_path, config_for):
+def test_float16_and_uneven_zip_lists_are_refused(tmp_path, config_for):
     with pytest.raises(assembly.ConfigurationError, match="float16"):
         assembly.run(config_for("sweep", betas="0.5,2", mixed_precision="float16"))
+    with pytest.raises(assembly.ConfigurationError, match="--betas has 2, --seeds has 3"):
+        assembly.run(config_for("sweep", betas="0.5,2", seeds="0,1,2", grid="zip"))
     assert not (tmp_path / "sweep").exists()
-    config = config_for("sweep", betas="0.5,2", validation_size=0,
-                        track_rank_layers="", save_predictions=False)
-    assembly.run(config)
-    with pytest.raises(assembly.ConfigurationError, match="does not resume"):
-        assembly.run(config)
-    results = assembly.run(config_lib.RunConfig(**{**config.to_dict(), "overwrite": True}))
-    assert [result["status"] for result in results] == ["completed", "completed"]
 
 
 def test_the_train_entry_point_reports_every_copy(tmp_path):
