@@ -25,7 +25,7 @@ RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", 
                    "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
                    "shuffle_seed")
 GRIDS = ("product", "zip")
-LR_SCALINGS = ("none", "inverse_beta_squared")
+LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
 
 
 def _field(default, help_text, choices=None):
@@ -81,8 +81,8 @@ class RunConfig:
     optimizer: str = _field("momentum", "Optimizer (momentum = SGD with --momentum).", OPTIMIZERS)
     learning_rate: float = _field(0.05, "Peak learning rate; > 0 (eta_tilde with --lr_scaling).")
     lr_scaling: str = _field("none", "inverse_beta_squared: train at --learning_rate / beta^2 "
-                                     "(paper 1's eta_tilde; beta = the final beta).",
-                             LR_SCALINGS)
+                                     "(paper 1's eta_tilde; beta = the final beta); "
+                                     "inverse_beta: at --learning_rate / beta.", LR_SCALINGS)
     momentum: float = _field(0.9, "Momentum of the momentum optimizer, in [0, 1).")
     lr_schedule: str = _field("constant", "Learning-rate decay after the warm-up.", LR_SCHEDULES)
     lr_warmup_epochs: int = _field(0, "Linear learning-rate warm-up, in epochs.")
@@ -175,9 +175,11 @@ class RunConfig:
 
     @property
     def effective_learning_rate(self):
-        """The peak rate trained at: --learning_rate, divided by beta^2 with --lr_scaling."""
+        """The peak rate trained at: --learning_rate, divided by beta^2 or beta (--lr_scaling)."""
         if self.lr_scaling == "inverse_beta_squared":
             return self.learning_rate / self.beta ** 2
+        if self.lr_scaling == "inverse_beta":
+            return self.learning_rate / self.beta
         return self.learning_rate
 
     @property

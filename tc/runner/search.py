@@ -22,11 +22,12 @@ import os
 import numpy as np
 
 from tc.runner import assembly, run_dir
+from tc.runner import config as config_lib
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 OBJECTIVES = {"val_accuracy": ("val/accuracy", "max"), "val_ece": ("val/ece", "min"),
               "val_nll": ("val/nll", "min")}
-LR_SCALINGS = ("none", "inverse_beta_squared")
+LR_SCALINGS = config_lib.LR_SCALINGS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ class SearchConfig:
 
     @property
     def learning_rate_name(self):
-        return "eta_tilde" if self.lr_scaling == "inverse_beta_squared" else "learning_rate"
+        return "eta_tilde" if self.lr_scaling != "none" else "learning_rate"
 
 
 FLAG_HELP = {
@@ -172,6 +173,8 @@ def trial_learning_rate(base, search, values):
     rate = values[search.learning_rate_name]
     if search.lr_scaling == "inverse_beta_squared":
         rate = rate / values["beta"] ** 2
+    elif search.lr_scaling == "inverse_beta":
+        rate = rate / values["beta"]
     return rate
 
 

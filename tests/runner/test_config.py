@@ -55,6 +55,7 @@ def test_from_flagfile_reads_what_to_flagfile_writes_and_refuses_other_lines():
     text = "# a comment\n" + original.to_flagfile()
     assert config_lib.RunConfig.from_flagfile(text) == original
     assert original.data_order_seed == 0 and original.effective_learning_rate == 0.05 / 0.09
+    assert config_lib.RunConfig(beta=0.5, lr_scaling="inverse_beta").effective_learning_rate == 0.1
     with pytest.raises(ValueError, match="'--no_such_flag=1' is not a flag of tc.train"):
         config_lib.RunConfig.from_flagfile("--no_such_flag=1\n")
 
