@@ -3,7 +3,9 @@
 `load(roots)` walks any mix of run directories (`tc.train`) and tuner directories (`tc.tune`,
 whose trials are run directories under `trials/`) and returns a `Results` with:
 
-- `runs`: one row per run. Every `tc.train` flag as a typed column (from `flags.txt`), then
+- `runs`: one row per run. Every `tc.train` flag as a typed column (from `flags.txt`), except
+  that `learning_rate` is the peak rate the run trained at (with `--lr_scaling`, the flag's value
+  is in `eta_tilde`, and `learning_rate` is eta_tilde / beta^2 or / beta), then
   `status`, `epochs_completed`, `wall_seconds`, `examples_per_second`, `backend`,
   `final/<metric>` and `best/<metric>` (the epoch with the best validation accuracy),
   `probe/accuracy` (the linear probe, when one ran), `predictions` (path or None), `run_dir`
@@ -60,6 +62,11 @@ def parse_flagfile(text):
             values[name] = raw
     norm = values.get("init_logit_norm", "")
     values["init_logit_norm"] = float(norm) if norm else math.nan
+    if "learning_rate" in values and "beta" in values:
+        scaling = values.get("lr_scaling", "none")
+        power = {"inverse_beta_squared": 2, "inverse_beta": 1}.get(scaling, 0)
+        values["eta_tilde"] = values["learning_rate"] if power else math.nan
+        values["learning_rate"] = values["learning_rate"] / values["beta"] ** power
     return values
 
 

@@ -28,8 +28,11 @@ from tc import calibration
 from tc.runner import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("runs", ["runs/results/cpu"], "Run or tuner directories to read "
-                          "(repeat the flag for several).")
+flags.DEFINE_multi_string("runs", ["runs/results/cpu", "runs/results/fashion_mnist"],
+                          "Run or tuner directories to read (repeat the flag for several).")
+flags.DEFINE_string("plan", "runs/fashion_mnist/PLAN.md", "The campaign plan whose changes and "
+                    "chunk log the report lists ('' = none); its log is LOG.md beside the "
+                    "campaign's results.")
 flags.DEFINE_string("out", "runs/results", "Where REPORT.md, figures/ and tables/ go.")
 flags.DEFINE_string("flagfiles", "runs", "Folder of full-scale flagfiles to estimate GPU time "
                     "for ('' = skip); its cpu/ subfolder is left out.")
@@ -156,8 +159,8 @@ def full_scale_estimates(flagfile_root, throughput_paths):
     measured, utilisation = measured_throughput(throughput_paths)
     rows = []
     for path in sorted(glob.glob(os.path.join(flagfile_root, "*", "*.cfg"))):
-        if os.sep + "cpu" + os.sep in path:
-            continue
+        if any(os.sep + part + os.sep in path for part in ("cpu", "fashion_mnist")):
+            continue  # run at CPU scale, or the campaign's own (runs/fashion_mnist/PLAN.md)
         with open(path) as handle:
             text = handle.read()
         values = {line[2:].split("=", 1)[0]: line.split("=", 1)[1]
@@ -194,7 +197,31 @@ class Report:
     results: load.Results
 
 
-def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15):
+def campaign_section(plan_path, run_roots):
+    """The campaign's plan, its changes after data (verbatim from the plan) and its chunk log."""
+    if not plan_path or not os.path.exists(plan_path):
+        return ""
+    with open(plan_path) as handle:
+        plan = handle.read()
+    changes = plan.split("## Changes", 1)[1].strip() if "## Changes" in plan else "None."
+    logs = [os.path.join(root, "LOG.md") for root in run_roots
+            if os.path.exists(os.path.join(root, "LOG.md"))]
+    log_text = ""
+    for path in logs:
+        with open(path) as handle:
+            log_text += handle.read()
+    return "\n".join([
+        "## The Fashion-MNIST campaign\n",
+        f"The studies, rules and fit threshold were committed in `{plan_path}` before any of its "
+        "results; the verdicts above follow that plan. Changes made after seeing data, as "
+        "the plan records them:\n",
+        changes + "\n",
+        "Each program of the campaign, as the chunk runner logged it (exit 3: a copy diverged; "
+        "124: stopped at the chunk's budget and discarded):\n",
+        log_text or "No chunk has run.\n"])
+
+
+def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path=""):
     """Writes the report, figures and tables under `out`; returns the `Report`."""
     results = load.load(run_roots)
     runs, epochs = results.runs, results.epochs
@@ -293,7 +320,8 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15):
                                       results.runs.to_csv(index=False))
     study_runs = {"p1_sweep": p1_sweep, "p1_grid": p1_grid, "p2_sweep": p2_sweep,
                   "p2_warmup": p2_warmup, "p3_sweep": p3_sweep}
-    markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs)
+    markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs,
+                         campaign_section(plan_path, run_roots))
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
     return Report(markdown, made, claim_table, results)
 
@@ -336,7 +364,7 @@ def _digits_split():
     return " / ".join(f"{sizes[split]:,}" for split in ("train", "validation", "test"))
 
 
-def _markdown(run_roots, out, results, tables, made, claim_table, study_runs):
+def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, campaign=""):
     runs = results.runs
     count = len(runs)
     status = runs["status"].value_counts().to_dict() if count else {}
@@ -360,7 +388,9 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs):
         "other direction; *inconclusive*: neither, with the smallest effect the data could "
         f"have detected; *not judged*: fewer than {claims_lib.MIN_SEEDS} seeds, a tuned "
         "learning rate on the edge of its grid, or runs that did not fit their training set "
-        f"(final train accuracy below {claims_lib.FIT_THRESHOLD}). With 3 seeds the t "
+        f"(final train accuracy below {claims_lib.FIT_THRESHOLD}; "
+        f"{claims_lib.FIT_THRESHOLDS['fashion_mnist']} on Fashion-MNIST, as its plan set). "
+        "With 3 seeds the t "
         "interval is wide: only large effects can be seen, and each inconclusive row says how "
         "large. The checks of our own derivations are a separate table at the end and are not "
         "counted as reproductions.\n",
@@ -368,11 +398,13 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs):
         "validation / test 8x8 images) and `synthetic` Gaussian mixtures with small MLPs; "
         "`sh runs/cpu/reproduce.sh` reruns them (about 20 minutes on 2 CPU cores), then this "
         "report. At this scale a claim that is not reproduced is evidence about small models on "
-        "small data, not a refutation.\n",
+        "small data, not a refutation. The Fashion-MNIST runs (60,000 + 10,000 real images) come "
+        "from the GPU campaign of `runs/fashion_mnist/PLAN.md` (its section below).\n",
         f"**Verdicts of the empirical claims:** "
         f"{', '.join(f'{v} {k}' for k, v in verdicts.items())}.\n",
         "## All empirical claims\n",
         markdown_table(claim_table[["paper", "claim", "scope", "verdict", "effect"]]),
+        campaign,
         "## Paper 1: Temperature check\n",
         f"Beta sweep: {describe(study_runs['p1_sweep'])}. Each beta is shown at the learning rate "
         "with the best mean validation accuracy over seeds.\n",
@@ -427,7 +459,8 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs):
 
 def main(argv):
     del argv
-    report = build(FLAGS.runs, FLAGS.out, FLAGS.flagfiles, FLAGS.throughput, FLAGS.num_bins)
+    report = build(FLAGS.runs, FLAGS.out, FLAGS.flagfiles, FLAGS.throughput, FLAGS.num_bins,
+                   FLAGS.plan)
     written = [path for path in report.figures.values() if path]
     print(f"analysis.report: {len(report.results.runs)} runs, "
           f"{len(report.results.problems)} skipped; {len(written)} figures; "

@@ -10,6 +10,7 @@ A run that records none (runs of older versions, or typed by hand) is placed by 
 | paper 2, gradient-decay sweep | p2_decay_sweep | gradient-decay CE with a constant beta |
 | paper 2, warm-up | p2_warmup | gradient-decay CE with a beta schedule |
 | paper 3, temperature sweep | p3_temperature_sweep | temperature CE with `--probe_dataset` |
+| paper 3, learning-rate control | p3_lr_control | (recorded study only) |
 
 Each selection keeps runs of any status; `completed` filters to finished ones. Where the
 learning rate was searched too, `best_learning_rate` keeps, for each beta, the learning rate
@@ -19,7 +20,7 @@ with the best mean validation accuracy over seeds (paper 1 tunes it jointly with
 import pandas as pd
 
 STUDIES = ("p1_beta_sweep", "p1_logit_norm_grid", "p2_decay_sweep", "p2_warmup",
-           "p3_temperature_sweep")
+           "p3_temperature_sweep", "p3_lr_control")
 GROUP = ["dataset", "model"]
 SCORE = "best/val/accuracy"
 
@@ -100,15 +101,27 @@ def paper3_sweep(runs):
     return selected
 
 
+def paper3_lr_control(runs):
+    """Paper 3's control: the temperature sweep with the learning rate moving as T^2."""
+    selected = _of_study(runs, "p3_lr_control", lambda unrecorded: unrecorded.iloc[0:0]).copy()
+    if not selected.empty:
+        selected["temperature"] = 1.0 / selected["beta"]
+    return selected
+
+
 def best_learning_rate(runs, keys=("beta",), score=SCORE):
     """The runs at, for each `GROUP + keys` cell, the learning rate of best mean `score`.
 
     A diverged or failed run scores 0 for this choice, so a learning rate that diverges for
-    some seeds is penalised rather than judged on its survivors.
+    some seeds is penalised rather than judged on its survivors. `learning_rate` is the rate a
+    run trained at, so runs of several rate grids (`--lr_scaling`) pool per beta; a setting
+    that two grids both trained counts once per seed (the first found).
     """
     if runs.empty:
         return runs
     keys = GROUP + list(keys)
+    if "seed" in runs:
+        runs = runs.drop_duplicates(subset=keys + ["learning_rate", "seed"])
     scored = runs.assign(_score=runs[score].where(runs["status"] == "completed", 0.0).fillna(0.0))
     means = scored.groupby(keys + ["learning_rate"], dropna=False)["_score"].mean().reset_index()
     best = means.loc[means.groupby(keys, dropna=False)["_score"].idxmax(),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -210,3 +211,40 @@ def test_a_recorded_study_places_a_run_over_its_flags():
     assert list(studies.paper1_logit_norm_grid(runs).index) == [1]
     assert list(studies.paper3_sweep(runs).index) == [2]
     assert studies.paper2_sweep(runs).empty
+
+
+# The studies of runs/fashion_mnist/PLAN.md with committed results, and the claims each tests.
+CAMPAIGN = pathlib.Path(ROOT) / "runs" / "results" / "fashion_mnist"
+CAMPAIGN_CLAIMS = {
+    ("p1_beta_sweep_mlp", "mlp"): ("Tuning beta over", "training dynamics, not on confidence",
+                                   "Smaller beta can give better peak"),
+    ("p2_decay_sweep_cnn", "cnn"): ("Generalization depends significantly",
+                                    "Larger beta lowers ECE", "Larger beta lowers MCE",
+                                    "post-hoc temperature scaling", "Smaller beta converges"),
+    ("p3_temperature_sweep_mlp", "mlp"): ("lower-rank representations (features",
+                                          "Linear-probe transfer", "OOD detection improves"),
+}
+INTERVAL = r"\[[-+]\d\.\d+, [-+]\d\.\d+\] \(95% CI, (t|BCa bootstrap), n = (\d+)\)"
+TREND = r"Spearman rho [-+]\d\.\d+ \(permutation p = [\d.e-]+, n = (\d+)\)"
+
+
+def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_interval(tmp_path):
+    from analysis import report
+
+    report.build([str(CAMPAIGN)], str(tmp_path),
+                 plan_path=os.path.join(ROOT, "runs", "fashion_mnist", "PLAN.md"))
+    table = pd.read_csv(tmp_path / "tables" / "claims.csv").fillna("")
+    markdown = (tmp_path / "REPORT.md").read_text()
+    assert "## The Fashion-MNIST campaign" in markdown and "A second learning-rate grid" in markdown
+    for (study, model), expected in CAMPAIGN_CLAIMS.items():
+        assert any((CAMPAIGN / study / f"seed{seed}" / "DONE").exists() for seed in range(3))
+        scoped = table[table["scope"] == f"{model} on fashion_mnist"]
+        for claim in expected:
+            rows = scoped[scoped["claim"].str.contains(claim, regex=False)]
+            assert len(rows), (study, claim)
+            for _, row in rows.iterrows():
+                assert row["verdict"] in claims.VERDICTS and row["rule"], (claim, row)
+                found = (pd.Series([row["effect"]]).str.extract(INTERVAL)[1].iloc[0]
+                         if "CI" in row["effect"] else
+                         pd.Series([row["effect"]]).str.extract(TREND)[0].iloc[0])
+                assert isinstance(found, str) and int(found) >= 3, (claim, row["effect"])
