@@ -33,9 +33,11 @@
    CPU, single pairs swung by 5-10%).
 
 4. **Packed sweep** (`--figures=packed_sweep`): for each `--models` entry, the model-img/s of a
-   packed `tc.train --betas` run of `--copies` betas (log-spaced over [1e-2, 1e1]; every copy's
-   images count) divided by the img/s of one run (item 2): the speed-up over running the
-   betas one after another.
+   packed `tc.train` run over a 2-D grid, `--copies` betas (log-spaced over [1e-2, 1e1]) x the
+   `--sweep_learning_rates` (every copy's images count), divided by the img/s of one run of
+   one setting: the speed-up over running the grid one setting after another. Both figures
+   are given twice: after compilation (epochs 2 on), and over the whole run, compilation
+   included, which one-at-a-time runs pay once per setting.
 
 It prints the figures and writes them to `--out` as JSON (`images_per_second` per model feeds
 `analysis.report`'s full-scale time estimates).
@@ -63,7 +65,9 @@ flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
 flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, "
                   "training_overhead, packed_sweep, or auto (the loss overhead, and the throughput when a GPU "
                   "is present).")
-flags.DEFINE_integer("copies", 8, "Packed sweep: the number of betas (copies) packed.")
+flags.DEFINE_integer("copies", 4, "Packed sweep: the number of betas of the grid.")
+flags.DEFINE_list("sweep_learning_rates", ["0.02", "0.05"], "Packed sweep: the learning rates "
+                  "of the grid (each beta trains at each).")
 flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
 flags.DEFINE_integer("overhead_repeats", 1, "Training overhead: tc.train / bare fit pairs, run "
                      "alternately; the figure is the median of their ratios.", lower_bound=1)
@@ -180,11 +184,13 @@ def sweep_betas(copies):
     return ",".join(f"{beta:.4g}" for beta in np.logspace(-2, 1, copies))
 
 
-def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1):
+def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1,
+            learning_rates=()):
     """One model's figures, from a `tc.train` run in a scratch directory.
 
-    With `copies > 1`, a packed sweep of that many betas (`sweep_betas`): its img/s count the
-    images of every copy (model-img/s).
+    With `copies > 1`, a packed sweep of that many betas (`sweep_betas`), times
+    `learning_rates` when given (a 2-D grid): its img/s count the images of every copy
+    (model-img/s).
     """
     from tc import data, models
     from tc.runner import assembly
@@ -197,8 +203,10 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
             tensorboard=False, save_predictions=False, verbose=0,
             betas=sweep_betas(copies) if copies > 1 else "",
+            learning_rates=",".join(learning_rates) if copies > 1 else "",
             output_dir=os.path.join(scratch, model_name))
         result = assembly.run(config)[0]
+    copies = copies * max(len(learning_rates), 1) if copies > 1 else 1
     shape_options = config_lib.parse_options(options, "dataset_options")
     shape_options.update(samples=2, test_samples=1, validation_samples=0)
     dataset = data.load("synthetic_images", **shape_options)
@@ -207,6 +215,8 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     keras.backend.clear_session()
     speed = result.get("steady_examples_per_second")
     speed = speed * copies if speed else None
+    with_compile = result.get("examples_per_second")
+    with_compile = with_compile * copies if with_compile else None
     train_gflop = 3 * flops / 1e9 if flops else None
     return {
         "model": model_name, "input_shape": list(dataset.input_shape),
@@ -214,6 +224,7 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
         "train_gflop_per_image": train_gflop,
         "mfu": speed * train_gflop / (peak_tflops * 1e3) if speed and train_gflop else None,
         "epoch_seconds": result.get("epoch_seconds"), "copies": copies,
+        "images_per_second_with_compile": with_compile,
     }
 
 
@@ -341,18 +352,28 @@ def main(argv):
             atomic_write_json(FLAGS.out, payload)
     if "packed_sweep" in figures:
         sweep = payload["packed_sweep"] = {}
-        print(f"tc.bench: packed sweep of {FLAGS.copies} betas in one program / "
-              f"{FLAGS.copies} runs one after another, in model-img/s")
-        measured = payload.get("images_per_second", {})
+        grid = f"{FLAGS.copies} betas x {len(FLAGS.sweep_learning_rates)} learning rates"
+        print(f"tc.bench: packed sweep of {grid} in one program / one setting at a time, in "
+              "model-img/s (after compilation; over the whole run, compilation included)")
         for name in FLAGS.models:
             settings = (FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
                         FLAGS.peak_tflops)
-            sequential = measured.get(name) or measure(name, *settings)["images_per_second"]
-            together = measure(name, *settings, copies=FLAGS.copies)["images_per_second"]
-            sweep[name] = {"copies": FLAGS.copies, "packed": together,
-                           "sequential": sequential, "ratio": together / sequential}
-            print(f"  {name}: packed {together:.0f} model-img/s, sequential {sequential:.0f} "
-                  f"({together / sequential:.2f}x)", flush=True)
+            single = measure(name, *settings)
+            packed = measure(name, *settings, copies=FLAGS.copies,
+                             learning_rates=FLAGS.sweep_learning_rates)
+            sweep[name] = {"grid": grid, "copies": packed["copies"],
+                           "packed": packed["images_per_second"],
+                           "sequential": single["images_per_second"],
+                           "ratio": packed["images_per_second"] / single["images_per_second"],
+                           "packed_with_compile": packed["images_per_second_with_compile"],
+                           "sequential_with_compile": single["images_per_second_with_compile"],
+                           "ratio_with_compile": (packed["images_per_second_with_compile"]
+                                                  / single["images_per_second_with_compile"])}
+            row = sweep[name]
+            print(f"  {name}: packed {row['packed']:.0f} model-img/s, one at a time "
+                  f"{row['sequential']:.0f} ({row['ratio']:.2f}x); compilation included "
+                  f"{row['packed_with_compile']:.0f} vs {row['sequential_with_compile']:.0f} "
+                  f"({row['ratio_with_compile']:.2f}x)", flush=True)
             atomic_write_json(FLAGS.out, payload)
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
