@@ -6,6 +6,8 @@ points from 1e-2 to 10 (both included), 2 seeds each, on digits:
     python -m tc.tune --tuner=grid --grid_points=7 --executions_per_trial=2 \\
         --output_dir=tc_tune/digits
 
+`--packed=4` trains 4 trials at a time as one packed program (grid and random tuners).
+
 Distributed (keras-tuner's chief/worker mode): start the chief with
 `KERASTUNER_TUNER_ID=chief KERASTUNER_ORACLE_IP=<ip> KERASTUNER_ORACLE_PORT=<port>` and each
 worker with `KERASTUNER_TUNER_ID=tuner<i>` and the same address, all with the same flags.

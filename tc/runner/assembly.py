@@ -146,9 +146,13 @@ def member_configs(config):
     return packing.copy_configs(config) if config.is_packed else [config]
 
 
-def run(config, extra_callbacks=()):
+def run(config, extra_callbacks=(), members=None):
     """Trains the run of `config` (a packed sweep with `--betas`, `--learning_rates`, ...);
     returns one result dict per run directory (written to its result.json), in copy order.
+
+    `members`, if given, are the single-run configs of the copies to pack (each with its own
+    output directory; they may differ from `config` only in `packing.PER_COPY_FIELDS`): how
+    `tc.tune --packed` trains several trials in one program.
 
     Raises:
         ConfigurationError: bad configuration (a ValueError; nothing is written).
@@ -157,14 +161,17 @@ def run(config, extra_callbacks=()):
     """
     try:
         config.validate()
-        if config.is_packed:
+        if members is not None:
+            packing.check_members(config, members)
+        elif config.is_packed:
             packing.check(config)
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
     timing = {"started": time.time()}
     with precision_policy(config):
         try:
-            prepared = prepare(config, member_configs(config))
+            prepared = prepare(config, list(members) if members is not None
+                               else member_configs(config))
         except ValueError as error:
             if isinstance(error, ConfigurationError):
                 raise
@@ -210,7 +217,7 @@ def prepare(config, configs):
 def _compile(config, members, steps_per_epoch):
     """Compiles the model `fit` trains: the member's own, or the members packed in one."""
     member_losses = [member.loss for member in members]
-    if not config.is_packed:
+    if len(members) == 1:
         trained = members[0].model
         optimizer = optimization.build_optimizer(config, steps_per_epoch)
         trained.compile(optimizer=optimizer, loss=member_losses[0],
@@ -343,7 +350,7 @@ def _member_result(config, prepared, member, timing, inputs):
                             "copies": len(prepared.members),
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")
-                                      if getattr(config, flag)}}
+                                      if getattr(config, flag) and config.is_packed}}
     if result["status"] == "completed":
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,

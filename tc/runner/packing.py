@@ -121,6 +121,38 @@ def copy_configs(config):
     return configs
 
 
+# What the copies of one program may set each for itself; everything else they share.
+PER_COPY_FIELDS = ("beta", "learning_rate", "seed", "init_logit_norm", "model_options",
+                   "output_dir", "shuffle_seed", *LIST_FLAGS.values(), "grid")
+
+
+def check_members(config, members):
+    """Raises ValueError unless `members` can be copies of one program with `config`'s settings."""
+    if not members:
+        raise ValueError("a packed program needs at least one copy.")
+    for member in members:
+        member.validate()
+        shared = {field.name for field in dataclasses.fields(config)} - set(PER_COPY_FIELDS)
+        differing = sorted(name for name in shared
+                           if getattr(member, name) != getattr(config, name))
+        if differing:
+            raise ValueError(f"copy {member.output_dir or member.run_name} differs from the "
+                             f"program in {differing}; copies may differ only in "
+                             f"{', '.join(PER_COPY_FIELDS[:5])}.")
+        if member.is_packed:
+            raise ValueError(f"copy {member.output_dir} is itself a packed sweep.")
+        if member.data_order_seed != config.data_order_seed:
+            raise ValueError(f"copy {member.output_dir} draws its data with seed "
+                             f"{member.data_order_seed}, the program with "
+                             f"{config.data_order_seed}: one program has one data order.")
+    directories = [member.run_dir for member in members]
+    if len(set(directories)) != len(directories):
+        raise ValueError(f"copies share run directories: {sorted(directories)}.")
+    if len(members) > 1 and config.mixed_precision == "float16":
+        raise ValueError("--mixed_precision=float16 cannot be packed: its loss scale would be "
+                         "shared by all copies. Use bfloat16 or off.")
+
+
 def _with_option(options_text, key, value):
     kept = [item for item in options_text.split(";")
             if item.strip() and item.partition("=")[0].strip() != key]

@@ -28,6 +28,10 @@ TUNERS = ("random", "bayesian", "hyperband", "grid")
 OBJECTIVES = {"val_accuracy": ("val/accuracy", "max"), "val_ece": ("val/ece", "min"),
               "val_nll": ("val/nll", "min")}
 LR_SCALINGS = config_lib.LR_SCALINGS
+PACKABLE_TUNERS = ("grid", "random")
+PACKABLE_TUNERS_WHY = ("bayesian search proposes each trial from the scores of the ones before "
+                       "it, and hyperband gives trials different epoch budgets, while a packed "
+                       "program trains its copies together for the same epochs.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +52,7 @@ class SearchConfig:
     lr_grid_points: int = 4
     lr_scaling: str = "none"
     init_logit_norms: str = ""
+    packed: int = 1
     overwrite: bool = False
 
     def validate(self):
@@ -67,6 +72,11 @@ class SearchConfig:
                               ("executions_per_trial", 1), ("lr_grid_points", 2)):
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} must be >= {minimum}.")
+        if self.packed < 1:
+            raise ValueError(f"--packed={self.packed!r} must be >= 1 (1: one trial at a time).")
+        if self.packed > 1 and self.tuner not in PACKABLE_TUNERS:
+            raise ValueError(f"--packed={self.packed} works with --tuner=grid or random, not "
+                             f"{self.tuner!r}: {PACKABLE_TUNERS_WHY}")
         if self.lr_scaling != "none" and not self.tune_learning_rate:
             raise ValueError("--lr_scaling needs --tune_learning_rate.")
         try:
@@ -110,6 +120,8 @@ FLAG_HELP = {
     "lr_min": "Smallest learning rate (or eta_tilde) searched.",
     "lr_max": "Largest learning rate (or eta_tilde) searched.",
     "lr_grid_points": "Grid tuner: log-spaced learning rates.",
+    "packed": "Trials trained together as one packed tc.train program (grid and random "
+              "tuners); 1 = one trial at a time.",
 }
 # Flags of tc.train that the search reads as its own: with --lr_scaling it searches eta_tilde,
 # and --init_logit_norms become a searched axis instead of a packed sweep's.
@@ -241,11 +253,79 @@ def _execution_configs(base, search, trial_id, values):
             output_dir=os.path.join(search.output_dir, "trials", trial_id, f"seed{execution}"))
 
 
+def _trial_score(search, results):
+    """The objective of a trial: the mean over its executions' results.
+
+    Raises:
+        keras_tuner.errors.FailedTrialError: an execution did not complete (with where and why).
+    """
+    import keras_tuner as kt
+
+    for result in results:
+        if result["status"] != "completed":
+            where = result.get("diverged_at") or {}
+            raise kt.errors.FailedTrialError(
+                f"seed {result['seed']} {result['status']} at epoch {where.get('epoch')}, "
+                f"step {where.get('step')}: {where.get('reason')}")
+    return float(np.mean([result["final"][search.objective_metric] for result in results]))
+
+
 def make_tuner(base, search):
     """A keras-tuner BaseTuner whose trials are tc runs (see the module docstring)."""
     import keras_tuner as kt
 
     class RunTuner(kt.engine.base_tuner.BaseTuner):
+        def search(self, *args, **kwargs):
+            if search.packed == 1 or os.environ.get("KERASTUNER_TUNER_ID", "").startswith(
+                    "chief"):
+                return super().search(*args, **kwargs)
+            self.on_search_begin()
+            while True:
+                self.pre_create_trial()
+                trials = []
+                for slot in range(search.packed):
+                    # One tuner id per slot: the oracle hands each id one trial at a time.
+                    trial = self.oracle.create_trial(f"{self.tuner_id}-packed{slot}")
+                    if trial.status != kt.engine.trial.TrialStatus.RUNNING:
+                        break
+                    trials.append(trial)
+                if not trials:
+                    break
+                for trial in trials:
+                    self.on_trial_begin(trial)
+                for trial, (score, failure) in zip(trials, self._run_packed(trials)):
+                    # Each trial's status is set just before it ends: the oracle ranks the
+                    # completed trials by score whenever one ends.
+                    if failure is None:
+                        self.oracle.update_trial(trial.trial_id, {search.objective: score})
+                        trial.status = kt.engine.trial.TrialStatus.COMPLETED
+                    else:
+                        trial.status = kt.engine.trial.TrialStatus.FAILED
+                        trial.message = failure
+                    self.on_trial_end(trial)
+            self.on_search_end()
+
+        def _run_packed(self, trials):
+            """Trains `trials` as copies of one program per execution (seed); returns each
+            trial's `(score, None)`, or `(None, why it failed)`."""
+            executions = [list(_execution_configs(base, search, trial.trial_id,
+                                                  trial.hyperparameters.values))
+                          for trial in trials]
+            print(f"tc.tune: trials {', '.join(t.trial_id for t in trials)} run packed on "
+                  f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
+            outcomes = [[] for _ in trials]
+            for execution in range(search.executions_per_trial):
+                members = [configs[execution] for configs in executions]
+                for index, result in enumerate(assembly.run(members[0], members=members)):
+                    outcomes[index].append(result)
+            scores = []
+            for results in outcomes:
+                try:
+                    scores.append((_trial_score(search, results), None))
+                except kt.errors.FailedTrialError as error:
+                    scores.append((None, str(error)))
+            return scores
+
         def run_trial(self, trial, *args, **kwargs):
             values = trial.hyperparameters.values
             print(f"tc.tune: trial {trial.trial_id} (beta={values['beta']:.4g}) runs on "
@@ -253,14 +333,9 @@ def make_tuner(base, search):
             results = []
             for config in _execution_configs(base, search, trial.trial_id,
                                              trial.hyperparameters.values):
-                result = assembly.run_one(config)
-                if result["status"] != "completed":
-                    where = result.get("diverged_at") or {}
-                    raise kt.errors.FailedTrialError(
-                        f"seed {config.seed} {result['status']} at epoch {where.get('epoch')}, "
-                        f"step {where.get('step')}: {where.get('reason')}")
-                results.append(result["final"][search.objective_metric])
-            return {search.objective: float(np.mean(results))}
+                results.append(assembly.run_one(config))
+                _trial_score(search, results)  # stops at the first seed that did not complete
+            return {search.objective: _trial_score(search, results)}
 
         def save_model(self, trial_id, model, step=0):
             del trial_id, model, step  # each run checkpoints itself

@@ -24,23 +24,6 @@ def test_log_grid_includes_both_endpoints():
     assert grid == pytest.approx(list(10.0 ** __import__("numpy").linspace(-2, 1, 6)))
 
 
-def test_grid_search_over_six_betas_writes_trials_csv(tmp_path, base_config):
-    settings = search.SearchConfig(output_dir=str(tmp_path / "grid"), tuner="grid",
-                                   grid_points=6)
-    summary = search.search_beta(base_config(), settings)
-    rows = run_dir.read_csv(tmp_path / "grid" / "trials.csv")
-    assert len(rows) == 6 and all(row["status"] == "completed" for row in rows)
-    assert sorted(row["beta"] for row in rows) == pytest.approx(search.log_grid(1e-2, 10.0, 6))
-    for row in rows:  # every trial is an ordinary run directory
-        run = tmp_path / "grid" / row["run_dirs"]
-        result = json.loads((run / "result.json").read_text())
-        assert result["beta"] == pytest.approx(row["beta"])
-        assert row["score"] == pytest.approx(result["final"]["val/accuracy"])
-        assert (run / "metrics.csv").exists() and (run / "flags.txt").exists()
-    assert summary["best"]["score"] == max(row["score"] for row in rows)
-    assert summary["baseline"] is not None  # beta = 1 trained for comparison
-
-
 class Interrupt(BaseException):
     """Stands for a kill: keras-tuner does not catch it."""
 
@@ -83,6 +66,41 @@ def test_diverged_trial_is_failed_and_the_search_finishes(tmp_path, base_config)
     assert summary["best"]["beta"] != 1e3
 
 
+def test_grid_search_writes_trials_csv_and_runs_8_trials_packed_in_2_programs_alike(
+        tmp_path, base_config, monkeypatch):
+    alone = search.SearchConfig(output_dir=str(tmp_path / "alone"), tuner="grid", grid_points=8)
+    summary = search.search_beta(base_config(epochs=1), alone)
+    rows = run_dir.read_csv(tmp_path / "alone" / "trials.csv")
+    assert len(rows) == 8 and all(row["status"] == "completed" for row in rows)
+    assert sorted(row["beta"] for row in rows) == pytest.approx(search.log_grid(1e-2, 10.0, 8))
+    for row in rows:  # every trial is an ordinary run directory
+        run = tmp_path / "alone" / row["run_dirs"]
+        result = json.loads((run / "result.json").read_text())
+        assert result["beta"] == pytest.approx(row["beta"])
+        assert row["score"] == pytest.approx(result["final"]["val/accuracy"])
+        assert (run / "metrics.csv").exists() and (run / "flags.txt").exists()
+        assert "--betas" not in (run / "flags.txt").read_text()
+    assert summary["best"]["score"] == max(row["score"] for row in rows)
+    assert summary["baseline"] is not None  # beta = 1 trained for comparison
+    programs, real_run = [], assembly.run
+
+    def counted(config, extra_callbacks=(), members=None):
+        programs.append(len(members) if members else 1)
+        return real_run(config, extra_callbacks, members)
+
+    monkeypatch.setattr(assembly, "run", counted)
+    packed = dataclasses.replace(alone, output_dir=str(tmp_path / "packed"), packed=4)
+    search.search_beta(base_config(epochs=1), packed, baseline=False)
+    assert programs == [4, 4]
+    rows = {name: sorted(run_dir.read_csv(tmp_path / name / "trials.csv"),
+                         key=lambda row: row["beta"]) for name in ("alone", "packed")}
+    assert len(rows["packed"]) == 8
+    for one, together in zip(rows["alone"], rows["packed"]):
+        assert together["status"] == one["status"] == "completed"
+        for key in [k for k in one if k == "score" or k.startswith(("val/", "test/"))]:
+            assert together[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
+
+
 def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path, base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "scaled"), tuner="grid",
                                    beta_min=0.5, beta_max=2.0, grid_points=2,
@@ -106,6 +124,8 @@ def test_random_search_samples_inside_the_range(tmp_path, base_config):
     (dict(beta_min=10.0, beta_max=1.0), "--beta_min=10.0 must be below --beta_max=1.0"),
     (dict(beta_min=0.0), "--beta_min"), (dict(tuner="annealing"), "valid values: random"),
     (dict(lr_scaling="inverse_beta_squared"), "--tune_learning_rate"),
+    (dict(packed=4, tuner="bayesian"), "--packed=4 works with --tuner=grid or random"),
+    (dict(packed=0), "--packed=0 must be >= 1"),
 ])
 def test_bad_search_settings_are_rejected(overrides, match):
     with pytest.raises(ValueError, match=match):
