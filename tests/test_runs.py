@@ -9,7 +9,7 @@ from absl import flags
 
 from tc.runner import config as config_lib
 from tc import data, models
-from tc.runner import assembly, search
+from tc.runner import assembly, packing, search
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
@@ -57,6 +57,15 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     assert entry_point in ("tc.train", "tc.tune")
     assert (search_config is not None) == (entry_point == "tc.tune")
     assert run_config.dataset in data.names()
+    if flagfile.parent.name == "fashion_mnist":
+        # The GPU campaign's packed programs (runs/fashion_mnist/PLAN.md): each trained there,
+        # as runs/results/fashion_mnist/LOG.md records; here, their copies and model check out.
+        packing.check(run_config)
+        assert len(packing.copy_settings(run_config)) >= 2
+        model = models.build(run_config.model_name, (28, 28, 1), 10,
+                             **run_config.parsed_model_options)
+        assert model.get_layer("features") is not None
+        return
     if run_config.dataset in data.BUNDLED:  # the CPU versions: real data, one short epoch
         results = assembly.run(dataclasses.replace(
             run_config, epochs=1, output_dir=str(tmp_path / "run"), tensorboard=False,
