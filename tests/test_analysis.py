@@ -229,10 +229,10 @@ TREND = r"Spearman rho [-+]\d\.\d+ \(permutation p = [\d.e-]+, n = (\d+)\)"
 
 
 def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_interval(tmp_path):
-    from analysis import report
-
-    report.build([str(CAMPAIGN)], str(tmp_path),
-                 plan_path=os.path.join(ROOT, "runs", "fashion_mnist", "PLAN.md"))
+    # The report's command, as a user runs it (its absl flags stay out of this process).
+    completed = run_python(["-m", "analysis.report", f"--runs={CAMPAIGN}", f"--out={tmp_path}",
+                            "--flagfiles=", f"--plan={ROOT}/runs/fashion_mnist/PLAN.md"])
+    assert completed.returncode == 0, completed.stderr[-3000:]
     table = pd.read_csv(tmp_path / "tables" / "claims.csv").fillna("")
     markdown = (tmp_path / "REPORT.md").read_text()
     assert "## The Fashion-MNIST campaign" in markdown and "A second learning-rate grid" in markdown
