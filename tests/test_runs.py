@@ -60,7 +60,8 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     if flagfile.parent.name == "fashion_mnist":
         # The GPU campaign's packed programs (runs/fashion_mnist/PLAN.md): each trained there,
         # as runs/results/fashion_mnist/LOG.md records; here, their copies and model check out.
-        packing.check(run_config)
+        # The first line gives each program its --output_dir (the copies' folders go under it).
+        packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
         assert len(packing.copy_settings(run_config)) >= 2
         model = models.build(run_config.model_name, (28, 28, 1), 10,
                              **run_config.parsed_model_options)

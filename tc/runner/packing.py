@@ -184,6 +184,11 @@ def check(config):
     if config.mixed_precision == "float16":
         raise ValueError("--mixed_precision=float16 cannot be packed: its loss scale would be "
                          "shared by all copies. Use bfloat16 or off.")
+    directories = [copy.run_dir for copy in copy_configs(config)]
+    if len(set(directories)) != len(directories):
+        raise ValueError("the copies' default run directories (named by dataset, model, loss, "
+                         "beta and seed) would coincide; give --output_dir, under which each "
+                         f"copy gets its own folder ({', '.join(names[:2])}, ...).")
 
 
 def per_copy_optimizer(config, steps_per_epoch, copy_variables, copy_rates):

@@ -195,12 +195,15 @@ def test_bad_betas_are_refused_before_anything_is_written(tmp_path, betas, messa
     assert not (tmp_path / "sweep").exists()
 
 
-def test_float16_and_uneven_zip_lists_are_refused(tmp_path, config_for):
+def test_float16_uneven_zip_lists_and_shared_default_directories_are_refused(tmp_path, config_for):
     with pytest.raises(assembly.ConfigurationError, match="float16"):
         assembly.run(config_for("sweep", betas="0.5,2", mixed_precision="float16"))
     with pytest.raises(assembly.ConfigurationError, match="--betas has 2, --seeds has 3"):
         assembly.run(config_for("sweep", betas="0.5,2", seeds="0,1,2", grid="zip"))
     assert not (tmp_path / "sweep").exists()
+    # Two rates of one beta and seed would share a single run's default directory.
+    with pytest.raises(assembly.ConfigurationError, match="give --output_dir"):
+        assembly.run(config_for("", output_dir="", betas="0.5,2", learning_rates="0.1,0.2"))
 
 
 def test_the_train_entry_point_reports_every_copy(tmp_path):
