@@ -64,9 +64,9 @@ def parse_flagfile(text):
     values["init_logit_norm"] = float(norm) if norm else math.nan
     if "learning_rate" in values and "beta" in values:
         scaling = values.get("lr_scaling", "none")
-        power = {"inverse_beta_squared": 2, "inverse_beta": 1}.get(scaling, 0)
-        values["eta_tilde"] = values["learning_rate"] if power else math.nan
-        values["learning_rate"] = values["learning_rate"] / values["beta"] ** power
+        values["eta_tilde"] = values["learning_rate"] if scaling != "none" else math.nan
+        values["learning_rate"] = config_lib.scaled_learning_rate(
+            values["learning_rate"], values["beta"], scaling)
     return values
 
 

@@ -26,6 +26,13 @@ RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", 
                    "shuffle_seed")
 GRIDS = ("product", "zip")
 LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
+# --lr_scaling=<name> trains at rate / beta^power.
+LR_SCALING_POWERS = {"none": 0, "inverse_beta": 1, "inverse_beta_squared": 2}
+
+
+def scaled_learning_rate(rate, beta, lr_scaling):
+    """The rate a run trains at under `--lr_scaling`: rate / beta^2, rate / beta, or rate."""
+    return rate / beta ** LR_SCALING_POWERS[lr_scaling]
 
 
 def _field(default, help_text, choices=None):
@@ -176,11 +183,7 @@ class RunConfig:
     @property
     def effective_learning_rate(self):
         """The peak rate trained at: --learning_rate, divided by beta^2 or beta (--lr_scaling)."""
-        if self.lr_scaling == "inverse_beta_squared":
-            return self.learning_rate / self.beta ** 2
-        if self.lr_scaling == "inverse_beta":
-            return self.learning_rate / self.beta
-        return self.learning_rate
+        return scaled_learning_rate(self.learning_rate, self.beta, self.lr_scaling)
 
     @property
     def run_name(self):
@@ -209,7 +212,7 @@ class RunConfig:
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")
-        self._validate_betas()
+        self._validate_sweep_lists()
         for flag in ("dataset", "probe_dataset"):
             name = getattr(self, flag)
             if name or flag == "dataset":
@@ -260,7 +263,7 @@ class RunConfig:
                              f"{unknown}; valid options: {', '.join(valid)}.")
         return self
 
-    def _validate_betas(self):
+    def _validate_sweep_lists(self):
         lists = (("betas", float, "positive", lambda v: math.isfinite(v) and v > 0),
                  ("learning_rates", float, "positive", lambda v: math.isfinite(v) and v > 0),
                  ("seeds", int, "integers", lambda v: True),

@@ -148,7 +148,12 @@ def check_members(config, members):
     directories = [member.run_dir for member in members]
     if len(set(directories)) != len(directories):
         raise ValueError(f"copies share run directories: {sorted(directories)}.")
-    if len(members) > 1 and config.mixed_precision == "float16":
+    if len(members) > 1:
+        _refuse_float16(config)
+
+
+def _refuse_float16(config):
+    if config.mixed_precision == "float16":
         raise ValueError("--mixed_precision=float16 cannot be packed: its loss scale would be "
                          "shared by all copies. Use bfloat16 or off.")
 
@@ -181,9 +186,7 @@ def check(config):
         raise ValueError(f"{', '.join(f'--{LIST_FLAGS[n]}={getattr(config, LIST_FLAGS[n])}' for n in axes)}: "
                          f"settings that print alike would share the run directories {shared}; "
                          "give values that differ in 6 significant digits.")
-    if config.mixed_precision == "float16":
-        raise ValueError("--mixed_precision=float16 cannot be packed: its loss scale would be "
-                         "shared by all copies. Use bfloat16 or off.")
+    _refuse_float16(config)
     directories = [copy.run_dir for copy in copy_configs(config)]
     if len(set(directories)) != len(directories):
         raise ValueError("the copies' default run directories (named by dataset, model, loss, "

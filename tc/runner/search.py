@@ -179,15 +179,11 @@ def search_space(search):
 
 
 def trial_learning_rate(base, search, values):
-    """The learning rate a trial trains at (paper 1's scaling for inverse_beta_squared)."""
+    """The learning rate a trial trains at (paper 1's scaling with --lr_scaling)."""
     if not search.tune_learning_rate:
         return base.learning_rate
-    rate = values[search.learning_rate_name]
-    if search.lr_scaling == "inverse_beta_squared":
-        rate = rate / values["beta"] ** 2
-    elif search.lr_scaling == "inverse_beta":
-        rate = rate / values["beta"]
-    return rate
+    return config_lib.scaled_learning_rate(values[search.learning_rate_name], values["beta"],
+                                           search.lr_scaling)
 
 
 def grid_values(search):
