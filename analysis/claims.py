@@ -174,14 +174,19 @@ def paper1(runs, derivation_checks):
 
 
 def _edge_of_rate_grid(chosen_runs, all_rates):
-    """The betas whose chosen learning rate is on the edge of the rates tried for them."""
-    edges = []
-    for beta, group in chosen_runs.groupby("beta"):
-        tried = all_rates[np.isclose(all_rates["beta"], beta)]["learning_rate"].unique()
-        chosen = group["learning_rate"].iloc[0]
-        if len(tried) > 1 and statistics.on_grid_edge(chosen, tried):
-            edges.append(float(beta))
-    return edges
+    """The betas whose chosen learning rate is on the edge of the rates tried for them.
+
+    The rates tried are those of the chosen runs' own dataset and model: another
+    architecture's grid says nothing about where this one's best rate lies.
+    """
+    edges = set()
+    for (dataset, model, beta), group in chosen_runs.groupby(studies.GROUP + ["beta"]):
+        same_scope = ((all_rates["dataset"] == dataset) & (all_rates["model"] == model)
+                      & np.isclose(all_rates["beta"], beta))
+        tried = all_rates.loc[same_scope, "learning_rate"].unique()
+        if len(tried) > 1 and statistics.on_grid_edge(group["learning_rate"].iloc[0], tried):
+            edges.add(float(beta))
+    return sorted(edges)
 
 
 def _unless_on_grid_edge(row, sweep, all_rates):
@@ -372,20 +377,32 @@ def _p2_speed(sweep, epochs):
 
 
 def _p2_warmup(sweep, warmup, epochs):
+    """Per dataset, model and target beta: the warm-up to beta against the sweep's fixed beta."""
     claim = "Warming beta up (small to large) speeds early training."
     if warmup.empty or epochs.empty:
         return [_untestable(P2, claim, "no warm-up runs among the runs")]
-    target = float(warmup["beta"].iloc[0])
-    fixed = sweep[np.isclose(sweep["beta"], target)] if not sweep.empty else sweep
-    if fixed.empty:
-        return [_untestable(P2, claim, f"no fixed beta = {target:g} runs to compare with")]
-    warm = _early_train_accuracy(epochs, warmup, WARMUP_EARLY_EPOCHS)
-    plain = _early_train_accuracy(epochs, fixed, WARMUP_EARLY_EPOCHS)
-    seeds = sorted(set(warm.index) & set(plain.index))
-    return [_paired_claim(
-        P2, claim, "all", warm.loc[seeds].to_numpy(float), plain.loc[seeds].to_numpy(float),
-        +1, f"mean train accuracy over epochs 1-{WARMUP_EARLY_EPOCHS} with the warm-up to "
-            f"beta = {target:g} minus at fixed beta = {target:g}", pd.concat([warmup, fixed]))]
+    rows = []
+    for scope, group in _scopes(warmup):
+        dataset, model = group["dataset"].iloc[0], group["model"].iloc[0]
+        same_scope = (sweep[(sweep["dataset"] == dataset) & (sweep["model"] == model)]
+                      if not sweep.empty else sweep)
+        for target, warm_runs in group.groupby("beta"):
+            fixed = (same_scope[np.isclose(same_scope["beta"], target)]
+                     if not same_scope.empty else same_scope)
+            if fixed.empty:
+                rows.append(_untestable(P2, claim, f"no fixed beta = {target:g} runs to "
+                                        "compare with", f"{scope}, to beta = {target:g}"))
+                continue
+            warm = _early_train_accuracy(epochs, warm_runs, WARMUP_EARLY_EPOCHS)
+            plain = _early_train_accuracy(epochs, fixed, WARMUP_EARLY_EPOCHS)
+            seeds = sorted(set(warm.index) & set(plain.index))
+            rows.append(_paired_claim(
+                P2, claim, f"{scope}, to beta = {target:g}", warm.loc[seeds].to_numpy(float),
+                plain.loc[seeds].to_numpy(float), +1,
+                f"mean train accuracy over epochs 1-{WARMUP_EARLY_EPOCHS} with the warm-up to "
+                f"beta = {target:g} minus at fixed beta = {target:g}",
+                pd.concat([warm_runs, fixed])))
+    return rows
 
 
 # --- paper 3 -----------------------------------------------------------------------------------
