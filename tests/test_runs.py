@@ -83,6 +83,11 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
         assert model.get_layer("features") is not None
         return
     tfds = pytest.importorskip("tensorflow_datasets")
+    if run_config.is_packed:
+        # The whole grid is checked and one copy trains its step: K full-scale copies on the CPU
+        # cost K times one (packed training itself: tests/runner/test_packing.py).
+        packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
+        run_config = packing.copy_configs(run_config)[0]
     # The study is analysis metadata: flagfiles that differ only there train the same step.
     one_step = dataclasses.replace(
         run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,

@@ -30,6 +30,7 @@ from tc.runner import (
     checkpoint,
     distribute,
     inputs as inputs_lib,
+    memory,
     optimization,
     packing,
     results,
@@ -68,10 +69,17 @@ class Prepared:
     model: keras.Model  # the model `fit` trains: the member's own, or the packed one
     members: list
     probe_dataset: object = None
+    # Where this program's members sit in their sweep (several programs when K do not fit).
+    first_copy: int = 0
+    sweep_size: int = 1
 
     @property
     def packed(self):
         return self.model is not self.members[0].model
+
+    @property
+    def in_sweep(self):
+        return self.sweep_size > 1
 
 
 def build_loss(config):
@@ -152,7 +160,9 @@ def run(config, extra_callbacks=(), members=None):
 
     `members`, if given, are the single-run configs of the copies to pack (each with its own
     output directory; they may differ from `config` only in `packing.PER_COPY_FIELDS`): how
-    `tc.tune --packed` trains several trials in one program.
+    `tc.tune --packed` trains several trials in one program. A sweep whose copies do not fit in
+    one program (`--max_copies_per_program`, `tc.runner.memory`) runs as several, one after
+    another, each from the same data order.
 
     Raises:
         ConfigurationError: bad configuration (a ValueError; nothing is written).
@@ -167,16 +177,28 @@ def run(config, extra_callbacks=(), members=None):
             packing.check(config)
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
-    timing = {"started": time.time()}
+    configs = list(members) if members is not None else member_configs(config)
+    outcomes = []
     with precision_policy(config):
-        try:
-            prepared = prepare(config, list(members) if members is not None
-                               else member_configs(config))
-        except ValueError as error:
-            if isinstance(error, ConfigurationError):
-                raise
-            raise ConfigurationError(str(error)) from error
-        return _train(config, prepared, timing, extra_callbacks)
+        with _configuration_errors():
+            setup = prepare_data(config)
+        while len(outcomes) < len(configs):
+            timing = {"started": time.time()}
+            with _configuration_errors():
+                prepared = prepare(config, configs, len(outcomes), setup)
+            outcomes += _train(config, prepared, timing, extra_callbacks)
+    return outcomes
+
+
+@contextlib.contextmanager
+def _configuration_errors():
+    """Bad input found while preparing, raised as a ConfigurationError."""
+    try:
+        yield
+    except ConfigurationError:
+        raise
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 def run_one(config, extra_callbacks=()):
@@ -187,8 +209,19 @@ def run_one(config, extra_callbacks=()):
     return run(config, extra_callbacks)[0]
 
 
-def prepare(config, configs):
-    """Everything that can fail on bad input, before any file is written."""
+@dataclasses.dataclass
+class DataSetup:
+    """What every program of a run shares: the placement, the dataset and the probe dataset."""
+
+    placement: distribute.Placement
+    dataset: object
+    steps_per_epoch: int
+    probe_dataset: object = None
+
+
+def prepare_data(config):
+    """The placement and data of a run; everything here can fail on bad input, before any file
+    is written."""
     placement = distribute.place(config.strategy, config.tpu)  # first: see tc.runner.distribute
     set_determinism(config)
     placement.check_batch_size(config.batch_size)
@@ -197,21 +230,37 @@ def prepare(config, configs):
     if steps_per_epoch < 1:
         raise ValueError(f"--batch_size={config.batch_size} exceeds the "
                          f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
+    probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
+                     else None)
+    return DataSetup(placement, dataset, steps_per_epoch, probe_dataset)
+
+
+def prepare(config, configs, first_copy, setup):
+    """The next program of the run: the members from `configs[first_copy]` on that fit in one
+    (`tc.runner.memory`), built and compiled before any of their files is written."""
+    placement, dataset = setup.placement, setup.dataset
     with placement.scope():
         members = []
-        for member_config in configs:
+        limit = len(configs) - first_copy
+        for member_config in configs[first_copy:]:
             keras.utils.set_random_seed(member_config.seed)  # each starts as a separate run
             model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
                                  weight_decay=optimization.model_weight_decay(config),
                                  **member_config.parsed_model_options)
             members.append(Member(member_config, model, build_loss(member_config)))
-        trained = _compile(config, members, steps_per_epoch)
+            if len(members) == 1 and len(configs) > 1:
+                limit = memory.copies_per_program(
+                    limit, memory.copy_bytes(model, config.batch_size, config.optimizer,
+                                             config.mixed_precision),
+                    memory.device_memory_bytes(), config.max_copies_per_program)
+            if len(members) == limit:
+                break
+        trained = _compile(config, members, setup.steps_per_epoch)
     for member in members:
         check_layers(member.model, config)
-    probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
-                     else None)
     keras.utils.set_random_seed(config.data_order_seed)
-    return Prepared(placement, dataset, steps_per_epoch, trained, members, probe_dataset)
+    return Prepared(placement, dataset, setup.steps_per_epoch, trained, members,
+                    setup.probe_dataset, first_copy, len(configs))
 
 
 def _compile(config, members, steps_per_epoch):
@@ -219,7 +268,8 @@ def _compile(config, members, steps_per_epoch):
     member_losses = [member.loss for member in members]
     if len(members) == 1:
         trained = members[0].model
-        optimizer = optimization.build_optimizer(config, steps_per_epoch)
+        # The member's own flags: a sweep's copy alone in its program keeps its rate.
+        optimizer = optimization.build_optimizer(members[0].config, steps_per_epoch)
         trained.compile(optimizer=optimizer, loss=member_losses[0],
                         metrics=build_metrics(member_losses[0]))
         members[0].learning_rate = lambda: float(ops.convert_to_numpy(optimizer.learning_rate))
@@ -250,7 +300,7 @@ def open_directories(prepared):
     diverged stays diverged, with its own rows.
     """
     writable = prepared.placement.is_chief
-    keep = 2 if prepared.packed else 1
+    keep = 2 if prepared.in_sweep else 1
     states = []
     for member in prepared.members:
         member.directory = RunDirectory(member.config.run_dir, writable=writable,
@@ -345,9 +395,9 @@ def _train(config, prepared, timing, extra_callbacks):
 def _member_result(config, prepared, member, timing, inputs):
     result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
                                     prepared.steps_per_epoch * config.batch_size)
-    if prepared.packed:
-        result["packed"] = {"copy": prepared.members.index(member),
-                            "copies": len(prepared.members),
+    if prepared.in_sweep:
+        result["packed"] = {"copy": prepared.first_copy + prepared.members.index(member),
+                            "copies": prepared.sweep_size,
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")
                                       if getattr(config, flag) and config.is_packed}}

@@ -18,7 +18,7 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.
-NOT_RECORDED = ("overwrite", "verbose")
+NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program")
 # Flags newer than the first runs: written only when they differ from their default, so older
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
@@ -108,6 +108,11 @@ class RunConfig:
     output_dir: str = _field("", "Run directory ('' = tc_runs/<dataset>_<model>_<loss>_beta<beta>"
                                  "_seed<seed>).")
     overwrite: bool = _field(False, "Replace a run directory that holds a run with other flags.")
+    max_copies_per_program: int = _field(0, "Packed sweep: at most this many copies per "
+                                            "compiled program; a larger sweep runs as several "
+                                            "programs one after another, with the same numbers "
+                                            "(0 = as many as fit in 80% of the accelerator's "
+                                            "memory, estimated from one copy; all on a CPU).")
     strategy: str = _field("auto", "Distribution strategy.", STRATEGIES)
     tpu: str = _field("", "TPU address for --strategy=tpu ('' = the local TPU).")
     mixed_precision: str = _field("off", "Mixed precision policy.", PRECISIONS)
@@ -208,7 +213,8 @@ class RunConfig:
                                  "finite (0 < value < inf).")
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
                               ("beta_warmup", 1), ("rank_probe_size", 2), ("probe_size", 2),
-                              ("lr_warmup_epochs", 0), ("validation_size", -1)):
+                              ("lr_warmup_epochs", 0), ("validation_size", -1),
+                              ("max_copies_per_program", 0)):
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")

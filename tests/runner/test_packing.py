@@ -57,6 +57,28 @@ def test_each_copy_of_a_packed_run_matches_a_separate_run(tmp_path, config_for):
                                        single_predictions["test_logits"], rtol=1e-4, atol=1e-5)
 
 
+def test_a_sweep_larger_than_a_program_runs_as_several_with_the_same_numbers(tmp_path,
+                                                                            config_for):
+    # Three copies, at most two a program: copies 0-1 packed, then copy 2 alone, each from the
+    # same data order; every row equals the one-program sweep's, and a rerun trains nothing.
+    whole = assembly.run(quiet(config_for, "whole", betas="0.3,1,4", epochs=1))
+    split_config = quiet(config_for, "split", betas="0.3,1,4", epochs=1, max_copies_per_program=2)
+    split = assembly.run(split_config)
+    assert [result["packed"]["copy"] for result in split] == [0, 1, 2]
+    assert {result["packed"]["copies"] for result in split} == {3}
+    for one, other in zip(whole, split):
+        assert_rows_match(rows_of(one["run_dir"]), rows_of(other["run_dir"]))
+        assert "max_copies" not in open(os.path.join(other["run_dir"], "flags.txt")).read()
+    written = [os.path.getmtime(os.path.join(result["run_dir"], "metrics.csv"))
+               for result in split]
+    again = assembly.run(split_config)
+    assert [os.path.getmtime(os.path.join(result["run_dir"], "metrics.csv"))
+            for result in again] == written
+    assert [rows_of(result["run_dir"]) for result in again] == [
+        rows_of(result["run_dir"]) for result in split]
+    assert [result["final"] for result in again] == [result["final"] for result in split]
+
+
 def quiet(config_for, name, **overrides):
     """A two-epoch config without the extras that do not change metrics.csv's training columns."""
     return config_for(name, **{"epochs": 2, "track_rank_layers": "", "save_predictions": False,
