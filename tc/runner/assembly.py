@@ -69,8 +69,9 @@ class Prepared:
     model: keras.Model  # the model `fit` trains: the member's own, or the packed one
     members: list
     probe_dataset: object = None
-    # Where this program's members sit in their sweep (several programs when K do not fit).
-    first_copy: int = 0
+    # Where this program's members sit in their sweep (several programs when K do not fit, or
+    # draw different data orders).
+    copy_indices: list = dataclasses.field(default_factory=lambda: [0])
     sweep_size: int = 1
 
     @property
@@ -178,16 +179,31 @@ def run(config, extra_callbacks=(), members=None):
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
     configs = list(members) if members is not None else member_configs(config)
-    outcomes = []
+    outcomes = [None] * len(configs)
     with precision_policy(config):
         with _configuration_errors():
             setup = prepare_data(config)
-        while len(outcomes) < len(configs):
-            timing = {"started": time.time()}
-            with _configuration_errors():
-                prepared = prepare(config, configs, len(outcomes), setup)
-            outcomes += _train(config, prepared, timing, extra_callbacks)
+        for waiting in _by_data_order(configs):
+            while waiting:
+                timing = {"started": time.time()}
+                with _configuration_errors():
+                    prepared = prepare(config, configs, waiting, setup)
+                # The program draws its copies' data order (--data_order=per_copy: one seed's).
+                program = dataclasses.replace(
+                    config, shuffle_seed=prepared.members[0].config.data_order_seed)
+                for index, result in zip(prepared.copy_indices,
+                                         _train(program, prepared, timing, extra_callbacks)):
+                    outcomes[index] = result
+                waiting = waiting[len(prepared.members):]
     return outcomes
+
+
+def _by_data_order(configs):
+    """The copies' indices, grouped by the data order they draw, in order of first appearance."""
+    groups = {}
+    for index, member_config in enumerate(configs):
+        groups.setdefault(member_config.data_order_seed, []).append(index)
+    return list(groups.values())
 
 
 @contextlib.contextmanager
@@ -235,14 +251,14 @@ def prepare_data(config):
     return DataSetup(placement, dataset, steps_per_epoch, probe_dataset)
 
 
-def prepare(config, configs, first_copy, setup):
-    """The next program of the run: the members from `configs[first_copy]` on that fit in one
+def prepare(config, configs, indices, setup):
+    """The next program of the run: the first of `configs[i] for i in indices` that fit in one
     (`tc.runner.memory`), built and compiled before any of their files is written."""
     placement, dataset = setup.placement, setup.dataset
     with placement.scope():
         members = []
-        limit = len(configs) - first_copy
-        for member_config in configs[first_copy:]:
+        limit = len(indices)
+        for member_config in (configs[index] for index in indices):
             keras.utils.set_random_seed(member_config.seed)  # each starts as a separate run
             model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
                                  weight_decay=optimization.model_weight_decay(config),
@@ -258,9 +274,9 @@ def prepare(config, configs, first_copy, setup):
         trained = _compile(config, members, setup.steps_per_epoch)
     for member in members:
         check_layers(member.model, config)
-    keras.utils.set_random_seed(config.data_order_seed)
+    keras.utils.set_random_seed(members[0].config.data_order_seed)
     return Prepared(placement, dataset, setup.steps_per_epoch, trained, members,
-                    setup.probe_dataset, first_copy, len(configs))
+                    setup.probe_dataset, list(indices[:len(members)]), len(configs))
 
 
 def _compile(config, members, steps_per_epoch):
@@ -396,7 +412,7 @@ def _member_result(config, prepared, member, timing, inputs):
     result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
                                     prepared.steps_per_epoch * config.batch_size)
     if prepared.in_sweep:
-        result["packed"] = {"copy": prepared.first_copy + prepared.members.index(member),
+        result["packed"] = {"copy": prepared.copy_indices[prepared.members.index(member)],
                             "copies": prepared.sweep_size,
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")

@@ -23,8 +23,9 @@ NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program")
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
                    "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
-                   "shuffle_seed")
+                   "shuffle_seed", "data_order")
 GRIDS = ("product", "zip")
+DATA_ORDERS = ("shared", "per_copy")
 LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
 # --lr_scaling=<name> trains at rate / beta^power.
 LR_SCALING_POWERS = {"none": 0, "inverse_beta": 1, "inverse_beta_squared": 2}
@@ -76,6 +77,11 @@ class RunConfig:
     grid: str = _field("product", "How the packed sweep's lists combine: product (every "
                                   "combination) or zip (the i-th of each list; a list of one is "
                                   "repeated).", GRIDS)
+    data_order: str = _field("shared", "Packed sweep: shared (every copy sees --shuffle_seed's "
+                                       "batches: common random numbers) or per_copy (each copy "
+                                       "its own seed's order and augmentation, as its separate "
+                                       "run; copies of one seed share a program, so a beta x "
+                                       "seed grid is one program per seed).", DATA_ORDERS)
     beta_schedule: str = _field("constant", "How beta moves: constant, or a log_linear / cosine "
                                             "warm-up from --beta_start to --beta.", BETA_SCHEDULES)
     beta_start: float = _field(0.1, "Warm-up start value of beta; > 0.")

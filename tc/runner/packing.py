@@ -36,7 +36,9 @@ gradient is scaled.
 
 Each copy starts from the initialization of a separate run with its seed. All copies see the same
 batches and augmentations, drawn from `--shuffle_seed` (default `--seed`): common random numbers
-across the sweep. Each copy writes an ordinary run directory whose flags.txt is a single run's
+across the sweep. With `--data_order=per_copy`, each copy draws its own seed's batches, as its
+separate run would: one program holds the copies of one seed, and `tc.runner.assembly` runs one
+program per seed. Each copy writes an ordinary run directory whose flags.txt is a single run's
 flagfile (its `--shuffle_seed` included), so rerunning it alone reproduces the copy, and
 `analysis` sees K normal runs. A copy's checkpoints hold its weights and its own share of the
 optimizer state, as a single run's do.
@@ -103,7 +105,8 @@ def copy_configs(config):
     cleared = {flag: "" for flag in LIST_FLAGS.values()}
     configs = []
     for settings in all_settings:
-        values = dict(cleared, grid=config_lib.RunConfig.grid)
+        values = dict(cleared, grid=config_lib.RunConfig.grid,
+                      data_order=config_lib.RunConfig.data_order)
         for name, value in settings.items():
             if name == "readout_init_scale":
                 values["model_options"] = _with_option(config.model_options,
@@ -113,7 +116,8 @@ def copy_configs(config):
             else:
                 values[name] = value
         seed = values.get("seed", config.seed)
-        values["shuffle_seed"] = -1 if config.data_order_seed == seed else config.data_order_seed
+        shared_order = config.data_order == "shared" and config.data_order_seed != seed
+        values["shuffle_seed"] = config.data_order_seed if shared_order else -1
         values["output_dir"] = (os.path.join(config.output_dir,
                                              copy_directory_name(settings, varying))
                                 if config.output_dir else "")
@@ -123,7 +127,7 @@ def copy_configs(config):
 
 # What the copies of one program may set each for itself; everything else they share.
 PER_COPY_FIELDS = ("beta", "learning_rate", "seed", "init_logit_norm", "model_options",
-                   "output_dir", "shuffle_seed", *LIST_FLAGS.values(), "grid")
+                   "output_dir", "shuffle_seed", *LIST_FLAGS.values(), "grid", "data_order")
 
 
 def check_members(config, members):

@@ -79,6 +79,24 @@ def test_a_sweep_larger_than_a_program_runs_as_several_with_the_same_numbers(tmp
     assert [result["final"] for result in again] == [result["final"] for result in split]
 
 
+def test_copies_with_their_own_data_order_move_as_their_separate_runs(tmp_path, config_for):
+    # --data_order=per_copy: a 2 betas x 2 seeds grid runs as one program per seed; the copy of
+    # seed 1 draws seed 1's batches, as a separate run of its flags.txt (which has no
+    # --shuffle_seed) does, not seed 0's.
+    sweep = quiet(config_for, "sweep", betas="0.5,2", seeds="0,1", data_order="per_copy",
+                  epochs=1)
+    results = assembly.run(sweep)
+    assert [result["packed"]["copy"] for result in results] == [0, 1, 2, 3]
+    copy = results[1]["run_dir"]
+    flags = open(os.path.join(copy, "flags.txt")).read()
+    assert "--seed=1\n" in flags and "shuffle_seed" not in flags and "data_order" not in flags
+    single = assembly.run_one(config_lib.RunConfig.from_flagfile(
+        flags, output_dir=str(tmp_path / "single")))
+    assert_rows_match(rows_of(copy), rows_of(single["run_dir"]))
+    shared = assembly.run(quiet(config_for, "shared", betas="0.5", seeds="0,1", epochs=1))
+    assert rows_of(shared[1]["run_dir"])[0]["train/loss"] != rows_of(copy)[0]["train/loss"]
+
+
 def quiet(config_for, name, **overrides):
     """A two-epoch config without the extras that do not change metrics.csv's training columns."""
     return config_for(name, **{"epochs": 2, "track_rank_layers": "", "save_predictions": False,
