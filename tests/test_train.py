@@ -48,9 +48,11 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     assert os.listdir(output / "tensorboard")
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+def test_a_sigkilled_packed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    # A real SIGKILL of a packed sweep of two copies (a single run is the same assembly with one
+    # member), then the same command: every copy's rows equal the uninterrupted sweep's.
     flags = ["-m", "tc.train", "--epochs=6", "--batch_size=8", "--verbose=0",
-             "--tensorboard=false", "--rank_probe_size=64"]
+             "--tensorboard=false", "--rank_probe_size=64", "--betas=0.5,2"]
     reference = run_python(flags + [f"--output_dir={tmp_path / 'reference'}"])
     assert reference.returncode == 0, reference.stderr[-2000:]
 
@@ -58,7 +60,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     command = [sys.executable, *flags, f"--output_dir={output}"]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    state_file = output / "checkpoints" / "state.json"
+    state_file = output / "beta0.5" / "checkpoints" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if state_file.exists() and json.loads(state_file.read_text())["completed_epochs"] >= 2:
@@ -72,12 +74,14 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
 
     resumed = run_python(flags + [f"--output_dir={output}"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    rows, reference_rows = read_rows(output), read_rows(tmp_path / "reference")
-    assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5, 6]
-    for row, expected in zip(rows, reference_rows):
-        for key, value in expected.items():
-            if isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-4), (row["epoch"], key)
+    for copy in ("beta0.5", "beta2"):
+        rows, reference_rows = read_rows(output / copy), read_rows(tmp_path / "reference" / copy)
+        assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5, 6]
+        for row, expected in zip(rows, reference_rows):
+            for key, value in expected.items():
+                if isinstance(value, float):
+                    assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (
+                        copy, row["epoch"], key)
 
 
 def test_divergence_exit_code_is_distinct(tmp_path):
