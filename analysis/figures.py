@@ -1,9 +1,13 @@
-"""The papers' figures from the tidy tables (matplotlib, PNG, written atomically).
+"""The papers' figures from the tidy tables (matplotlib, PNG with an SVG beside it, written
+atomically).
 
 Every function takes DataFrames shaped by `analysis.load` / `analysis.studies`, draws one
-figure with labelled axes and a legend, writes it to `path` and returns `path`; it returns None
-and writes nothing when its table is empty. Beta and temperature axes are logarithmic; error
-bars are one standard deviation over seeds, and the seeds themselves are drawn as dots.
+figure with axes labelled in words and a legend, writes it to `path` (and `path` with `.svg`)
+and returns `path`; it returns None and writes nothing when its table is empty. Beta and
+temperature axes are logarithmic; epochs are integers; a log axis is used only for a quantity
+that is positive in every point drawn. Error bars are the 95% Student's t interval of the mean
+over the seeds (`ERROR_BARS`, the caption line the report prints under each figure), and the
+seeds themselves are drawn as dots.
 """
 
 import os
@@ -16,31 +20,67 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 
 plt.rcParams["figure.constrained_layout.use"] = True  # panels' labels never overlap
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from analysis.load import over_seeds  # noqa: E402
 
+ERROR_BARS = ("Error bars: 95% confidence interval of the mean over seeds (Student's t, n seeds "
+              "per point); dots: the seeds.")
+# The figures whose points are means over seeds with ERROR_BARS.
+WITH_ERROR_BARS = ("p1_accuracy_vs_beta", "p2_calibration_vs_beta", "p3_rank_vs_temperature",
+                   "p3_probe_vs_temperature")
+# What the metrics.csv columns mean, for axis labels.
+METRIC_LABELS = {"train/loss": "training loss", "train/accuracy": "training accuracy",
+                 "train/nll": "training NLL (cross-entropy of softmax)",
+                 "val/accuracy": "validation accuracy", "val/loss": "validation loss",
+                 "test/accuracy": "test accuracy",
+                 "train/logit_norm": "logit norm ||z|| (training batches)",
+                 "train/beta_logit_norm": "scaled logit norm ||z / T|| (training batches)"}
+
 
 def _save(figure, path):
+    """Writes `figure` to `path` (PNG) and beside it as SVG, each atomically."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(descriptor)
     try:
-        figure.savefig(temporary, dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
+        for target in (path, os.path.splitext(path)[0] + ".svg"):
+            suffix = os.path.splitext(target)[1]
+            descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-",
+                                                     suffix=suffix)
+            os.close(descriptor)
+            try:
+                figure.savefig(temporary, dpi=110, bbox_inches="tight",
+                               metadata={"Date": None} if suffix == ".svg" else None)
+                os.replace(temporary, target)
+            finally:
+                if os.path.exists(temporary):
+                    os.remove(temporary)
     finally:
         plt.close(figure)
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 
+def interval_half_width(std, count, confidence=0.95):
+    """Half-width of the Student's t interval of a mean: t_{(1+c)/2, n-1} std / sqrt(n); 0 for
+    one seed (no interval; the report says n)."""
+    std, count = np.asarray(std, float), np.asarray(count, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = stats.t.ppf(0.5 + confidence / 2, count - 1) * std / np.sqrt(count)
+    return np.where(count > 1, width, 0.0)
+
+
 def _spread(axis, runs, x, value, label, marker="o", color=None):
-    """Mean +- std over seeds of `value` against `x`, with the seeds as dots."""
+    """Mean over seeds of `value` against `x` with its 95% t interval, the seeds as dots."""
     table = over_seeds(runs, [x], [value]).sort_values(x)
-    line = axis.errorbar(table[x], table[f"{value}/mean"], yerr=table[f"{value}/std"],
+    error = interval_half_width(table[f"{value}/std"], table[f"{value}/count"])
+    line = axis.errorbar(table[x], table[f"{value}/mean"], yerr=error,
                          marker=marker, capsize=3, label=label, color=color)
     axis.scatter(runs[x], runs[value], s=8, alpha=0.35, color=line[0].get_color())
+
+
+def _label(metric):
+    return METRIC_LABELS.get(metric, metric.replace("/", " "))
 
 
 def _groups(runs):
@@ -71,17 +111,35 @@ def beta_logit_norm_heatmap(grid_runs, path):
     table = runs.pivot_table(index="init_logit_norm", columns="beta",
                              values="final/test/accuracy", aggfunc="mean")
     figure, axis = plt.subplots(figsize=(6, 4))
-    image = axis.imshow(table.values, origin="lower", cmap="viridis", aspect="auto")
+    image = axis.imshow(table.values, origin="lower", cmap="viridis", aspect="auto",
+                        **heatmap_range(table.values))
     axis.set_xticks(range(len(table.columns)), [f"{b:g}" for b in table.columns])
     axis.set_yticks(range(len(table.index)), [f"{n:g}" for n in table.index])
     for (row, column), value in np.ndenumerate(table.values):
         if np.isfinite(value):
-            axis.text(column, row, f"{value:.3f}", ha="center", va="center", color="white",
-                      fontsize=8)
+            axis.text(column, row, f"{value:.3f}", ha="center", va="center", fontsize=8,
+                      color=contrasting_text_colour(image.cmap(image.norm(value))))
     axis.set(xlabel="inverse temperature beta", ylabel="initial logit norm ||beta z0||",
              title="Paper 1: test accuracy over beta and ||beta z0||")
     figure.colorbar(image, ax=axis, label="mean test accuracy over seeds")
     return _save(figure, path)
+
+
+def heatmap_range(values, span=0.10):
+    """`vmin` and `vmax` of a heatmap of accuracies: the best cell down to `span` below it, so
+    one diverged cell (accuracy 0.1) does not flatten the differences that matter; cells below
+    are drawn at the bottom colour and keep their number."""
+    finite = np.asarray(values, float)[np.isfinite(values)]
+    if finite.size == 0:
+        return {}
+    top = float(finite.max())
+    return {"vmin": max(float(finite.min()), top - span), "vmax": top}
+
+
+def contrasting_text_colour(rgba):
+    """Black on a light cell, white on a dark one (relative luminance, ITU-R BT.709)."""
+    red, green, blue = rgba[:3]
+    return "black" if 0.2126 * red + 0.7152 * green + 0.0722 * blue > 0.5 else "white"
 
 
 def training_curves(epochs, runs, path, label_key, metrics, title, label_format="{}"):
@@ -97,8 +155,11 @@ def training_curves(epochs, runs, path, label_key, metrics, title, label_format=
             if metric in curve:
                 axis.plot(curve["epoch"], curve[metric], label=label)
     for axis, metric in zip(axes, metrics):
-        axis.set(xlabel="epoch", ylabel=metric)
-        if "loss" in metric or "norm" in metric:
+        axis.set(xlabel="epoch", ylabel=_label(metric))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        drawn = np.concatenate([line.get_ydata() for line in axis.get_lines()] or [[]])
+        if ("loss" in metric or "norm" in metric or "nll" in metric) and drawn.size and (
+                np.nanmin(drawn) > 0):
             axis.set_yscale("log")
     axes[0].legend(fontsize=8)
     figure.suptitle(title)
@@ -127,20 +188,25 @@ def calibration_vs_beta(sweep_runs, scaling, path):
 
 
 def reliability_diagrams(panels, path, num_bins=15):
-    """Reliability diagrams: `panels` is a list of `(title, reliability_bins dict)`."""
+    """Reliability diagrams: `panels` is a list of `(title, tc.calibration.reliability_bins
+    dict, ECE)`; each bar carries its count, each title its ECE."""
     if not panels:
         return None
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    for axis, (title, bins) in zip(axes[0], panels):
+    for axis, (title, bins, ece) in zip(axes[0], panels):
         centers = 0.5 * (bins["edges"][1:] + bins["edges"][:-1])
         filled = bins["count"] > 0
-        axis.bar(centers[filled], bins["accuracy"][filled], width=1.0 / num_bins,
-                 edgecolor="black", alpha=0.7, label="accuracy")
+        bars = axis.bar(centers[filled], bins["accuracy"][filled], width=1.0 / num_bins,
+                        edgecolor="black", alpha=0.7, label="accuracy in the bin")
+        axis.bar_label(bars, labels=[f"{int(n)}" for n in bins["count"][filled]], fontsize=6,
+                       padding=1)
         axis.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
         axis.plot(centers[filled], bins["confidence"][filled], "r.", label="mean confidence")
-        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=title)
+        axis.set(xlim=(0, 1), ylim=(0, 1.08), xlabel="confidence (max softmax probability)",
+                 ylabel="accuracy", title=f"{title}\nECE = {ece:.4f}")
         axis.legend(fontsize=7, loc="upper left")
-    figure.suptitle("Paper 2: reliability diagrams (test set, seed 0)")
+    figure.suptitle("Paper 2: reliability diagrams (test set, seed 0; the number over a bar "
+                    "counts its examples)")
     return _save(figure, path)
 
 

@@ -104,6 +104,12 @@ def reliability_panels(sweep, scaling, num_bins):
     sweep = sweep[sweep["predictions"].notna()]
     if sweep.empty:
         return []
+    # The scope with the largest test set: its bins hold the most examples.
+    scopes = {cell: group for cell, group in sweep.groupby(studies.GROUP)}
+    largest = max(scopes, key=lambda cell: len(np.load(scopes[cell].iloc[0]["predictions"])[
+        "test_labels"]))
+    sweep = scopes[largest]
+    scope = f"{largest[1]} on {largest[0]}"
     first_seed = sweep[sweep["seed"] == sweep["seed"].min()]
     panels = []
     for beta in sorted({first_seed["beta"].min(), 1.0, first_seed["beta"].max()}):
@@ -111,18 +117,23 @@ def reliability_panels(sweep, scaling, num_bins):
         if run.empty:
             continue
         arrays = np.load(run.iloc[0]["predictions"])
-        probabilities = calibration.softmax(arrays["test_logits"])
-        panels.append((f"beta = {beta:g}", calibration.reliability_bins(
-            probabilities, arrays["test_labels"], num_bins)))
+        labels = arrays["test_labels"]
+        panels.append(_panel(f"{scope}, beta = {beta:g}",
+                             calibration.softmax(arrays["test_logits"]), labels, num_bins))
         if beta == 1.0 and not scaling.empty:
             fitted = scaling[scaling["run_dir"] == run.iloc[0]["run_dir"]]
             if not fitted.empty:
                 temperature = fitted.iloc[0]["temperature"]
-                panels.append((f"beta = 1, temperature-scaled (T = {temperature:.2f})",
-                               calibration.reliability_bins(
-                                   calibration.softmax(arrays["test_logits"], temperature),
-                                   arrays["test_labels"], num_bins)))
+                panels.append(_panel(f"{scope}, beta = 1, temperature-scaled "
+                                     f"(T = {temperature:.2f})",
+                                     calibration.softmax(arrays["test_logits"], temperature),
+                                     labels, num_bins))
     return panels
+
+
+def _panel(title, probabilities, labels, num_bins):
+    ece, _ = calibration.calibration_errors(probabilities, labels, num_bins)
+    return title, calibration.reliability_bins(probabilities, labels, num_bins), ece
 
 
 def first_seed_runs(runs, keep=None):
@@ -271,9 +282,11 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     p2_curves = pd.concat([first_seed_runs(p2_sweep, small_large),
                            first_seed_runs(p2_warmup)]) if not p2_sweep.empty else p2_warmup
     if not p2_curves.empty:
+        several = p2_curves.groupby(studies.GROUP).ngroups > 1
         p2_curves = p2_curves.assign(curve=[
-            f"warm-up {r.beta_start:g} -> {r.beta:g}" if r.beta_schedule != "constant"
-            else f"beta = {r.beta:g}" for r in p2_curves.itertuples()])
+            (f"{r.model} on {r.dataset}: " if several else "")
+            + (f"warm-up {r.beta_start:g} -> {r.beta:g}" if r.beta_schedule != "constant"
+               else f"beta = {r.beta:g}") for r in p2_curves.itertuples()])
     p1_curve_betas = sorted(p1_best["beta"].unique())[::2] if not p1_best.empty else None
     made = {
         "p1_accuracy_vs_beta": figures.accuracy_vs_beta(
@@ -293,8 +306,9 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
             os.path.join(figures_dir, "p2_reliability_diagrams.png"), num_bins),
         "p2_training_curves": figures.training_curves(
             epochs, p2_curves, os.path.join(figures_dir, "p2_training_curves.png"), "curve",
-            ("train/accuracy", "train/loss"),
-            "Paper 2: training curves for small and large beta and the warm-up (seed 0)"),
+            ("train/accuracy", "train/nll"),
+            "Paper 2: training curves for small and large beta and the warm-up (seed 0; NLL, "
+            "not the gradient-decay loss, which differs between betas)"),
         "p3_rank_vs_temperature": figures.rank_vs_temperature(
             p3_sweep, layers, os.path.join(figures_dir, "p3_rank_vs_temperature.png")),
         "p3_logit_norm_curves": figures.training_curves(
@@ -330,7 +344,9 @@ def _figure(made, name, out):
     path = made.get(name)
     if not path:
         return f"*(no runs for `{name}`)*\n"
-    return f"![{name}]({os.path.relpath(path, out)})\n"
+    caption = f"\n{figures.ERROR_BARS}\n" if name in figures.WITH_ERROR_BARS else ""
+    return (f"![{name}]({os.path.relpath(path, out)}) "
+            f"([SVG]({os.path.relpath(os.path.splitext(path)[0] + '.svg', out)}))\n{caption}")
 
 
 def _claims_section(claim_table, paper):

@@ -121,6 +121,7 @@ def test_report_command_writes_figures_tables_and_the_claim_table(runs_root, tmp
     for name in FIGURES:
         path = out / "figures" / f"{name}.png"
         assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert "<svg" in (out / "figures" / f"{name}.svg").read_text()[:2000], name
     claim_table = pd.read_csv(out / "tables" / "claims.csv", keep_default_na=False)
     assert set(claim_table["verdict"]) <= set(claims.VERDICTS)
     assert set(claim_table["paper"]) == {claims.P1, claims.P2, claims.P3}
@@ -146,7 +147,8 @@ def test_report_command_writes_figures_tables_and_the_claim_table(runs_root, tmp
     for row in claim_table.itertuples():
         assert row.claim.replace("|", "\\|") in report and row.verdict in report
     for name in FIGURES:
-        assert f"(figures/{name}.png)" in report
+        assert f"(figures/{name}.png) ([SVG](figures/{name}.svg))" in report
+    assert report.count("Error bars: 95% confidence interval of the mean over seeds") >= 2
     assert "unfinished" in report and "corrupt" in report  # the skipped runs are listed
     runs_csv = pd.read_csv(out / "tables" / "runs.csv")
     assert len(runs_csv) == RUNS
@@ -296,3 +298,20 @@ def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_int
                          if "CI" in row["effect"] else
                          pd.Series([row["effect"]]).str.extract(TREND)[0].iloc[0])
                 assert isinstance(found, str) and int(found) >= 3, (claim, row["effect"])
+
+
+def test_error_bars_are_the_t_interval_of_the_mean_and_heatmap_text_contrasts():
+    from scipy import stats
+
+    from analysis import figures
+
+    seeds = np.array([0.90, 0.93, 0.91])
+    low, high = stats.t.interval(0.95, len(seeds) - 1, loc=seeds.mean(), scale=stats.sem(seeds))
+    width = figures.interval_half_width([seeds.std(ddof=1)], [len(seeds)])[0]
+    assert width == pytest.approx((high - low) / 2, rel=1e-12)
+    assert figures.interval_half_width([0.1], [1])[0] == 0.0
+    assert figures.contrasting_text_colour((1.0, 1.0, 0.6, 1.0)) == "black"
+    assert figures.contrasting_text_colour((0.2, 0.0, 0.3, 1.0)) == "white"
+    # One diverged cell (0.1) does not stretch the colour scale over the trained ones.
+    assert figures.heatmap_range(np.array([[0.1, 0.90], [0.92, np.nan]])) == {
+        "vmin": pytest.approx(0.82), "vmax": 0.92}
