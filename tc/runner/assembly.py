@@ -24,11 +24,12 @@ import keras
 from keras import ops
 
 from tc import beta as beta_lib
-from tc import compat, layers, losses, metrics, models, representation, schedules
+from tc import compat, data, layers, losses, metrics, models, representation, schedules
 from tc.runner import (
     callbacks,
     checkpoint,
     distribute,
+    example_learning,
     inputs as inputs_lib,
     memory,
     optimization,
@@ -248,6 +249,9 @@ def prepare_data(config):
                          f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
     probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
                      else None)
+    if config.track_example_learning and not isinstance(dataset, data.ArrayDataset):
+        raise ValueError(f"--track_example_learning needs an in-memory dataset; {config.dataset} "
+                         "is streamed.")
     return DataSetup(placement, dataset, steps_per_epoch, probe_dataset)
 
 
@@ -367,6 +371,11 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
                                    else callbacks.same_logs)
     chain = [schedules.BetaScheduler(member.loss) for member in members
              if member.loss.schedule is not None]
+    if config.track_example_learning:  # written before epoch_end commits the epoch
+        examples, labels = tracked_examples(config, prepared.dataset)
+        chain.append(example_learning.ExampleLearning(
+            [member.model for member in members], [member.directory for member in members],
+            examples, labels, config.eval_batch_size))
     chain += [epoch_end, *extra_callbacks]
     if (config.tensorboard and not prepared.packed and prepared.placement.is_chief
             and _tensorflow_available()):
@@ -417,11 +426,20 @@ def _member_result(config, prepared, member, timing, inputs):
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")
                                       if getattr(config, flag) and config.is_packed}}
+    if result["status"] == "completed" and config.track_example_learning:
+        result["example_learning"] = example_learning.summarize(
+            member.directory, config.epochs, tracked_examples(config, prepared.dataset)[1])
     if result["status"] == "completed":
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,
                                              prepared.dataset))
     return result
+
+
+def tracked_examples(config, dataset):
+    """The first `--track_example_learning` training examples, unaugmented, and their labels."""
+    x, y = dataset.arrays("train")
+    return x[:config.track_example_learning], y[:config.track_example_learning]
 
 
 def _tensorflow_available():

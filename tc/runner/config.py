@@ -23,7 +23,7 @@ NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program")
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
                    "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
-                   "shuffle_seed", "data_order")
+                   "shuffle_seed", "data_order", "track_example_learning")
 GRIDS = ("product", "zip")
 DATA_ORDERS = ("shared", "per_copy")
 LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
@@ -132,6 +132,11 @@ class RunConfig:
                                             "'classes=5,6,7,8,9' for held-out classes.")
     probe_layer: str = _field("features", "Layer whose frozen activations the linear probe reads.")
     probe_size: int = _field(5000, "Training examples of --probe_dataset the probe is fit on.")
+    track_example_learning: int = _field(0, "Paper 2's curriculum: for this many training "
+                                            "examples (the first of the training split), "
+                                            "record each epoch's margin and loss, and the epoch "
+                                            "from which each stays correctly classified, in "
+                                            "example_learning.npz (0 = off).")
     save_predictions: bool = _field(True, "Write predictions.npz: the validation and test logits "
                                           "whose softmax the metrics scored, and the labels.")
     tensorboard: bool = _field(True, "Write TensorBoard logs (needs TensorFlow).")
@@ -220,7 +225,7 @@ class RunConfig:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
                               ("beta_warmup", 1), ("rank_probe_size", 2), ("probe_size", 2),
                               ("lr_warmup_epochs", 0), ("validation_size", -1),
-                              ("max_copies_per_program", 0)):
+                              ("max_copies_per_program", 0), ("track_example_learning", 0)):
             if getattr(self, name) < minimum:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")
