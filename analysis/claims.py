@@ -19,9 +19,11 @@ reproduction.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis import statistics, studies
 from analysis.derivations import P1, P2, P3
@@ -292,10 +294,7 @@ def paper2(runs, epochs, scaling):
     warmup = studies.completed(studies.paper2_warmup(runs))
     return (_p2_generalization(sweep) + _p2_calibration(sweep)
             + _p2_versus_temperature_scaling(sweep, scaling) + _p2_speed(sweep, epochs)
-            + _p2_warmup(sweep, warmup, epochs)
-            + [_untestable(P2, "Small beta shows a curriculum: easy samples are learned first.",
-                           "needs per-example learning times (--track_example_learning), "
-                           "which tc does not record yet")])
+            + _p2_warmup(sweep, warmup, epochs) + _p2_curriculum(sweep))
 
 
 def _p2_generalization(sweep):
@@ -402,6 +401,46 @@ def _p2_warmup(sweep, warmup, epochs):
                 f"mean train accuracy over epochs 1-{WARMUP_EARLY_EPOCHS} with the warm-up to "
                 f"beta = {target:g} minus at fixed beta = {target:g}",
                 pd.concat([warm_runs, fixed])))
+    return rows
+
+
+def _learning_order_rho(run, difficulty):
+    """Spearman rho of the tracked examples' learning epochs in `run` (never learned: after its
+    last epoch) against `difficulty`."""
+    with np.load(os.path.join(run["run_dir"], "example_learning.npz")) as arrays:
+        learned_at = arrays["learned_at"].astype(float)
+        learned_at[learned_at == 0] = arrays["margin"].shape[0] + 1
+    return float(stats.spearmanr(learned_at, difficulty).statistic)
+
+
+def _p2_curriculum(sweep):
+    """Paper 2's curriculum: at small beta, easy examples (low loss under the beta = 1 run of
+    the same seed, at its last epoch) are learned first, more so than at the largest beta."""
+    claim = "Small beta shows a curriculum: easy samples are learned first."
+    tracked = sweep[sweep["run_dir"].map(
+        lambda path: os.path.exists(os.path.join(str(path), "example_learning.npz")))] if (
+        not sweep.empty) else sweep
+    if tracked.empty:
+        return [_untestable(P2, claim, "no run of the sweep recorded per-example learning "
+                                       "(--track_example_learning)")]
+    rows = []
+    for scope, group in _scopes(tracked):
+        small_beta, large_beta = float(group["beta"].min()), float(group["beta"].max())
+        small, large = [], []
+        for _, seed_runs in group.groupby("seed"):
+            by_beta = {float(beta): runs.iloc[0] for beta, runs in seed_runs.groupby("beta")}
+            if not {small_beta, 1.0, large_beta} <= set(by_beta) or small_beta >= 1.0:
+                continue
+            with np.load(os.path.join(by_beta[1.0]["run_dir"], "example_learning.npz")) as ref:
+                difficulty = ref["nll"][-1]
+            small.append(_learning_order_rho(by_beta[small_beta], difficulty))
+            large.append(_learning_order_rho(by_beta[large_beta], difficulty))
+        rows.append(_paired_claim(
+            P2, claim, scope, np.array(small), np.array(large), +1,
+            f"Spearman rho of the epoch each tracked training example is learned at (never: "
+            f"after the last epoch) against its difficulty (its last-epoch loss under the "
+            f"beta = 1 run of the same seed), at beta = {small_beta:g} minus at beta = "
+            f"{large_beta:g}", group))
     return rows
 
 

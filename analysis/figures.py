@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 plt.rcParams["figure.constrained_layout.use"] = True  # panels' labels never overlap
+plt.rcParams["svg.hashsalt"] = "tc"  # the same figure gives the same SVG (no diff noise)
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402

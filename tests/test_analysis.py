@@ -315,3 +315,27 @@ def test_error_bars_are_the_t_interval_of_the_mean_and_heatmap_text_contrasts():
     # One diverged cell (0.1) does not stretch the colour scale over the trained ones.
     assert figures.heatmap_range(np.array([[0.1, 0.90], [0.92, np.nan]])) == {
         "vmin": pytest.approx(0.82), "vmax": 0.92}
+
+
+def test_the_curriculum_claim_compares_learning_order_with_difficulty(tmp_path):
+    # Per seed: at beta = 0.1 the examples are learned in the order of their difficulty under
+    # the beta = 1 run; at beta = 10 in an order unrelated to it. Reproduced, paired by seed.
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(3):
+        difficulty = rng.random(40)
+        order = {0.1: np.argsort(np.argsort(difficulty)) // 8 + 1, 1.0: rng.integers(1, 6, 40),
+                 10.0: rng.integers(1, 6, 40)}
+        for beta, learned_at in order.items():
+            run_dir = tmp_path / f"beta{beta}_seed{seed}"
+            run_dir.mkdir()
+            nll = np.stack([difficulty + 1.0, difficulty])  # epochs x examples
+            np.savez(run_dir / "example_learning.npz", learned_at=learned_at, nll=nll,
+                     margin=np.ones_like(nll))
+            rows.append({"dataset": "d", "model": "m", "beta": beta, "seed": seed,
+                         "run_dir": str(run_dir)})
+    row, = claims._p2_curriculum(pd.DataFrame(rows))
+    assert row.verdict == statistics.REPRODUCED and "n = 3" in row.effect
+    assert "at beta = 0.1 minus at beta = 10" in row.rule
+    untracked = pd.DataFrame(rows).assign(run_dir=str(tmp_path / "nowhere"))
+    assert claims._p2_curriculum(untracked)[0].verdict == claims.NOT_TESTABLE
