@@ -18,10 +18,13 @@ import tempfile
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-if BACKEND == "jax" and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+# A directory of our own making (TC_TESTS_XLA_CACHE): pytest-xdist's workers inherit the one
+# their controller made, and each makes its own instead. One set by the user is kept.
+if BACKEND == "jax" and os.environ.get("JAX_COMPILATION_CACHE_DIR", "") in (
+        "", os.environ.get("TC_TESTS_XLA_CACHE")):
     _cache = tempfile.mkdtemp(prefix="tc-tests-xla-cache-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["TC_TESTS_XLA_CACHE"] = _cache
 if BACKEND == "jax":
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
