@@ -494,10 +494,22 @@ def _p3_probe(sweep):
     claim = "Linear-probe transfer of the features to OOD data gets worse at high T."
     if sweep.empty or sweep["probe/accuracy"].isna().all() or sweep["temperature"].nunique() < 3:
         return [_untestable(P3, claim, "no temperature sweep with a linear probe among the runs")]
-    return [_trend_claim(P3, claim, scope, group["temperature"], group["probe/accuracy"], -1,
-                         f"linear-probe accuracy on {group['probe/dataset'].dropna().iloc[0]} "
-                         "against T", group)
-            for scope, group in _scopes(sweep)]
+    rows = []
+    for scope, group in _scopes(sweep):
+        probe_name = group["probe/dataset"].dropna().iloc[0]
+        rows.append(_trend_claim(P3, claim, scope, group["temperature"], group["probe/accuracy"],
+                                 -1, f"linear-probe accuracy on {probe_name} against T", group))
+        # Runs that probed several layers (--probe_layer=a,b): one row per further layer.
+        first = group["probe/layer"].dropna().iloc[0] if "probe/layer" in group else None
+        for column in sorted(c for c in group if c.startswith("probe/") and
+                             c.endswith("/accuracy") and c.count("/") == 2):
+            layer = column.split("/")[1]
+            if layer != first and group[column].notna().any():
+                rows.append(_trend_claim(
+                    P3, claim.replace("the features", f"layer {layer}"), scope,
+                    group["temperature"], group[column], -1,
+                    f"linear-probe accuracy of layer {layer} on {probe_name} against T", group))
+    return rows
 
 
 OOD_SCORES = ("max_softmax_probability", "energy", "principal_subspace")

@@ -102,7 +102,10 @@ def _load_run(path):
                         if result.get("predictions") else None),
         "probe/accuracy": (result.get("linear_probe") or {}).get("accuracy"),
         "probe/dataset": (result.get("linear_probe") or {}).get("dataset"),
+        "probe/layer": (result.get("linear_probe") or {}).get("layer"),
     })
+    for layer, accuracy in ((result.get("linear_probe") or {}).get("layers") or {}).items():
+        row[f"probe/{layer}/accuracy"] = accuracy
     for score, values in (result.get("ood_detection") or {}).items():
         for name, value in (values or {}).items():
             row[f"ood/{score}/{name}"] = value

@@ -339,3 +339,18 @@ def test_the_curriculum_claim_compares_learning_order_with_difficulty(tmp_path):
     assert "at beta = 0.1 minus at beta = 10" in row.rule
     untracked = pd.DataFrame(rows).assign(run_dir=str(tmp_path / "nowhere"))
     assert claims._p2_curriculum(untracked)[0].verdict == claims.NOT_TESTABLE
+
+
+def test_each_further_probed_layer_gets_its_own_probe_row():
+    temperature = np.repeat([0.1, 1.0, 10.0], 3)
+    runs = pd.DataFrame({"dataset": "d", "model": "m", "temperature": temperature,
+                         "seed": np.tile([0, 1, 2], 3), "run_dir": "r",
+                         "probe/dataset": "other", "probe/layer": "features",
+                         "probe/accuracy": 0.9 - 0.01 * np.log10(temperature),
+                         "probe/features/accuracy": 0.9 - 0.01 * np.log10(temperature),
+                         "probe/dense0/accuracy": 0.5 + 0.01 * np.log10(temperature)})
+    rows = claims._p3_probe(runs)
+    assert [row.claim for row in rows] == [
+        "Linear-probe transfer of the features to OOD data gets worse at high T.",
+        "Linear-probe transfer of layer dense0 to OOD data gets worse at high T."]
+    assert [row.verdict for row in rows] == [statistics.REPRODUCED, statistics.CONTRADICTED]

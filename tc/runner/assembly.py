@@ -132,7 +132,7 @@ def precision_policy(config):
 
 
 def check_layers(model, config):
-    probe_layers = (config.probe_layer,) if config.probe_dataset else ()
+    probe_layers = config.probe_layers if config.probe_dataset else ()
     for flag, names in (("track_rank_layers", config.rank_layers), ("probe_layer", probe_layers)):
         if not names:
             continue

@@ -130,7 +130,9 @@ class RunConfig:
                                     "its test accuracy (paper 3's transfer probe; '' = none).")
     probe_dataset_options: str = _field("", "Dataset options of --probe_dataset, e.g. "
                                             "'classes=5,6,7,8,9' for held-out classes.")
-    probe_layer: str = _field("features", "Layer whose frozen activations the linear probe reads.")
+    probe_layer: str = _field("features", "Comma-separated layers whose frozen activations "
+                                          "the linear probe reads, each probed alone; the "
+                                          "first also gives the OOD feature score.")
     probe_size: int = _field(5000, "Training examples of --probe_dataset the probe is fit on.")
     track_example_learning: int = _field(0, "Paper 2's curriculum: for this many training "
                                             "examples (the first of the training split), "
@@ -166,6 +168,10 @@ class RunConfig:
     @property
     def rank_layers(self):
         return tuple(name.strip() for name in self.track_rank_layers.split(",") if name.strip())
+
+    @property
+    def probe_layers(self):
+        return tuple(name.strip() for name in self.probe_layer.split(",") if name.strip())
 
     @property
     def decay_epochs(self):

@@ -97,32 +97,37 @@ def predictions(model, loss, data, batch_size):
 
 
 def linear_probe(config, model, probe_dataset):
-    """Paper 3's transfer probe: test accuracy of a logistic regression on frozen features."""
+    """Paper 3's transfer probe: test accuracy of a logistic regression on the frozen
+    activations of each `--probe_layer`; `layer` and `accuracy` are the first one's, `layers`
+    has every layer's accuracy."""
     x_train, y_train = probe_dataset.arrays("train")
     x_test, y_test = probe_dataset.arrays("test")
     x_train, y_train = x_train[:config.probe_size], y_train[:config.probe_size]
-    layer = config.probe_layer
-    extractor = representation.activation_model(model, [layer])
-    train, test = (representation.layer_activations(model, [layer], x, config.eval_batch_size,
+    layers = list(config.probe_layers)
+    extractor = representation.activation_model(model, layers)
+    train, test = (representation.layer_activations(model, layers, x, config.eval_batch_size,
                                                     extractor=extractor)
                    for x in (x_train, x_test))
-    accuracy = representation.linear_probe_accuracy(train[layer], y_train, test[layer], y_test)
-    return {"dataset": config.probe_dataset, "layer": layer, "train_examples": len(y_train),
-            "accuracy": accuracy}
+    accuracies = {layer: representation.linear_probe_accuracy(train[layer], y_train,
+                                                              test[layer], y_test)
+                  for layer in layers}
+    return {"dataset": config.probe_dataset, "layer": layers[0], "train_examples": len(y_train),
+            "accuracy": accuracies[layers[0]], "layers": accuracies}
 
 
 def ood_detection(config, model, loss, dataset, probe_dataset):
     """Paper 3's OOD detection: the run's test inputs against the --probe_dataset's, scored by
     the maximum softmax probability and the energy of the logits the metrics score (`beta z`
     for temperature CE), and by the principal-subspace share of the --probe_layer features
-    (fit on up to --probe_size training inputs, with as many directions as classes).
+    (fit on up to --probe_size training inputs, with as many directions as classes) of the
+    first --probe_layer.
     Returns `{score: {"auroc": ..., "fpr_at_95_tpr": ...}}`."""
     x_train, _ = dataset.arrays("train")
     x_in, y_in = dataset.arrays("test")
     x_out, y_out = probe_dataset.arrays("test")
     logits_in, _ = predictions(model, loss, (x_in, y_in), config.eval_batch_size)
     logits_out, _ = predictions(model, loss, (x_out, y_out), config.eval_batch_size)
-    layer = config.probe_layer
+    layer = config.probe_layers[0]
     extractor = representation.activation_model(model, [layer])
     train_features, in_features, out_features = (
         representation.layer_activations(model, [layer], x, config.eval_batch_size,

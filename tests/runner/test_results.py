@@ -10,10 +10,15 @@ def test_predictions_and_linear_probe_of_a_completed_run(tmp_path, small_config)
     from tc import calibration
 
     result = assembly.run_one(small_config(dataset="synthetic", epochs=2, beta=2.0,
-                                         probe_dataset="synthetic_shift", probe_size=1000))
+                                         probe_dataset="synthetic_shift", probe_size=1000,
+                                         probe_layer="features,dense0"))
     probe = result["linear_probe"]
     assert probe["dataset"] == "synthetic_shift" and probe["train_examples"] == 1000
-    assert 0.0 <= probe["accuracy"] <= 1.0
+    # Each layer probed alone; the first is the headline (and the OOD feature score's).
+    assert probe["layer"] == "features" and set(probe["layers"]) == {"features", "dense0"}
+    assert probe["accuracy"] == probe["layers"]["features"]
+    assert all(0.0 <= value <= 1.0 for value in probe["layers"].values())
+    assert probe["layers"]["features"] != probe["layers"]["dense0"]
     detection = result["ood_detection"]
     assert set(detection) == {"max_softmax_probability", "energy", "principal_subspace"}
     for score in detection.values():
