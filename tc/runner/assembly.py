@@ -9,7 +9,9 @@
 A member is what one run directory records. A single run has one member, whose model is the
 trained model. A packed sweep (`--betas`, `--learning_rates`, `--seeds`, ...; see
 `tc.runner.packing`) has one member per copy inside the packed model. Everything else is the
-same code.
+same code. A sweep whose copies do not fit in the accelerator's memory together, or draw
+different data orders (`--data_order=per_copy`), runs as several programs, one after another,
+on the same placement and data.
 
 Everything that can fail on bad input (flags, names, batch size, missing data, model options)
 fails before a run directory is created. A restarted run resumes from the last epoch every
@@ -18,6 +20,7 @@ member committed (see `tc.runner.run_dir`); a diverged member stays diverged.
 
 import contextlib
 import dataclasses
+import gc
 import time
 
 import keras
@@ -196,6 +199,10 @@ def run(config, extra_callbacks=(), members=None):
                                          _train(program, prepared, timing, extra_callbacks)):
                     outcomes[index] = result
                 waiting = waiting[len(prepared.members):]
+                # The next program is built only once this one's models and optimizer state
+                # are freed: two programs at once would not fit where one is all that fits.
+                prepared = program = None
+                gc.collect()
     return outcomes
 
 
