@@ -173,13 +173,17 @@ def calibration_vs_beta(sweep_runs, scaling, path):
     if runs.empty:
         return None
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    _spread(axes[0], runs, "beta", "final/test/ece", "trained with beta")
-    if scaling is not None and not scaling.empty:
-        _spread(axes[0], scaling, "beta", "ece_after", "+ temperature scaling", marker="s")
-    _spread(axes[1], runs, "beta", "final/test/mce", "trained with beta")
-    if scaling is not None and not scaling.empty:
-        _spread(axes[1], scaling, "beta", "mce_after", "+ temperature scaling", marker="s")
-    _spread(axes[2], runs, "beta", "final/test/accuracy", "test accuracy")
+    for (dataset, model), group in _groups(runs):
+        scope = f"{model} on {dataset}"
+        fitted = (scaling[scaling["run_dir"].isin(group["run_dir"])]
+                  if scaling is not None and not scaling.empty else None)
+        for axis, column, scaled in ((axes[0], "final/test/ece", "ece_after"),
+                                     (axes[1], "final/test/mce", "mce_after")):
+            _spread(axis, group, "beta", column, f"{scope}, trained with beta")
+            if fitted is not None and not fitted.empty:
+                _spread(axis, fitted, "beta", scaled, f"{scope}, + temperature scaling",
+                        marker="s")
+        _spread(axes[2], group, "beta", "final/test/accuracy", scope)
     for axis, name in zip(axes, ("test ECE (15 bins)", "test MCE (15 bins)", "test accuracy")):
         axis.set(xscale="log", xlabel="gradient-decay beta", ylabel=name)
         axis.axvline(1.0, color="gray", lw=0.8, ls=":")
@@ -212,22 +216,39 @@ def reliability_diagrams(panels, path, num_bins=15):
 
 
 def rank_vs_temperature(sweep_runs, layers, path):
-    """Paper 3: final numerical and effective rank per layer against temperature."""
+    """Paper 3: final numerical and effective rank per layer against temperature; one row of
+    panels per model and dataset, its layers in the network's order (`--track_rank_layers`)."""
     runs = sweep_runs[sweep_runs["status"] == "completed"]
     if runs.empty or not layers:
         return None
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for layer in layers:
-        for axis, kind in zip(axes, ("numerical", "effective")):
-            column = f"final/rank/{layer}/{kind}"
-            if column in runs:
-                _spread(axis, runs, "temperature", column, layer)
-    for axis, kind in zip(axes, ("numerical", "effective")):
-        axis.set(xscale="log", xlabel="temperature T = 1 / beta", ylabel=f"{kind} rank",
-                 title=f"{kind} rank of each layer (test probe set)")
-        axis.legend(fontsize=8)
+    scopes = [(cell, group) for cell, group in _groups(runs)
+              if any(group[f"final/rank/{layer}/numerical"].notna().any()
+                     for layer in layers if f"final/rank/{layer}/numerical" in group)]
+    if not scopes:
+        return None
+    figure, axes = plt.subplots(len(scopes), 2, figsize=(11, 4 * len(scopes)), squeeze=False)
+    for row, ((dataset, model), group) in zip(axes, scopes):
+        for layer in _network_order(group, layers):
+            for axis, kind in zip(row, ("numerical", "effective")):
+                column = f"final/rank/{layer}/{kind}"
+                if column in group and group[column].notna().any():
+                    _spread(axis, group[group[column].notna()], "temperature", column, layer)
+        for axis, kind in zip(row, ("numerical", "effective")):
+            axis.set(xscale="log", xlabel="temperature T = 1 / beta", ylabel=f"{kind} rank",
+                     title=f"{model} on {dataset}: {kind} rank of each layer (test inputs)")
+            axis.legend(fontsize=8, title="layer (input to output)")
     figure.suptitle("Paper 3: rank of the learned representations vs temperature")
     return _save(figure, path)
+
+
+def _network_order(runs, layers):
+    """`layers` in the order the runs tracked them (`--track_rank_layers`), others after."""
+    tracked = []
+    if "track_rank_layers" in runs:
+        for value in runs["track_rank_layers"].dropna().astype(str):
+            tracked += [name for name in value.split(",") if name and name not in tracked]
+    return [name for name in tracked if name in layers] + [
+        name for name in layers if name not in tracked]
 
 
 def probe_vs_temperature(sweep_runs, path):
@@ -235,11 +256,17 @@ def probe_vs_temperature(sweep_runs, path):
     runs = sweep_runs[sweep_runs["status"] == "completed"]
     if runs.empty or runs["probe/accuracy"].isna().all():
         return None
-    figure, axis = plt.subplots(figsize=(6, 4))
-    probe_name = runs["probe/dataset"].dropna().iloc[0]
-    _spread(axis, runs, "temperature", "probe/accuracy", f"linear probe on {probe_name}")
-    _spread(axis, runs, "temperature", "final/test/accuracy", "in-distribution test accuracy",
-            marker="s")
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for (dataset, model), group in _groups(runs):
+        if group["probe/accuracy"].isna().all():
+            continue
+        probe_name = group["probe/dataset"].dropna().iloc[0]
+        line = axis.get_lines()
+        _spread(axis, group, "temperature", "probe/accuracy",
+                f"{model} on {dataset}: linear probe on {probe_name}")
+        colour = axis.get_lines()[len(line)].get_color()
+        _spread(axis, group, "temperature", "final/test/accuracy",
+                f"{model} on {dataset}: test accuracy", marker="s", color=colour)
     axis.set(xscale="log", xlabel="temperature T = 1 / beta", ylabel="accuracy",
              title="Paper 3: transfer of frozen features vs temperature")
     axis.legend(fontsize=8)
