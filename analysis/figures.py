@@ -144,25 +144,28 @@ def contrasting_text_colour(rgba):
 
 
 def training_curves(epochs, runs, path, label_key, metrics, title, label_format="{}"):
-    """Curves of `metrics` against epoch for each run in `runs` (one line per run)."""
+    """Curves of `metrics` against epoch for each run in `runs` (one line per run), one row of
+    panels per model and dataset."""
     if runs.empty or epochs.empty:
         return None
-    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.8))
-    axes = np.atleast_1d(axes)
-    for _, run in runs.sort_values(label_key).iterrows():
-        curve = epochs[epochs["run_dir"] == run["run_dir"]].sort_values("epoch")
-        label = label_format.format(run[label_key])
-        for axis, metric in zip(axes, metrics):
-            if metric in curve:
-                axis.plot(curve["epoch"], curve[metric], label=label)
-    for axis, metric in zip(axes, metrics):
-        axis.set(xlabel="epoch", ylabel=_label(metric))
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        drawn = np.concatenate([line.get_ydata() for line in axis.get_lines()] or [[]])
-        if ("loss" in metric or "norm" in metric or "nll" in metric) and drawn.size and (
-                np.nanmin(drawn) > 0):
-            axis.set_yscale("log")
-    axes[0].legend(fontsize=8)
+    scopes = list(runs.groupby(["dataset", "model"]))
+    figure, axes = plt.subplots(len(scopes), len(metrics),
+                                figsize=(5 * len(metrics), 3.6 * len(scopes)), squeeze=False)
+    for row, ((dataset, model), group) in zip(axes, scopes):
+        for _, run in group.sort_values(label_key).iterrows():
+            curve = epochs[epochs["run_dir"] == run["run_dir"]].sort_values("epoch")
+            for axis, metric in zip(row, metrics):
+                if metric in curve:
+                    axis.plot(curve["epoch"], curve[metric],
+                              label=label_format.format(run[label_key]))
+        for axis, metric in zip(row, metrics):
+            axis.set(xlabel="epoch", ylabel=_label(metric), title=f"{model} on {dataset}")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            drawn = np.concatenate([line.get_ydata() for line in axis.get_lines()] or [[]])
+            if ("loss" in metric or "norm" in metric or "nll" in metric) and drawn.size and (
+                    np.nanmin(drawn) > 0):
+                axis.set_yscale("log")
+        row[0].legend(fontsize=8)
     figure.suptitle(title)
     return _save(figure, path)
 

@@ -282,11 +282,9 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     p2_curves = pd.concat([first_seed_runs(p2_sweep, small_large),
                            first_seed_runs(p2_warmup)]) if not p2_sweep.empty else p2_warmup
     if not p2_curves.empty:
-        several = p2_curves.groupby(studies.GROUP).ngroups > 1
         p2_curves = p2_curves.assign(curve=[
-            (f"{r.model} on {r.dataset}: " if several else "")
-            + (f"warm-up {r.beta_start:g} -> {r.beta:g}" if r.beta_schedule != "constant"
-               else f"beta = {r.beta:g}") for r in p2_curves.itertuples()])
+            f"warm-up {r.beta_start:g} -> {r.beta:g}" if r.beta_schedule != "constant"
+            else f"beta = {r.beta:g}" for r in p2_curves.itertuples()])
     p1_curve_betas = sorted(p1_best["beta"].unique())[::2] if not p1_best.empty else None
     made = {
         "p1_accuracy_vs_beta": figures.accuracy_vs_beta(
