@@ -1,4 +1,4 @@
-"""`python -m tc.train`: train one model from absl flags (see `python -m tc.train --helpfull`).
+"""`python -m tc.train`: train one model from absl flags (`python -m tc.train --help` lists them).
 
 With no flags it runs the main job: an MLP on the bundled digits at beta = 1, in under a
 minute on a laptop CPU. `--betas=0.01,0.1,1` trains one copy per beta in one program (see
@@ -16,6 +16,7 @@ from tc.runner import config as config_lib
 from tc.runner.run_dir import RunDirectoryConflict
 
 config_lib.define_flags()
+flags.adopt_module_key_flags(config_lib)  # --help lists the run flags, not only --helpfull
 FLAGS = flags.FLAGS
 
 

@@ -138,3 +138,17 @@ def test_an_mlp_on_fashion_mnist_reaches_85_percent_in_three_epochs(tmp_path):
     result = json.loads((output / "result.json").read_text())
     assert result["final"]["test/accuracy"] >= 0.85, result["final"]
     assert "--dataset=fashion_mnist" in (output / "flags.txt").read_text()
+
+
+def test_help_lists_the_run_flags_with_defaults_and_the_search_flags_apart():
+    train = run_python(["-m", "tc.train", "--help"])  # absl's --help exits with status 1
+    assert "Traceback" not in train.stderr, train.stderr[-2000:]
+    for flag, default in (("beta", "'1.0'"), ("dataset", "'digits'"), ("model", "''"),
+                          ("learning_rate", "'0.05'")):
+        entry = train.stdout.split(f"\n  --{flag}:")[1].split("\n  --")[0]
+        assert f"(default: {default})" in entry, flag
+    tune = run_python(["-m", "tc.tune", "--help"])
+    assert "Traceback" not in tune.stderr, tune.stderr[-2000:]
+    search_group = tune.stdout.split("\ntc.runner.search:\n")[1].split("\nflags:\n")[0]
+    assert "  --beta_min:" in search_group and "  --tuner:" in search_group
+    assert "  --learning_rate:" not in search_group and "  --learning_rate:" in tune.stdout

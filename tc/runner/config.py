@@ -364,21 +364,24 @@ def parse_options(text, flag_name):
     return options
 
 
-def define_flag(name, default, help_text, choices=None, flag_values=None):
-    """Defines one absl flag whose type follows its default (an enum when `choices` are given)."""
+def define_flag(name, default, help_text, choices=None, flag_values=None,
+                module_name=__name__):
+    """Defines one absl flag whose type follows its default (an enum when `choices` are given),
+    listed in `--help` under `module_name`."""
     from absl import flags
 
-    flag_values = flags.FLAGS if flag_values is None else flag_values
+    where = dict(flag_values=flags.FLAGS if flag_values is None else flag_values,
+                 module_name=module_name)
     if choices is not None:
-        flags.DEFINE_enum(name, default, list(choices), help_text, flag_values=flag_values)
+        flags.DEFINE_enum(name, default, list(choices), help_text, **where)
     elif isinstance(default, bool):
-        flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
+        flags.DEFINE_bool(name, default, help_text, **where)
     elif isinstance(default, int):
-        flags.DEFINE_integer(name, default, help_text, flag_values=flag_values)
+        flags.DEFINE_integer(name, default, help_text, **where)
     elif isinstance(default, float):
-        flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
+        flags.DEFINE_float(name, default, help_text, **where)
     else:
-        flags.DEFINE_string(name, default, help_text, flag_values=flag_values)
+        flags.DEFINE_string(name, default, help_text, **where)
 
 
 def define_flags(flag_values=None):

@@ -136,7 +136,7 @@ def define_flags(flag_values=None):
     defaults = SearchConfig()
     for name, help_text in FLAG_HELP.items():
         config_lib.define_flag(name, getattr(defaults, name), help_text, CHOICES.get(name),
-                               flag_values)
+                               flag_values, module_name=__name__)
 
 
 def from_flags(flag_values=None):
