@@ -77,6 +77,7 @@ class Prepared:
     # draw different data orders).
     copy_indices: list = dataclasses.field(default_factory=lambda: [0])
     sweep_size: int = 1
+    tracked_examples: tuple = None  # (x, y) of --track_example_learning
 
     @property
     def packed(self):
@@ -241,6 +242,7 @@ class DataSetup:
     dataset: object
     steps_per_epoch: int
     probe_dataset: object = None
+    tracked_examples: tuple = None  # (x, y) of --track_example_learning
 
 
 def prepare_data(config):
@@ -256,10 +258,15 @@ def prepare_data(config):
                          f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
     probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
                      else None)
-    if config.track_example_learning and not isinstance(dataset, data.ArrayDataset):
-        raise ValueError(f"--track_example_learning needs an in-memory dataset; {config.dataset} "
-                         "is streamed.")
-    return DataSetup(placement, dataset, steps_per_epoch, probe_dataset)
+    tracked = None
+    if config.track_example_learning:
+        if not isinstance(dataset, data.ArrayDataset):
+            raise ValueError(f"--track_example_learning needs an in-memory dataset; "
+                             f"{config.dataset} is streamed.")
+        # The first training examples, unaugmented, and their labels.
+        x, y = dataset.arrays("train")
+        tracked = x[:config.track_example_learning], y[:config.track_example_learning]
+    return DataSetup(placement, dataset, steps_per_epoch, probe_dataset, tracked)
 
 
 def prepare(config, configs, indices, setup):
@@ -287,7 +294,8 @@ def prepare(config, configs, indices, setup):
         check_layers(member.model, config)
     keras.utils.set_random_seed(members[0].config.data_order_seed)
     return Prepared(placement, dataset, setup.steps_per_epoch, trained, members,
-                    setup.probe_dataset, list(indices[:len(members)]), len(configs))
+                    setup.probe_dataset, list(indices[:len(members)]), len(configs),
+                    setup.tracked_examples)
 
 
 def _compile(config, members, steps_per_epoch):
@@ -378,11 +386,10 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
                                    else callbacks.same_logs)
     chain = [schedules.BetaScheduler(member.loss) for member in members
              if member.loss.schedule is not None]
-    if config.track_example_learning:  # written before epoch_end commits the epoch
-        examples, labels = tracked_examples(config, prepared.dataset)
+    if prepared.tracked_examples:  # written before epoch_end commits the epoch
         chain.append(example_learning.ExampleLearning(
             [member.model for member in members], [member.directory for member in members],
-            examples, labels, config.eval_batch_size))
+            *prepared.tracked_examples, config.eval_batch_size))
     chain += [epoch_end, *extra_callbacks]
     if (config.tensorboard and not prepared.packed and prepared.placement.is_chief
             and _tensorflow_available()):
@@ -433,20 +440,14 @@ def _member_result(config, prepared, member, timing, inputs):
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")
                                       if getattr(config, flag) and config.is_packed}}
-    if result["status"] == "completed" and config.track_example_learning:
+    if result["status"] == "completed" and prepared.tracked_examples:
         result["example_learning"] = example_learning.summarize(
-            member.directory, config.epochs, tracked_examples(config, prepared.dataset)[1])
+            member.directory, config.epochs, prepared.tracked_examples[1])
     if result["status"] == "completed":
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,
                                              prepared.dataset))
     return result
-
-
-def tracked_examples(config, dataset):
-    """The first `--track_example_learning` training examples, unaugmented, and their labels."""
-    x, y = dataset.arrays("train")
-    return x[:config.track_example_learning], y[:config.track_example_learning]
 
 
 def _tensorflow_available():

@@ -36,6 +36,11 @@ def scaled_learning_rate(rate, beta, lr_scaling):
     return rate / beta ** LR_SCALING_POWERS[lr_scaling]
 
 
+def _names(text):
+    """The names of a comma-separated flag value, e.g. 'dense0, features'."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _field(default, help_text, choices=None):
     return dataclasses.field(default=default, metadata={"help": help_text, "choices": choices})
 
@@ -167,11 +172,11 @@ class RunConfig:
 
     @property
     def rank_layers(self):
-        return tuple(name.strip() for name in self.track_rank_layers.split(",") if name.strip())
+        return _names(self.track_rank_layers)
 
     @property
     def probe_layers(self):
-        return tuple(name.strip() for name in self.probe_layer.split(",") if name.strip())
+        return _names(self.probe_layer)
 
     @property
     def decay_epochs(self):
