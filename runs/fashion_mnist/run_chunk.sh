@@ -34,7 +34,8 @@ while read -r name seed estimate; do
   status=$?
   echo "| $(date -u +%Y-%m-%dT%H:%M:%SZ) | \`$command\` | $status | $(( $(date +%s) - began )) s | $gpu |" >> "$log"
   if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
-    find "$out" -name checkpoints -type d -prune -exec rm -rf {} +
+    # Checkpoints, and the per-epoch files that example_learning.npz gathers, stay behind.
+    find "$out" \( -name checkpoints -o -name example_learning \) -type d -prune -exec rm -rf {} +
     touch "$out/DONE"
   else
     rm -rf "$out"

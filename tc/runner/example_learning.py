@@ -82,7 +82,8 @@ class ExampleLearning(keras.callbacks.Callback):
             os.makedirs(directory.file(FOLDER), exist_ok=True)
             run_dir_lib.atomic_write_arrays(
                 directory.file(FOLDER, f"epoch_{epoch + 1:04d}.npz"),
-                {"margin": margin.astype(np.float32), "nll": nll.astype(np.float32)})
+                {"margin": margin.astype(np.float32), "nll": nll.astype(np.float32)},
+                compress=True)
 
 
 def summarize(directory, epochs, labels):
@@ -97,7 +98,7 @@ def summarize(directory, epochs, labels):
     if directory.writable:
         run_dir_lib.atomic_write_arrays(directory.file(SUMMARY), {
             "indices": np.arange(len(labels)), "labels": np.asarray(labels),
-            "margin": margin, "nll": nll, "learned_at": learned_at})
+            "margin": margin, "nll": nll, "learned_at": learned_at}, compress=True)
     return {"file": SUMMARY, "examples": int(len(labels)),
             "learned": int((learned_at > 0).sum()),
             "median_learning_epoch": (float(np.median(learned_at[learned_at > 0]))

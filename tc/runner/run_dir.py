@@ -73,15 +73,17 @@ def _read_text(path):
         return handle.read()
 
 
-def write_npz(handle, arrays):
-    """`np.savez(handle, **arrays)`, writing each array from its own memory.
+def write_npz(handle, arrays, compress=False):
+    """`np.savez(handle, **arrays)` (`np.savez_compressed` when `compress`), writing each array
+    from its own memory.
 
     `np.savez` copies arrays into 16 MiB byte strings before writing them, holding Python's
     interpreter lock for each copy. Checkpoints are written by a thread while the training
     thread dispatches steps, and every lock it holds can delay a step; checksums and writes of
     large buffers release it. The same format: `np.load` reads both alike.
     """
-    with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(handle, "w", method, allowZip64=True) as archive:
         for name, array in arrays.items():
             array = np.require(array, requirements="C")
             with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -90,9 +92,13 @@ def write_npz(handle, arrays):
                 member.write(array.reshape(-1).view(np.uint8).data)
 
 
-def atomic_write_arrays(path, arrays):
-    """Writes `{name: array}` as an uncompressed `.npz` file, atomically."""
-    _atomic_write(path, lambda handle: write_npz(handle, arrays), "wb")
+def atomic_write_arrays(path, arrays, compress=False):
+    """Writes `{name: array}` as an `.npz` file, atomically.
+
+    Checkpoints are written as they are, for speed; results that are kept (logits, per-example
+    margins) are compressed: logits of a bf16 model take under half the space deflated.
+    """
+    _atomic_write(path, lambda handle: write_npz(handle, arrays, compress), "wb")
 
 
 def _json_safe(value):
@@ -294,7 +300,7 @@ class RunDirectory:
 
     def write_predictions(self, arrays):
         if self.writable:
-            atomic_write_arrays(self.file("predictions.npz"), arrays)
+            atomic_write_arrays(self.file("predictions.npz"), arrays, compress=True)
 
     def write_result(self, result):
         """Writes result.json once the last commit is on disk (a failed one is left to wait())."""

@@ -1,17 +1,27 @@
 """`tc.runner.run_dir`: atomic files, the resume state, and what `--overwrite` may remove."""
 
+import os
+import zipfile
+
 import numpy as np
 import pytest
 
 from tc.runner import run_dir
 
 
-def test_checkpoint_files_hold_what_np_savez_would_write(tmp_path):
+@pytest.mark.parametrize("compress", [False, True])
+def test_npz_files_hold_what_np_savez_would_write(tmp_path, compress):
     arrays = {"matrix": np.arange(12.0).reshape(3, 4).T, "scalar": np.array(3, np.int64),
               "empty": np.zeros((0, 5), np.float32), "flag": np.array(True),
-              "weights": np.random.default_rng(0).normal(size=(300, 70)).astype(np.float32)}
-    run_dir.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays)
-    np.savez(tmp_path / "numpy.npz", **arrays)
+              "weights": np.random.default_rng(0).normal(size=(300, 70)).astype(np.float32),
+              "repeated": np.tile(np.arange(10, dtype=np.float32), 500)}
+    run_dir.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays, compress=compress)
+    (np.savez_compressed if compress else np.savez)(tmp_path / "numpy.npz", **arrays)
+    with zipfile.ZipFile(tmp_path / "ours.npz") as archive:
+        methods = {info.compress_type for info in archive.infolist()}
+    assert methods == {zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED}
+    size, reference_size = (os.path.getsize(tmp_path / name) for name in ("ours.npz", "numpy.npz"))
+    assert abs(size - reference_size) < 0.01 * reference_size
     with np.load(tmp_path / "ours.npz") as ours, np.load(tmp_path / "numpy.npz") as reference:
         assert ours.files == reference.files
         for key in reference.files:
