@@ -170,8 +170,7 @@ def _choose_on_validation(runs, key):
 def paper1(runs, derivation_checks):
     sweep = studies.best_learning_rate(studies.paper1_beta_sweep(runs))
     all_rates = studies.paper1_beta_sweep(runs)
-    grid = studies.completed(studies.paper1_logit_norm_grid(runs))
-    return (_p1_beta_vs_norm(grid) + _p1_dynamical(sweep, all_rates, derivation_checks)
+    return (_p1_beta_vs_norm(studies.paper1_logit_norm_grid(runs)) + _p1_dynamical(sweep, all_rates, derivation_checks)
             + _p1_tuning_helps(sweep, all_rates) + _p1_stability(sweep))
 
 
@@ -202,25 +201,46 @@ def _unless_on_grid_edge(row, sweep, all_rates):
 
 
 def _p1_beta_vs_norm(grid):
+    """Judged on the seeds whose every (beta, norm) cell of the grid trained and fit."""
     claim = "Generalization depends strongly on beta and only weakly on ||beta z0||."
-    if grid.empty or grid["beta"].nunique() < 2 or grid["init_logit_norm"].nunique() < 2:
+    trained = studies.completed(grid)
+    if trained.empty or trained["beta"].nunique() < 2 or trained["init_logit_norm"].nunique() < 2:
         return [_untestable(P1, claim, "no (beta, ||beta z0||) grid among the runs")]
     rows = []
-    for scope, all_runs in _scopes(grid):
+    for scope, planned in _scopes(grid):
+        all_runs = studies.completed(planned)
         group = _fitted(all_runs)
-        beta_spread, norm_spread = [], []
-        for _, seed_runs in group.groupby("seed"):
+        cells = set(zip(planned["beta"], planned["init_logit_norm"]))
+        beta_spread, norm_spread, missing = [], [], {}
+        for seed, seed_runs in group.groupby("seed"):
+            absent = cells - set(zip(seed_runs["beta"], seed_runs["init_logit_norm"]))
+            for cell in absent:
+                missing[cell] = missing.get(cell, 0) + 1
+            if absent:
+                continue
             table = seed_runs.pivot_table(index="init_logit_norm", columns="beta",
                                           values="final/test/accuracy", aggfunc="mean")
-            if table.isna().any().any() or min(table.shape) < 2:
-                continue
             beta_spread.append(float(np.ptp(table.mean(axis=0))))
             norm_spread.append(float(np.ptp(table.mean(axis=1))))
         rows.append(_paired_claim(
             P1, claim, scope, np.array(beta_spread), np.array(norm_spread), +1,
             "test accuracy range over beta (mean over norms) minus range over ||beta z0|| "
-            "(mean over betas), per seed", all_runs, FIT_NOTE, note=_fit_note(all_runs, group)))
+            "(mean over betas), per seed with every cell of the grid", all_runs, FIT_NOTE,
+            note=_join(_fit_note(all_runs, group), _missing_cells_note(missing, planned))))
     return rows
+
+
+def _missing_cells_note(missing, planned):
+    """Which (beta, norm) cells kept seeds out of the grid claim, and in how many diverged."""
+    if not missing:
+        return ""
+    diverged = planned[planned["status"] == "diverged"].groupby(
+        ["beta", "init_logit_norm"]).size().to_dict()
+    cells = ", ".join(
+        f"({beta:g}, {norm:g}) in {count} seed{'s' if count > 1 else ''}"
+        + (f" ({diverged[beta, norm]} diverged)" if (beta, norm) in diverged else "")
+        for (beta, norm), count in sorted(missing.items()))
+    return f"seeds with a cell missing are left out; cells (beta, ||beta z0||) missing: {cells}"
 
 
 def _p1_dynamical(sweep, all_rates, derivation_checks):

@@ -105,24 +105,39 @@ def accuracy_vs_beta(best_runs, path):
 
 
 def beta_logit_norm_heatmap(grid_runs, path):
-    """Paper 1: mean test accuracy over the (beta, ||beta z0||) grid."""
-    runs = grid_runs[grid_runs["status"] == "completed"]
-    if runs.empty:
+    """Paper 1: mean test accuracy over the (beta, ||beta z0||) grid, one panel per model and
+    dataset. A cell names how many of its seeds diverged; one where all did is grey."""
+    if grid_runs.empty or not (grid_runs["status"] == "completed").any():
         return None
-    table = runs.pivot_table(index="init_logit_norm", columns="beta",
-                             values="final/test/accuracy", aggfunc="mean")
-    figure, axis = plt.subplots(figsize=(6, 4))
-    image = axis.imshow(table.values, origin="lower", cmap="viridis", aspect="auto",
-                        **heatmap_range(table.values))
-    axis.set_xticks(range(len(table.columns)), [f"{b:g}" for b in table.columns])
-    axis.set_yticks(range(len(table.index)), [f"{n:g}" for n in table.index])
-    for (row, column), value in np.ndenumerate(table.values):
-        if np.isfinite(value):
-            axis.text(column, row, f"{value:.3f}", ha="center", va="center", fontsize=8,
+    scopes = list(grid_runs.groupby(["dataset", "model"]))
+    figure, axes = plt.subplots(1, len(scopes), figsize=(6.2 * len(scopes), 4.4), squeeze=False)
+    for axis, ((dataset, model), runs) in zip(axes[0], scopes):
+        completed = runs[runs["status"] == "completed"]
+        betas = sorted(runs["beta"].unique())
+        norms = sorted(runs["init_logit_norm"].unique())
+        table = completed.pivot_table(index="init_logit_norm", columns="beta",
+                                      values="final/test/accuracy", aggfunc="mean"
+                                      ).reindex(index=norms, columns=betas)
+        diverged = (runs["status"] == "diverged").groupby(
+            [runs["init_logit_norm"], runs["beta"]]).agg(["sum", "size"])
+        axis.set_facecolor("0.85")
+        image = axis.imshow(np.ma.masked_invalid(table.values), origin="lower", cmap="viridis",
+                            aspect="auto", **heatmap_range(table.values))
+        axis.set_xticks(range(len(betas)), [f"{b:g}" for b in betas])
+        axis.set_yticks(range(len(norms)), [f"{n:g}" for n in norms])
+        for (row, column), value in np.ndenumerate(table.values):
+            count, total = diverged.loc[(norms[row], betas[column])]
+            if not np.isfinite(value):
+                axis.text(column, row, "diverged" if count else "no fit run", ha="center",
+                          va="center", fontsize=8, color="0.25")
+                continue
+            text = f"{value:.3f}" + (f"\n{count}/{total} diverged" if count else "")
+            axis.text(column, row, text, ha="center", va="center", fontsize=8,
                       color=contrasting_text_colour(image.cmap(image.norm(value))))
-    axis.set(xlabel="inverse temperature beta", ylabel="initial logit norm ||beta z0||",
-             title="Paper 1: test accuracy over beta and ||beta z0||")
-    figure.colorbar(image, ax=axis, label="mean test accuracy over seeds")
+        axis.set(xlabel="inverse temperature beta", ylabel="initial logit norm ||beta z0||",
+                 title=f"{model} on {dataset}")
+        figure.colorbar(image, ax=axis, label="mean test accuracy over seeds")
+    figure.suptitle("Paper 1: test accuracy over beta and ||beta z0||")
     return _save(figure, path)
 
 

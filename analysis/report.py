@@ -92,8 +92,8 @@ def temperature_scaling_table(runs, num_bins):
         report = calibration.temperature_scaling_report(
             arrays["val_logits"], arrays["val_labels"], arrays["test_logits"],
             arrays["test_labels"], num_bins)
-        rows.append({"beta": run["beta"], "seed": run["seed"], "run_dir": run["run_dir"],
-                     **report})
+        rows.append({"dataset": run["dataset"], "model": run["model"], "beta": run["beta"],
+                     "seed": run["seed"], "run_dir": run["run_dir"], **report})
     return pd.DataFrame(rows)
 
 
@@ -255,7 +255,8 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     def seeds_table(frame, keys, values):
         frame = studies.completed(frame)
         values = [v for v in values if v in frame]
-        return load.over_seeds(frame, keys, values) if not frame.empty and values else pd.DataFrame()
+        return (load.over_seeds(frame, studies.GROUP + keys, values)
+                if not frame.empty and values else pd.DataFrame())
 
     layers = claims_lib.rank_layers(studies.completed(p3_sweep)) if not p3_sweep.empty else []
     tables = {
@@ -267,7 +268,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
                                           ["final/test/accuracy"]),
         "p2_sweep": seeds_table(p2_sweep, ["beta"], ["final/test/accuracy", "final/test/ece",
                                                      "final/test/mce", "final/train/accuracy"]),
-        "p2_temperature_scaling": (load.over_seeds(scaling, ["beta"], [
+        "p2_temperature_scaling": (load.over_seeds(scaling, studies.GROUP + ["beta"], [
             "temperature", "ece_before", "ece_after", "mce_before", "mce_after"])
             if not scaling.empty else pd.DataFrame()),
         "p3_sweep": seeds_table(p3_sweep, ["temperature"],

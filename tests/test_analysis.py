@@ -1,5 +1,6 @@
 """analysis/: synthetic run directories -> DataFrames, figures and the report's claim table."""
 
+import itertools
 import json
 import os
 import pathlib
@@ -233,6 +234,30 @@ def test_the_warm_up_is_judged_per_model_and_target_beta():
         assert f"at fixed beta = {row.scope.rsplit('= ', 1)[1]}, paired" in row.rule
 
 
+def test_the_logit_norm_grid_claim_compares_the_two_ranges_on_complete_seeds():
+    rows = []
+    for seed in (0, 1, 2):
+        for beta, norm in itertools.product((0.1, 1.0, 10.0), (0.1, 1.0)):
+            accuracy = 0.8 + 0.05 * np.log10(beta) ** 2 + 0.01 * norm + 0.003 * seed * norm
+            rows.append({"dataset": "d", "model": "m", "beta": beta, "init_logit_norm": norm,
+                         "seed": seed, "status": "completed", "run_dir": f"{beta}_{norm}_{seed}",
+                         "final/test/accuracy": accuracy, "final/train/accuracy": 1.0})
+    runs = pd.DataFrame(rows)
+    row, = claims._p1_beta_vs_norm(runs)
+    table = runs.pivot_table(index=["seed", "init_logit_norm"], columns="beta",
+                             values="final/test/accuracy")
+    effect = [np.ptp(table.loc[seed].mean(axis=0)) - np.ptp(table.loc[seed].mean(axis=1))
+              for seed in (0, 1, 2)]
+    assert row.verdict == statistics.REPRODUCED
+    assert f"{np.mean(effect):+.4f}" in row.effect and "n = 3" in row.effect
+    # A cell that diverged in every seed leaves no complete seed: not judged, and said why.
+    diverged = (runs["beta"] == 10.0) & (runs["init_logit_norm"] == 1.0)
+    row, = claims._p1_beta_vs_norm(runs.assign(status=np.where(diverged, "diverged",
+                                                               "completed")))
+    assert row.verdict == statistics.NOT_JUDGED
+    assert "(10, 1) in 3 seeds (3 diverged)" in row.note
+
+
 def test_runs_that_did_not_fit_are_left_out_of_generalization_claims():
     runs = pd.DataFrame({"final/train/accuracy": [0.99, 0.5, np.nan]})
     assert list(claims._fitted(runs).index) == [0]
@@ -267,6 +292,7 @@ CAMPAIGN_CLAIMS = {
                                              "training dynamics, not on confidence",
                                              "Smaller beta can give better peak"),
     ("p2_warmup_cnn", "cnn"): ("Warming beta up",),
+    ("p2_decay_sweep_cnn_tracked", "cnn"): ("Small beta shows a curriculum",),
     ("p3_lr_control_mlp", "mlp"): ("The effect of T holds when the learning rate moves",),
     ("p2_decay_sweep_cnn", "cnn"): ("Generalization depends significantly",
                                     "Larger beta lowers ECE", "Larger beta lowers MCE",
@@ -287,7 +313,7 @@ def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_int
     markdown = (tmp_path / "REPORT.md").read_text()
     assert "## The Fashion-MNIST campaign" in markdown and "A second learning-rate grid" in markdown
     for (study, model), expected in CAMPAIGN_CLAIMS.items():
-        assert any((CAMPAIGN / study / f"seed{seed}" / "DONE").exists() for seed in range(3))
+        assert any((CAMPAIGN / study / f"seed{seed}" / "DONE").exists() for seed in range(6))
         scoped = table[table["scope"].str.startswith(f"{model} on fashion_mnist")]
         for claim in expected:
             rows = scoped[scoped["claim"].str.contains(claim, regex=False)]
