@@ -2,7 +2,8 @@
 
 With no flags it runs the main job: an MLP on the bundled digits at beta = 1, in under a
 minute on a laptop CPU. `--betas=0.01,0.1,1` trains one copy per beta in one program (see
-`tc.runner.packing`). Exit codes: 0 completed, 3 diverged (any copy), 1 failed or bad flags.
+`tc.runner.packing`). Exit codes: 0 completed, 3 diverged (any copy), 4 interrupted by SIGTERM or
+SIGINT (the same command resumes; see `tc.runner.interruption`), 1 failed or bad flags.
 """
 
 import os
@@ -13,6 +14,7 @@ from absl import app, flags
 from tc import data as data_lib
 from tc.runner import assembly
 from tc.runner import config as config_lib
+from tc.runner import interruption
 from tc.runner.run_dir import RunDirectoryConflict
 
 config_lib.define_flags()
@@ -23,6 +25,10 @@ FLAGS = flags.FLAGS
 def describe(result):
     final = result["final"] or {}
     lines = [f"\nstatus: {result['status']}"]
+    if result["status"] == "interrupted":
+        lines.append(f"interrupted by {result.get('interrupted_by') or 'a signal'} after "
+                     f"{result['epochs_completed']} of {result['epochs']} epochs; run the same "
+                     "command again to resume")
     if result["diverged_at"]:
         where = result["diverged_at"]
         lines.append(f"diverged at epoch {where['epoch']}, step {where['step']}: "
@@ -54,7 +60,8 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:
-        results = assembly.run(run_config)
+        with interruption.handling_signals():
+            results = assembly.run(run_config)
     except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError,
             RunDirectoryConflict) as error:
         # Bad input found before training: nothing was written. Errors while training propagate

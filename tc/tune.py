@@ -8,15 +8,20 @@ points from 1e-2 to 10 (both included), 2 seeds each, on digits:
 
 `--packed=4` trains 4 trials at a time as one packed program (grid and random tuners).
 
+SIGTERM or SIGINT stops the search after the training step in flight (exit code 4); the same
+command resumes it: the interrupted trial runs again from its runs' last committed epochs.
+
 Distributed (keras-tuner's chief/worker mode): start the chief with
 `KERASTUNER_TUNER_ID=chief KERASTUNER_ORACLE_IP=<ip> KERASTUNER_ORACLE_PORT=<port>` and each
 worker with `KERASTUNER_TUNER_ID=tuner<i>` and the same address, all with the same flags.
 """
 
+import sys
+
 from absl import app, flags
 
 from tc import data as data_lib
-from tc.runner import assembly, search
+from tc.runner import assembly, interruption, search
 from tc.runner import config as config_lib
 
 config_lib.define_flags()
@@ -40,9 +45,13 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:
-        summary = search.search_beta(base, search_settings)
+        with interruption.handling_signals():
+            summary = search.search_beta(base, search_settings)
     except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError) as error:
         raise app.UsageError(str(error)) from None
+    except interruption.Interrupted as stopped:
+        print(f"\n{stopped}")
+        sys.exit(assembly.STATUS_EXIT_CODES["interrupted"])
     if summary.get("worker"):
         print("\nworker done; the chief writes trials.csv")
         return

@@ -48,18 +48,29 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     assert os.listdir(output / "tensorboard")
 
 
-def test_a_sigkilled_packed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
-    # A real SIGKILL of a packed sweep of two copies (a single run is the same assembly with one
-    # member), then the same command: every copy's rows equal the uninterrupted sweep's.
-    flags = ["-m", "tc.train", "--epochs=6", "--batch_size=8", "--verbose=0",
-             "--tensorboard=false", "--rank_probe_size=64", "--betas=0.5,2"]
-    reference = run_python(flags + [f"--output_dir={tmp_path / 'reference'}"])
-    assert reference.returncode == 0, reference.stderr[-2000:]
+SWEEP_FLAGS = ["-m", "tc.train", "--epochs=6", "--batch_size=8", "--verbose=0",
+               "--tensorboard=false", "--rank_probe_size=64", "--betas=0.5,2"]
 
+
+@pytest.fixture(scope="module")
+def uninterrupted_sweep(tmp_path_factory):
+    output = tmp_path_factory.mktemp("uninterrupted")
+    reference = run_python(SWEEP_FLAGS + [f"--output_dir={output}"])
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    return output
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_or_preempted_packed_sweep_resumes_to_the_uninterrupted_result(
+        tmp_path, uninterrupted_sweep, signal_number):
+    # A real SIGKILL, or the SIGTERM of a preemption, of a packed sweep of two copies (a single
+    # run is the same assembly with one member) after epoch 2, then the same command: every
+    # copy's rows equal the uninterrupted sweep's. SIGTERM stops after the step in flight,
+    # commits nothing of the unfinished epoch and says so in result.json and the exit code.
     output = tmp_path / "killed"
-    command = [sys.executable, *flags, f"--output_dir={output}"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = [sys.executable, *SWEEP_FLAGS, f"--output_dir={output}"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
     state_file = output / "beta0.5" / "checkpoints" / "state.json"
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
@@ -67,21 +78,30 @@ def test_a_sigkilled_packed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
             break
         time.sleep(0.05)
     assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signal_number)
+    stdout, _ = process.communicate(timeout=120)
     killed_at = json.loads(state_file.read_text())["completed_epochs"]
     assert 2 <= killed_at < 6
+    if signal_number == signal.SIGTERM:
+        assert process.returncode == assembly.STATUS_EXIT_CODES["interrupted"] == 4
+        assert "run the same command again to resume" in stdout
+        for copy in ("beta0.5", "beta2"):
+            result = json.loads((output / copy / "result.json").read_text())
+            assert (result["status"], result["interrupted_by"]) == ("interrupted", "SIGTERM")
+            assert result["epochs_completed"] == len(read_rows(output / copy))
+            assert not [path for path in (output / copy).rglob(".tmp-*")]
 
-    resumed = run_python(flags + [f"--output_dir={output}"])
+    resumed = run_python(SWEEP_FLAGS + [f"--output_dir={output}"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     for copy in ("beta0.5", "beta2"):
-        rows, reference_rows = read_rows(output / copy), read_rows(tmp_path / "reference" / copy)
+        rows, reference_rows = read_rows(output / copy), read_rows(uninterrupted_sweep / copy)
         assert [row["epoch"] for row in rows] == [1, 2, 3, 4, 5, 6]
         for row, expected in zip(rows, reference_rows):
             for key, value in expected.items():
                 if isinstance(value, float):
                     assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (
                         copy, row["epoch"], key)
+        assert json.loads((output / copy / "result.json").read_text())["status"] == "completed"
 
 
 def test_divergence_exit_code_is_distinct(tmp_path):

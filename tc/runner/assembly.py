@@ -34,6 +34,7 @@ from tc.runner import (
     distribute,
     example_learning,
     inputs as inputs_lib,
+    interruption,
     memory,
     optimization,
     packing,
@@ -41,7 +42,7 @@ from tc.runner import (
 )
 from tc.runner.run_dir import RunDirectory
 
-STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3}
+STATUS_EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 3, "interrupted": 4}
 
 
 class ConfigurationError(ValueError):
@@ -189,7 +190,7 @@ def run(config, extra_callbacks=(), members=None):
         with _configuration_errors():
             setup = prepare_data(config)
         for waiting in _by_data_order(configs):
-            while waiting:
+            while waiting and not interruption.requested():
                 timing = {"started": time.time()}
                 with _configuration_errors():
                     prepared = prepare(config, configs, waiting, setup)
@@ -204,7 +205,9 @@ def run(config, extra_callbacks=(), members=None):
                 # are freed: two programs at once would not fit where one is all that fits.
                 prepared = program = None
                 gc.collect()
-    return outcomes
+    # Copies whose program a signal kept from starting: nothing of theirs was written.
+    return [outcome if outcome is not None else results.not_started_result(member_config)
+            for outcome, member_config in zip(outcomes, configs)]
 
 
 def _by_data_order(configs):
@@ -396,6 +399,7 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
         chain.append(keras.callbacks.TensorBoard(members[0].directory.file("tensorboard"),
                                                  write_graph=False, profile_batch=0))
     return compat.StepQuietCallbackList(chain, prepared.model, config.verbose, add_history=True,
+                                        stop_requested=interruption.requested,
                                         epochs=config.epochs, steps=prepared.steps_per_epoch)
 
 
@@ -433,7 +437,8 @@ def _train(config, prepared, timing, extra_callbacks):
 
 def _member_result(config, prepared, member, timing, inputs):
     result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
-                                    prepared.steps_per_epoch * config.batch_size)
+                                    prepared.steps_per_epoch * config.batch_size,
+                                    interrupted_by=interruption.signal_name())
     if prepared.in_sweep:
         result["packed"] = {"copy": prepared.copy_indices[prepared.members.index(member)],
                             "copies": prepared.sweep_size,

@@ -10,7 +10,8 @@
 
 A member is one run directory: a single run has one, a packed sweep one per copy. A non-finite
 loss or weight marks a member diverged and commits nothing, so the last checkpoint on disk is
-always a good one; training stops when every member has diverged.
+always a good one; training stops when every member has diverged. An epoch cut short by SIGTERM
+or SIGINT (`tc.runner.interruption`) is not evaluated and commits nothing.
 """
 
 import math
@@ -20,7 +21,7 @@ import keras
 
 from tc import beta as beta_lib
 from tc import representation
-from tc.runner import checkpoint, evaluation
+from tc.runner import checkpoint, evaluation, interruption
 
 
 class DivergenceGuard:
@@ -168,6 +169,8 @@ class EpochEnd(keras.callbacks.Callback):
             recorder.start_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
+        if interruption.requested():
+            return  # the epoch did not run to its end: the last commit stays the resume point
         logs = {} if logs is None else logs
         test_logs = evaluation.evaluate_with_validation(
             self.model, logs, self.validation_data, self.test_data, self.eval_batch_size) or {}

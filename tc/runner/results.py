@@ -38,19 +38,27 @@ def steady_throughput(epoch_seconds, examples_per_epoch):
                                            if steady else None)}
 
 
-def stopped_result(config, recorder, timing, placement, examples_per_epoch):
-    """The result.json of a run that stopped normally (completed or diverged).
+def stopped_result(config, recorder, timing, placement, examples_per_epoch,
+                   interrupted_by=None):
+    """The result.json of a run that stopped without an error: completed, diverged, or
+    interrupted (by the signal `interrupted_by` before its last epoch; resumable).
 
     `recorder` is the run's `tc.runner.callbacks.EpochRecorder`; `timing` holds `started` (the
     run's start) and `fit_seconds`.
     """
     rows, diverged_at = recorder.rows, recorder.guard.diverged_at
+    status = "completed"
+    if diverged_at:
+        status = "diverged"
+    elif interrupted_by and len(rows) < config.epochs:
+        status = "interrupted"
     trained_examples = len(recorder.epoch_seconds) * examples_per_epoch
     fit_seconds = timing["fit_seconds"]
     final, best = _summary(rows)
     return {
-        "status": "diverged" if diverged_at else "completed",
+        "status": status,
         "diverged_at": diverged_at,
+        "interrupted_by": interrupted_by if status == "interrupted" else None,
         "epochs_completed": len(rows),
         "epochs": config.epochs,
         "final": final,
@@ -72,6 +80,13 @@ def stopped_result(config, recorder, timing, placement, examples_per_epoch):
         "run_dir": recorder.run_dir.path,
         **steady_throughput(recorder.epoch_seconds, examples_per_epoch),
     }
+
+
+def not_started_result(config):
+    """What `run` returns for a copy whose program a signal kept from starting (not written)."""
+    return {"status": "interrupted", "interrupted_by": None, "diverged_at": None, "final": None,
+            "epochs_completed": 0, "epochs": config.epochs, "beta": config.beta,
+            "seed": config.seed, "run_dir": config.run_dir}
 
 
 def failed_result(config, run_dir, error):

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from tc.runner import assembly, run_dir
+from tc.runner import assembly, interruption, run_dir
 from tc.runner import config as config_lib
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
@@ -314,6 +314,7 @@ def make_tuner(base, search):
                 members = [configs[execution] for configs in executions]
                 for index, result in enumerate(assembly.run(members[0], members=members)):
                     outcomes[index].append(result)
+                interruption.raise_if_requested("the search")
             scores = []
             for results in outcomes:
                 try:
@@ -330,6 +331,9 @@ def make_tuner(base, search):
             for config in _execution_configs(base, search, trial.trial_id,
                                              trial.hyperparameters.values):
                 results.append(assembly.run_one(config))
+                # An interrupted trial is neither failed nor scored: the oracle retries it when
+                # the search resumes, and its runs resume from their last committed epoch.
+                interruption.raise_if_requested("the search")
                 _trial_score(search, results)  # stops at the first seed that did not complete
             return {search.objective: _trial_score(search, results)}
 
