@@ -404,6 +404,16 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
 
 
 def _train(config, prepared, timing, extra_callbacks):
+    """Trains one program; each member's run directory is locked from its opening to here."""
+    try:
+        return _train_members(config, prepared, timing, extra_callbacks)
+    finally:
+        for member in prepared.members:
+            if member.directory is not None:
+                member.directory.unlock()
+
+
+def _train_members(config, prepared, timing, extra_callbacks):
     initial_epoch = open_directories(prepared)
     members = prepared.members
     with prepared.placement.training_scope():  # device-side data takes the distribution's devices

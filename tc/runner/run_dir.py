@@ -8,12 +8,18 @@ Layout:
     predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
     checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.runner.checkpoint) and state.json
     tensorboard/       TensorBoard logs
+    example_learning.npz, example_learning/   per-example learning (--track_example_learning)
+    .lock              held by the process that writes the run (see `RunDirectory.lock`)
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
 it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
 Commits run on a background thread (one for the whole process), one at a time, so training goes
 on while they are written; `wait()` returns when the last one is on disk.
+
+One process at a time writes a run directory: `prepare` takes an exclusive OS lock on `.lock`
+(`flock`, which the kernel releases when the holder dies, however it dies), and a second process
+is refused with a message naming the holder.
 """
 
 import concurrent.futures
@@ -23,8 +29,14 @@ import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 import zipfile
+
+try:
+    import fcntl
+except ImportError:  # not a POSIX system: no lock
+    fcntl = None
 
 import numpy as np
 
@@ -36,8 +48,9 @@ _WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefi
 
 
 # What a run directory of tc holds; `--overwrite` removes these and nothing else.
+LOCK = ".lock"
 RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", "checkpoints",
-               "tensorboard")
+               "tensorboard", "example_learning.npz", "example_learning", LOCK)
 TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -161,6 +174,7 @@ class RunDirectory:
         # resumes every copy from the earlier of the two.
         self.keep_checkpoints = keep_checkpoints
         self._pending_commit = None
+        self._lock = None
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -180,6 +194,9 @@ class RunDirectory:
                 False, or it holds files that are not a tc run's (never removed).
         """
         flags_path = self.file("flags.txt")
+        if self.writable:
+            self._refuse_foreign_files(flagfile)  # before the lock file is written
+            self.lock()
         existing = _read_text(flags_path)
         if not self.writable:
             # Another process (the chief) checks and prepares the directory. This one resumes
@@ -187,12 +204,7 @@ class RunDirectory:
             # it could write anything); a cluster must share the output directory to resume.
             return self.resume_state() if existing == flagfile else None
         if os.path.isdir(self.path) and os.listdir(self.path) and existing != flagfile:
-            foreign = self.foreign_entries()
-            if foreign:
-                raise RunDirectoryConflict(
-                    f"{self.path} holds files that are not a tc run's ({', '.join(foreign[:5])}"
-                    f"{', ...' if len(foreign) > 5 else ''}); tc never deletes them, even with "
-                    "--overwrite. Choose another --output_dir.")
+            self._refuse_foreign_files(flagfile)
             if existing is not None and not overwrite:
                 raise RunDirectoryConflict(
                     f"{self.path} holds a run with different flags; choose another --output_dir "
@@ -202,6 +214,52 @@ class RunDirectory:
             atomic_write_text(flags_path, flagfile)
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         return self.resume_state()
+
+    def _refuse_foreign_files(self, flagfile):
+        if _read_text(self.file("flags.txt")) == flagfile:
+            return
+        foreign = self.foreign_entries()
+        if foreign:
+            raise RunDirectoryConflict(
+                f"{self.path} holds files that are not a tc run's ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}); tc never deletes them, even with "
+                "--overwrite. Choose another --output_dir.")
+
+    def lock(self):
+        """Takes the directory's exclusive lock (creating the directory), held until `unlock`
+        or the process's end.
+
+        Raises:
+            RunDirectoryConflict: another process holds it (named by its pid and host).
+        """
+        if self._lock is not None or fcntl is None:
+            return
+        os.makedirs(self.path, exist_ok=True)
+        if os.path.isdir(self.file(LOCK)):
+            raise RunDirectoryConflict(f"{self.file(LOCK)} is a directory; tc keeps its lock "
+                                       "file there. Choose another --output_dir.")
+        handle = open(self.file(LOCK), "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunDirectoryConflict(
+                f"{self.path} is being written by {holder}; one process at a time writes a run "
+                "directory. Wait for it to stop, or choose another --output_dir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"tc process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self._lock = handle
+
+    def unlock(self):
+        """Releases the lock taken by `lock` (the file stays, as the directory's mark)."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     def foreign_entries(self):
         """The directory's entries that a tc run does not write, sorted."""
@@ -213,6 +271,8 @@ class RunDirectory:
     def remove_run(self):
         """Removes the run's own files (see RUN_ENTRIES) and leftover temporaries, nothing else."""
         for entry in os.listdir(self.path):
+            if entry == LOCK:
+                continue  # held by this process: removing it would let another take a new one
             if entry in RUN_ENTRIES or entry.startswith(TEMPORARY_PREFIX):
                 target = self.file(entry)
                 if os.path.isdir(target) and not os.path.islink(target):

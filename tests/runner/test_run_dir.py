@@ -1,12 +1,15 @@
 """`tc.runner.run_dir`: atomic files, the resume state, and what `--overwrite` may remove."""
 
 import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
 from tc.runner import run_dir
+from tests.support import ROOT
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -53,7 +56,7 @@ def test_overwrite_removes_only_a_runs_own_files(tmp_path):
         directory.prepare("--beta=2.0\n")
     assert (path / "metrics.csv").exists()
     directory.prepare("--beta=2.0\n", overwrite=True)
-    assert sorted(p.name for p in path.iterdir()) == ["checkpoints", "flags.txt"]
+    assert sorted(p.name for p in path.iterdir()) == [".lock", "checkpoints", "flags.txt"]
     assert (path / "flags.txt").read_text() == "--beta=2.0\n"
 
 
@@ -81,3 +84,31 @@ def test_rows_round_trip_through_csv(tmp_path):
     assert run_dir.read_csv(str(tmp_path / "m.csv")) == [
         {"epoch": 1, "train/loss": 0.5, "name": "a"},
         {"epoch": 2, "train/loss": 1e-9, "name": None}]
+
+
+def test_one_process_at_a_time_writes_a_run_directory(tmp_path):
+    path = str(tmp_path / "run")
+    first = run_dir.RunDirectory(path)
+    assert first.prepare("--beta=1.0\n") is None
+    with pytest.raises(run_dir.RunDirectoryConflict, match=f"tc process {os.getpid()} on "):
+        run_dir.RunDirectory(path).prepare("--beta=1.0\n")
+    first.unlock()
+    assert run_dir.RunDirectory(path).prepare("--beta=1.0\n") is None
+    assert sorted(os.listdir(path)) == [".lock", "checkpoints", "flags.txt"]
+
+
+def test_the_lock_of_a_killed_process_is_released(tmp_path):
+    path = str(tmp_path / "run")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tc.runner import run_dir; "
+         f"held = run_dir.RunDirectory({path!r}); held.prepare('--beta=1.0\\n'); "
+         "print('locked', flush=True); "
+         "time.sleep(600)"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(run_dir.RunDirectoryConflict, match=f"tc process {holder.pid} on "):
+            run_dir.RunDirectory(path).prepare("--beta=1.0\n")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert run_dir.RunDirectory(path).prepare("--beta=1.0\n") is None
