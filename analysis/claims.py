@@ -170,7 +170,8 @@ def _choose_on_validation(runs, key):
 def paper1(runs, derivation_checks):
     sweep = studies.best_learning_rate(studies.paper1_beta_sweep(runs))
     all_rates = studies.paper1_beta_sweep(runs)
-    return (_p1_beta_vs_norm(studies.paper1_logit_norm_grid(runs)) + _p1_dynamical(sweep, all_rates, derivation_checks)
+    return (_p1_beta_vs_norm(studies.paper1_logit_norm_grid(runs))
+            + _p1_dynamical(sweep, all_rates, derivation_checks)
             + _p1_tuning_helps(sweep, all_rates) + _p1_stability(sweep))
 
 

@@ -69,6 +69,22 @@ def test_the_guard_judges_the_loss_and_the_weights(loss, finite_weights, diverge
         assert guard.check(5, {"train/loss": 0.1}, Snapshot()) and guard.diverged_at["epoch"] == 5
 
 
+@pytest.mark.parametrize("row, diverged", [
+    ({"train/loss": 9.6e18}, True), ({"train/loss": 0.5, "train/logit_norm": math.inf}, True),
+    ({"train/loss": 0.5, "val/loss": math.nan}, True),
+    ({"train/loss": 0.5, "test/ece": -2e12}, True),
+    ({"train/loss": 0.5, "train/logit_norm": 3e11, "epoch": 7}, False)])
+def test_the_guard_judges_every_logged_value(row, diverged):
+    class Snapshot:
+        finite = True
+
+    guard = callbacks.DivergenceGuard()
+    assert guard.check(0, row, Snapshot()) is diverged
+    if diverged:
+        bad = next(key for key, value in row.items() if not abs(value) <= 1e12)
+        assert bad in guard.diverged_at["reason"] and "1e+12" in guard.diverged_at["reason"]
+
+
 def test_a_recorder_commits_finite_epochs_and_nothing_after_divergence(small_config):
     model, loss = compiled_model(small_config)
     directory = FakeRunDirectory()
