@@ -15,8 +15,12 @@ whose trials are run directories under `trials/`) and returns a `Results` with:
 - `trials`: the rows of every `trials.csv`, with `experiment`.
 - `problems`: one row per directory that was skipped, and why.
 
-A directory is a run when it holds `flags.txt`. A run whose `result.json` or `metrics.csv` is
-missing or unreadable is reported in `problems` and left out; nothing here raises on a bad run.
+A directory is a run when it holds `flags.txt`. A run is checked before it is used: its
+status must be one tc writes, every number in its flags, results and metrics finite, and its
+`predictions.npz` and `example_learning.npz` whole, with the arrays the analysis reads. A run
+that fails any check, or whose files are missing or unreadable for any reason, is reported in
+`problems` and left out, so no NaN or infinity reaches a verdict; nothing here raises on a bad
+run.
 """
 
 import dataclasses
@@ -24,12 +28,16 @@ import json
 import math
 import os
 
+import numpy as np
 import pandas as pd
 
 from tc.models import default_model
 from tc.runner import config as config_lib
 from tc.runner import run_dir as run_dir_lib
 
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+NUMERIC_FLAGS = ("beta", "learning_rate", "seed", "epochs", "batch_size")
+REQUIRED_FLAGS = ("dataset", "loss", "beta", "learning_rate", "seed")
 CURVE_KEYS = ("dataset", "model", "loss", "beta", "beta_schedule", "init_logit_norm",
               "learning_rate", "optimizer", "seed")
 
@@ -71,7 +79,85 @@ def parse_flagfile(text):
 
 
 def _flatten(prefix, row):
+    if row is not None and not isinstance(row, dict):
+        raise ValueError(f"result.json's {prefix} is {type(row).__name__}, not an object")
     return {f"{prefix}/{key}": value for key, value in (row or {}).items()}
+
+
+def _check_number(value, where, allow_nan=False):
+    """Raises ValueError unless `value` is a finite number (or NaN, where allowed)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where} is {value!r}, not a number")
+    if not math.isfinite(value) and not (allow_nan and math.isnan(value)):
+        raise ValueError(f"{where} is {value!r}, not finite")
+
+
+def _read_arrays(path, names):
+    try:
+        with np.load(path) as archive:
+            return {name: archive[name] for name in names if name in archive}
+    except Exception as error:  # a truncated or garbled archive raises many kinds of error
+        raise ValueError(f"{os.path.basename(path)}: unreadable ({type(error).__name__})") from None
+
+
+def _check_arrays(path, shapes, arrays=None):
+    """Raises ValueError unless the .npz file at `path` (or `arrays`, read from it) holds the
+    arrays of `shapes` (`{name: number of dimensions}`), numeric, finite and of one length."""
+    if arrays is None:
+        arrays = _read_arrays(path, shapes)
+    arrays = {name: array for name, array in arrays.items() if name in shapes}
+    missing = sorted(set(shapes) - set(arrays))
+    if missing:
+        raise ValueError(f"{os.path.basename(path)} lacks {', '.join(missing)}")
+    lengths = set()
+    for name, array in arrays.items():
+        if array.ndim != shapes[name] or not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"{os.path.basename(path)}: {name} is {array.dtype} of shape "
+                             f"{array.shape}, not a numeric array of {shapes[name]} dimensions")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{os.path.basename(path)}: {name} holds NaN or infinity")
+        lengths.add(array.shape[-1] if name in ("margin", "nll") else array.shape[0])
+    if len(lengths) > 1:
+        raise ValueError(f"{os.path.basename(path)}: arrays of different lengths {sorted(lengths)}")
+
+
+def _check_predictions(path):
+    arrays = _read_arrays(path, ("val_logits", "val_labels", "test_logits", "test_labels"))
+    for split in ("val", "test"):
+        _check_arrays(path, {f"{split}_logits": 2, f"{split}_labels": 1}, arrays)
+        labels, classes = arrays[f"{split}_labels"], arrays[f"{split}_logits"].shape[1]
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise ValueError(f"predictions.npz: {split} labels outside 0..{classes - 1}")
+
+
+def _check_run(row, epochs, path):
+    """Raises ValueError at the first value of a run that the analysis could not use."""
+    if row["status"] not in STATUSES:
+        raise ValueError(f"result.json's status {row['status']!r} is not one of "
+                         f"{', '.join(STATUSES)}")
+    missing = [name for name in REQUIRED_FLAGS if name not in row]
+    if missing:
+        raise ValueError(f"flags.txt has no --{', --'.join(missing)}")
+    for name in NUMERIC_FLAGS:
+        if name in row:
+            _check_number(row[name], f"flags.txt's --{name}")
+    _check_number(row.get("init_logit_norm", math.nan), "flags.txt's --init_logit_norm",
+                  allow_nan=True)
+    _check_number(row["epochs_completed"], "result.json's epochs_completed")
+    if row["epochs_completed"] < 0:
+        raise ValueError(f"result.json's epochs_completed is {row['epochs_completed']}")
+    for key, value in row.items():
+        if key.startswith(("final/", "best/", "ood/")) or (
+                key.startswith("probe/") and key.endswith("accuracy") and value is not None):
+            _check_number(value, f"result.json's {key}")
+    for epoch_row in epochs:
+        for key, value in epoch_row.items():  # an empty cell (a cut row) is None: refused too
+            _check_number(value, f"metrics.csv's {key} (epoch {epoch_row.get('epoch')})")
+    if row["predictions"] is not None:
+        _check_predictions(row["predictions"])
+    learning = os.path.join(path, "example_learning.npz")
+    if os.path.exists(learning):
+        _check_arrays(learning, {"learned_at": 1, "margin": 2, "nll": 2})
 
 
 def _load_run(path):
@@ -87,6 +173,8 @@ def _load_run(path):
         result = json.load(handle)
     if not isinstance(result, dict) or "status" not in result:
         raise ValueError("result.json has no status")
+    if not isinstance(result.get("status"), str):
+        raise ValueError(f"result.json's status is {result['status']!r}")
     metrics_path = os.path.join(path, "metrics.csv")
     epochs = run_dir_lib.read_csv(metrics_path) if os.path.exists(metrics_path) else []
     if result["status"] != "failed" and not epochs and result.get("epochs_completed"):
@@ -111,6 +199,7 @@ def _load_run(path):
             row[f"ood/{score}/{name}"] = value
     row.update(_flatten("final", result.get("final")))
     row.update(_flatten("best", result.get("best_validation")))
+    _check_run(row, epochs, path)
     return row, epochs
 
 
@@ -143,7 +232,7 @@ def load(roots):
             experiment = _experiment(root, path)
             try:
                 row, rows = _load_run(path)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            except Exception as error:  # any damage skips the run, named, and nothing else
                 problems.append({"run_dir": path, "problem": f"{type(error).__name__}: {error}"})
                 continue
             row.update(run_dir=path, experiment=experiment)

@@ -474,6 +474,10 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
 
 def main(argv):
     del argv
+    missing = [root for root in FLAGS.runs if not os.path.isdir(root)]
+    if missing:
+        raise app.UsageError(f"--runs={','.join(missing)}: no such directory; give folders "
+                             "that hold run or tuner directories.")
     report = build(FLAGS.runs, FLAGS.out, FLAGS.flagfiles, FLAGS.throughput, FLAGS.num_bins,
                    FLAGS.plan)
     written = [path for path in report.figures.values() if path]
