@@ -13,8 +13,11 @@ from tc.runner import assembly, packing, search
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
-# Files that differ only in their search flags (a beta grid and a logit-norm grid of one model)
-# share their one-step run: it is trained once, keyed by the run's flags.
+# Full-scale files that take the same path through the code share one trained step: the same
+# model and options, input shape, loss, optimizer, beta schedule, tracked layers, probe and
+# readout scaling (cifar10, cifar100 and svhn grids of one network differ only in data that
+# tfds.testing.mock_data makes up). Such files run on one pytest worker (`xdist_group`), which
+# trains the step once.
 ONE_STEP_RESULTS = {}
 
 
@@ -51,7 +54,31 @@ def test_every_flagfile_records_the_study_the_analysis_files_it_under():
         assert run_config.study in studies.STUDIES, path
 
 
-@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda p: p.relative_to(ROOT / "runs").as_posix())
+def _input_shape(run_config):
+    from tc.data import tfds_source
+
+    if run_config.dataset in ("fashion_mnist", "mnist"):
+        return (28, 28, 1)
+    return tfds_source.TABLES[run_config.dataset].input_shape
+
+
+def one_step_key(run_config):
+    return (run_config.model_name, run_config.model_options, _input_shape(run_config),
+            run_config.loss, run_config.optimizer, run_config.beta_schedule,
+            run_config.track_rank_layers, run_config.probe_dataset,
+            bool(run_config.init_logit_norm or run_config.init_logit_norms))
+
+
+def _with_group(flagfile):
+    run_config, _, _ = parse(flagfile)
+    group = (repr(one_step_key(run_config))
+             if run_config.dataset not in data.BUNDLED and flagfile.parent.name != "fashion_mnist"
+             else flagfile.name)
+    return pytest.param(flagfile, marks=pytest.mark.xdist_group(group),
+                        id=flagfile.relative_to(ROOT / "runs").as_posix())
+
+
+@pytest.mark.parametrize("flagfile", [_with_group(path) for path in FLAGFILES])
 def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     run_config, search_config, entry_point = parse(flagfile)
     assert entry_point in ("tc.train", "tc.tune")
@@ -88,23 +115,14 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
         # cost K times one (packed training itself: tests/runner/test_packing.py).
         packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
         run_config = packing.copy_configs(run_config)[0]
-    # The study is analysis metadata: flagfiles that differ only there train the same step.
     one_step = dataclasses.replace(
         run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
         rank_probe_size=2, output_dir="", data_dir=str(tmp_path / "data"), tensorboard=False,
         save_predictions=False, verbose=0, study="")
-    key = one_step.to_flagfile().replace(str(tmp_path), "")
+    key = one_step_key(run_config)
     if key not in ONE_STEP_RESULTS:
         with tfds.testing.mock_data(num_examples=4):
             ONE_STEP_RESULTS[key] = assembly.run(
                 dataclasses.replace(one_step, output_dir=str(tmp_path / "run")))
     for result in ONE_STEP_RESULTS[key]:
         assert result["status"] == "completed" and result["epochs_completed"] == 1
-
-
-def _input_shape(run_config):
-    from tc.data import tfds_source
-
-    if run_config.dataset in ("fashion_mnist", "mnist"):
-        return (28, 28, 1)
-    return tfds_source.TABLES[run_config.dataset].input_shape
