@@ -57,6 +57,8 @@ def stopped_result(config, recorder, timing, placement, examples_per_epoch,
     final, best = _summary(rows)
     return {
         "status": status,
+        "dataset": config.dataset,
+        "model": config.model_name,
         "diverged_at": diverged_at,
         "interrupted_by": interrupted_by if status == "interrupted" else None,
         "epochs_completed": len(rows),

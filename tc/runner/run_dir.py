@@ -58,11 +58,25 @@ class RunDirectoryConflict(ValueError):
     """The output directory holds a different run, or files that are not a tc run's."""
 
 
+def _process_umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import, before any writer thread: os.umask can only be read by setting it.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def _atomic_write(path, write, mode):
+    """Writes `path` through a temporary file renamed into place, with the permissions an
+    ordinary file gets under the process's umask (0644 under 022), not mkstemp's 0600: run
+    directories on a shared filesystem are read by other users (workers, the analysis)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
     try:
+        os.chmod(temporary, _FILE_MODE)
         with os.fdopen(descriptor, mode) as handle:
             write(handle)
             handle.flush()

@@ -48,6 +48,7 @@ def test_sigint_abandons_the_epoch_in_flight_and_the_rerun_resumes(small_config)
     with interruption.handling_signals():
         resumed = assembly.run_one(config)
     assert resumed["status"] == "completed" and resumed["epochs_completed"] == 3
+    assert (resumed["dataset"], resumed["model"]) == ("digits", "mlp")  # the default, resolved
     for row, expected in zip(read_rows(config.output_dir), read_rows(reference["run_dir"])):
         for key, value in expected.items():
             if isinstance(value, float):
