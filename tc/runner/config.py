@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from tc import data, models
+from tc.runner import run_dir as run_dir_lib
 
 LOSSES = ("temperature", "gradient_decay")
 BETA_SCHEDULES = ("constant", "log_linear", "cosine")
@@ -241,6 +242,7 @@ class RunConfig:
                 raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
                                  f"integer >= {minimum}.")
         self._validate_sweep_lists()
+        run_dir_lib.check_output_directory(self.run_dir)
         for flag in ("dataset", "probe_dataset"):
             name = getattr(self, flag)
             if name or flag == "dataset":

@@ -68,6 +68,21 @@ def _process_umask():
 _FILE_MODE = 0o666 & ~_process_umask()
 
 
+def check_output_directory(path, flag="--output_dir"):
+    """Raises ValueError unless `path` is a directory, or can be made one, that this process
+    can write: the one path check of `tc.train` and `tc.tune`, made before anything is written."""
+    target = os.path.abspath(path)
+    existing = target
+    while not os.path.exists(existing):  # the nearest ancestor that exists
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == target else f"is under {existing}, which is a file"
+        raise ValueError(f"{flag}={path} {where}; give a directory.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}={path}: {existing} is not writable by this process; give a "
+                         "directory you can write.")
+
+
 def _atomic_write(path, write, mode):
     """Writes `path` through a temporary file renamed into place, with the permissions an
     ordinary file gets under the process's umask (0644 under 022), not mkstemp's 0600: run

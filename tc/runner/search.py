@@ -74,6 +74,7 @@ class SearchConfig:
                 raise ValueError(f"--{name}={getattr(self, name)!r} must be >= {minimum}.")
         if self.packed < 1:
             raise ValueError(f"--packed={self.packed!r} must be >= 1 (1: one trial at a time).")
+        run_dir.check_output_directory(self.output_dir)
         if self.packed > 1 and self.tuner not in PACKABLE_TUNERS:
             raise ValueError(f"--packed={self.packed} works with --tuner=grid or random, not "
                              f"{self.tuner!r}: {PACKABLE_TUNERS_WHY}")

@@ -1,5 +1,7 @@
 """`tc.runner.config`: the RunConfig, its validation, flags and flagfiles."""
 
+import re
+
 import pytest
 
 from tc.runner import config as config_lib
@@ -64,3 +66,20 @@ def test_sweep_axes_list_only_the_lists_that_are_set():
     config = config_lib.RunConfig(betas="0.1,1", seeds="0,1,2")
     assert config.sweep_axes == {"beta": (0.1, 1.0), "seed": (0, 1, 2)} and config.is_packed
     assert not config_lib.RunConfig().is_packed
+
+
+def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_anything_is_written(
+        tmp_path, small_config):
+    from tc.runner import search
+
+    (tmp_path / "notes.txt").write_text("keep")
+    for path, message in ((tmp_path / "notes.txt", " is a file; give a directory"),
+                          (tmp_path / "notes.txt" / "run", " is under .*, which is a file")):
+        pattern = re.escape(f"--output_dir={path}") + message
+        with pytest.raises(ValueError, match=pattern):
+            small_config(output_dir=str(path)).validate()
+        with pytest.raises(ValueError, match=pattern):
+            search.SearchConfig(output_dir=str(path)).validate()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "notes.txt").read_text() == "keep"
+    small_config(output_dir=str(tmp_path / "new" / "run")).validate()  # made when it runs
