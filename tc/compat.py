@@ -12,6 +12,7 @@ refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to tr
 | `sync_jax_state` | the JAX trainer's `jax_state_sync` | assign a variable mid-epoch on JAX |
 | `attach_metric` | `Layer.__setattr__` filing a metric under a model's metrics | keep `beta` in a jitted step's state |
 | `optimizer_variable_index` | `BaseOptimizer._get_variable_index` | a packed copy's own learning rate in `update_step` |
+| `retry_trials` | keras-tuner's `Oracle._retry_queue` and `_run_times` (keras-tuner 1.4) | a rerun retries trials that failed for a reason outside training |
 """
 
 import os
@@ -198,3 +199,16 @@ def optimizer_variable_index(optimizer, variable):
     SGD look their slots up by.
     """
     return optimizer._get_variable_index(variable)
+
+
+# --- keras-tuner's retry queue ----------------------------------------------------------------
+
+def retry_trials(oracle, trial_ids):
+    """Sends finished trials back to keras-tuner's `oracle` to run again, each with a fresh count
+    of retries. keras-tuner retries a trial only within the search that ran it, and offers no
+    public call for it: its oracle keeps the queue and the counts private (keras-tuner 1.4)."""
+    for trial_id in trial_ids:
+        if trial_id in oracle.trials and trial_id not in oracle._retry_queue:
+            oracle._run_times[trial_id] = 0
+            oracle._retry_queue.append(trial_id)
+    oracle.save()

@@ -57,6 +57,11 @@ def main(argv):
         return
     best, baseline = summary["best"], summary["baseline"]
     print(f"\n{len(summary['trials'])} trials; trials.csv in {search_settings.output_dir}/")
+    if summary["incomplete"]:
+        print(f"no best beta: trials {', '.join(summary['incomplete'])} did not finish for a "
+              "reason outside training (their reasons are in trials.csv); run the same command "
+              "again to retry them")
+        sys.exit(1)
     if best is None:
         print("no trial completed")
         return

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from tc import compat
 from tc.runner import assembly, interruption, run_dir
 from tc.runner import config as config_lib
 
@@ -225,8 +226,11 @@ def _oracle(search, hp, max_epochs):
     import keras_tuner as kt
 
     objective = kt.Objective(search.objective, direction=search.direction)
+    # A trial whose run raised (a full disk, a lost file system) runs again, up to
+    # TRIAL_RETRIES times; a trial that diverged is a result, and is not retried.
     common = dict(objective=objective, hyperparameters=hp, tune_new_entries=False,
-                  allow_new_entries=False, max_consecutive_failed_trials=10**6)
+                  allow_new_entries=False, max_consecutive_failed_trials=10**6,
+                  max_retries_per_trial=TRIAL_RETRIES)
     if search.tuner == "grid":
         return _grid_oracle(search, **common)
     if search.tuner == "random":
@@ -234,6 +238,9 @@ def _oracle(search, hp, max_epochs):
     if search.tuner == "bayesian":
         return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
     return kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
+
+
+TRIAL_RETRIES = 2
 
 
 def _execution_configs(base, search, trial_id, values):
@@ -396,6 +403,8 @@ def export_trials(search):
         failed = [r for r in results if r.get("status") != "completed"]
         row["reason"] = ("; ".join(json.dumps(r.get("diverged_at") or r.get("error"))
                                    for r in failed) if failed else "")
+        # Diverged: a result of the trial's beta, not a failure to get one.
+        row["diverged"] = bool(failed) and all(r.get("status") == "diverged" for r in failed)
         finals = [r["final"] for r in results if r.get("final")]
         for key in sorted({k for final in finals for k in final if k.startswith(("val/", "test/"))}):
             row[key] = float(np.mean([final[key] for final in finals if key in final]))
@@ -420,14 +429,23 @@ def search_beta(base, search, baseline=True):
     base.validate()
     search.validate()
     tuner = make_tuner(base, search)
+    if not is_worker():  # the chief or a lone process owns the oracle
+        compat.retry_trials(tuner.oracle, [row["trial_id"] for row in export_trials(search)
+                                           if row["status"] != "completed"
+                                           and not row["diverged"]])
     tuner.search()
     if is_worker():  # the chief exports once every worker is done
         return {"trials": None, "best": None, "baseline": None, "worker": True}
     rows = export_trials(search)
     completed = [row for row in rows if row["status"] == "completed" and row["score"] is not None]
     sign = 1 if search.direction == "max" else -1
-    best = max(completed, key=lambda row: sign * row["score"]) if completed else None
-    summary = {"trials": rows, "best": best, "baseline": None}
+    # A trial that did not finish for a reason outside training (its runs raised, or never
+    # ran) could have been the best: with one missing, no best is named.
+    incomplete = [row["trial_id"] for row in rows
+                  if row["status"] != "completed" and not row["diverged"]]
+    best = max(completed, key=lambda row: sign * row["score"]) if completed and not incomplete \
+        else None
+    summary = {"trials": rows, "best": best, "baseline": None, "incomplete": incomplete}
     if baseline:
         at_one = [row for row in completed if row["beta"] == 1.0]
         if at_one:

@@ -180,3 +180,46 @@ def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_confi
         result = json.loads((tmp_path / "hyperband" / row["run_dirs"] / "result.json").read_text())
         budgets.add(result["epochs"])
     assert budgets <= {1, 2, 3} and max(budgets) == 3
+
+
+def _fake_run(calls, fails):
+    """A stand-in for assembly.run_one that writes a completed result without training, and
+    raises OSError (a full disk) while `fails(beta)` says so."""
+    def run_one(config, *args, **kwargs):
+        calls.append(config.beta)
+        if fails(config.beta):
+            raise OSError(28, "No space left on device")
+        result = {"status": "completed", "seed": config.seed, "beta": config.beta,
+                  "learning_rate": config.learning_rate,
+                  "final": {"val/accuracy": 0.5 + 0.01 * config.beta}}
+        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"), result)
+        return result
+    return run_one
+
+
+def test_a_trial_that_failed_outside_training_is_retried_and_never_lets_a_best_be_named(
+        tmp_path, monkeypatch, base_config):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "retry"), tuner="grid",
+                                   grid_points=3)
+    calls = []
+    # Within a search: two failures of the middle trial, then it runs.
+    failures = iter([True, True])
+    monkeypatch.setattr(assembly, "run_one", _fake_run(
+        calls, lambda beta: beta != 0.01 and beta != 10.0 and next(failures, False)))
+    summary = search.search_beta(base_config(), settings, baseline=False)
+    assert [row["status"] for row in summary["trials"]] == ["completed"] * 3
+    assert len(calls) == 5 and summary["best"]["beta"] == 10.0
+
+    # A trial that keeps failing: no best beta, the trial named; a rerun retries it.
+    settings = dataclasses.replace(settings, output_dir=str(tmp_path / "rerun"))
+    calls.clear()
+    monkeypatch.setattr(assembly, "run_one", _fake_run(calls, lambda beta: beta == 10.0))
+    summary = search.search_beta(base_config(), settings, baseline=False)
+    assert summary["best"] is None and len(summary["incomplete"]) == 1
+    failed, = [row for row in summary["trials"] if row["status"] != "completed"]
+    assert failed["beta"] == 10.0 and calls.count(10.0) == 1 + search.TRIAL_RETRIES
+    calls.clear()
+    monkeypatch.setattr(assembly, "run_one", _fake_run(calls, lambda beta: False))
+    summary = search.search_beta(base_config(), settings, baseline=False)
+    assert calls == [10.0] and summary["incomplete"] == []
+    assert summary["best"]["beta"] == 10.0
