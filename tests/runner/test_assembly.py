@@ -123,6 +123,7 @@ def test_a_run_killed_before_its_first_commit_point_starts_afresh(tmp_path, smal
     directory = run_dir.RunDirectory(config.run_dir)
     directory.prepare(config.to_flagfile())
     run_dir.atomic_write_text(directory.file("metrics.csv"), "epoch,train/loss\n1,9.0\n")
+    directory.unlock()  # the killed process's lock, which the kernel released
     result = assembly.run_one(config)
     rows = read_rows(config.run_dir)
     assert result["epochs_completed"] == 1 and [row["epoch"] for row in rows] == [1]
