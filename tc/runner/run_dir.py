@@ -233,7 +233,6 @@ class RunDirectory:
             # it could write anything); a cluster must share the output directory to resume.
             return self.resume_state() if existing == flagfile else None
         if os.path.isdir(self.path) and os.listdir(self.path) and existing != flagfile:
-            self._refuse_foreign_files(flagfile)
             if existing is not None and not overwrite:
                 raise RunDirectoryConflict(
                     f"{self.path} holds a run with different flags; choose another --output_dir "

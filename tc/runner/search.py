@@ -393,6 +393,14 @@ def _run_results(search, trial_id):
 
 def export_trials(search):
     """Writes `trials.csv` (one row per trial) and returns its rows."""
+    rows = trial_table(search)
+    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
+                              run_dir.rows_to_csv(rows) if rows else "")
+    return rows
+
+
+def trial_table(search):
+    """The rows of `trials.csv`: each trial's hyperparameters, status, runs and mean metrics."""
     rows = []
     for trial in trial_rows(search):
         directories, results = _run_results(search, trial["trial_id"])
@@ -409,8 +417,6 @@ def export_trials(search):
         for key in sorted({k for final in finals for k in final if k.startswith(("val/", "test/"))}):
             row[key] = float(np.mean([final[key] for final in finals if key in final]))
         rows.append(row)
-    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
-                              run_dir.rows_to_csv(rows) if rows else "")
     return rows
 
 
@@ -430,7 +436,7 @@ def search_beta(base, search, baseline=True):
     search.validate()
     tuner = make_tuner(base, search)
     if not is_worker():  # the chief or a lone process owns the oracle
-        compat.retry_trials(tuner.oracle, [row["trial_id"] for row in export_trials(search)
+        compat.retry_trials(tuner.oracle, [row["trial_id"] for row in trial_table(search)
                                            if row["status"] != "completed"
                                            and not row["diverged"]])
     tuner.search()
