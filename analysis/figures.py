@@ -54,6 +54,8 @@ def _save(figure, path):
                 figure.savefig(temporary, dpi=110, bbox_inches="tight",
                                metadata={"Date": None} if suffix == ".svg" else None)
                 os.replace(temporary, target)
+                # The layout of the first format's draw holds for the second: not laid out again.
+                figure.set_layout_engine("none")
             finally:
                 if os.path.exists(temporary):
                     os.remove(temporary)
@@ -253,7 +255,7 @@ def rank_vs_temperature(sweep_runs, layers, path):
                     _spread(axis, group[group[column].notna()], "temperature", column, layer)
         for axis, kind in zip(row, ("numerical", "effective")):
             axis.set(xscale="log", xlabel="temperature T = 1 / beta", ylabel=f"{kind} rank",
-                     title=f"{model} on {dataset}: {kind} rank of each layer (test inputs)")
+                     title=f"{model} on {dataset}\n{kind} rank of each layer (test inputs)")
             axis.legend(fontsize=8, title="layer (input to output)")
     figure.suptitle("Paper 3: rank of the learned representations vs temperature")
     return _save(figure, path)
