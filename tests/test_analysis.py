@@ -12,6 +12,10 @@ import pytest
 from analysis import claims, load, statistics, studies
 from tests.support import ROOT, run_python, write_synthetic_run
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 FIGURES = ("p1_accuracy_vs_beta", "p1_beta_logit_norm_heatmap", "p1_training_curves",
            "p2_calibration_vs_beta", "p2_reliability_diagrams", "p2_training_curves",
            "p3_rank_vs_temperature", "p3_logit_norm_curves", "p3_probe_vs_temperature")

@@ -1,5 +1,7 @@
 """The library needs no TensorFlow: it imports and trains under JAX with TensorFlow blocked."""
 
+import pytest
+
 from tests.support import run_python
 
 SCRIPT = """
@@ -23,6 +25,7 @@ SCRIPT = """
 """
 
 
+@pytest.mark.backend_independent  # its subprocess runs under JAX whatever the leg
 def test_tc_trains_under_jax_without_tensorflow():
     completed = run_python(SCRIPT, backend="jax", block_tensorflow=True)
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -5,6 +5,10 @@ import pathlib
 
 import pytest
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RULES = ("py_library", "py_binary", "py_test")
 

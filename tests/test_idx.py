@@ -8,6 +8,10 @@ import pytest
 
 from tc.data import idx
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 
 def raw_idx(array, kind=0x08):
     """The IDX bytes of `array`, built by hand from the format's definition."""

@@ -28,6 +28,7 @@ def tiny_idx_folder(folder, per_class=(30, 10), size=6, seed=0):
     return folder
 
 
+@pytest.mark.backend_independent  # its subprocess runs under JAX whatever the leg
 def test_fashion_mnist_loads_from_the_debian_files_with_tensorflow_blocked():
     completed = run_python(f"""
         import numpy as np

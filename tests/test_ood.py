@@ -7,6 +7,10 @@ from sklearn import metrics as sk_metrics
 
 from tc import ood
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 
 def test_msp_and_energy_are_their_closed_forms():
     logits = np.random.default_rng(0).normal(size=(50, 7)) * 5

@@ -12,6 +12,10 @@ import pytest
 from analysis import load
 from tests.support import run_python, write_synthetic_run
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 
 def _rewrite_json(name, change):
     def damage(path):

@@ -8,6 +8,10 @@ from scipy import stats as scipy_stats
 
 from analysis import statistics
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.mark.parametrize("n, method", [(3, "t"), (8, "t"), (30, "bootstrap")])
 def test_intervals_cover_the_true_mean_at_their_stated_rate(n, method):

@@ -11,6 +11,10 @@ import pytest
 from tc.runner import run_dir
 from tests.support import ROOT
 
+# This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
+# backend's leg only (.ci/run).
+pytestmark = pytest.mark.backend_independent
+
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_npz_files_hold_what_np_savez_would_write(tmp_path, compress):
