@@ -281,9 +281,15 @@ def prepare(config, configs, indices, setup):
         limit = len(indices)
         for member_config in (configs[index] for index in indices):
             keras.utils.set_random_seed(member_config.seed)  # each starts as a separate run
-            model = models.build(config.model_name, dataset.input_shape, dataset.num_classes,
-                                 weight_decay=optimization.model_weight_decay(config),
-                                 **member_config.parsed_model_options)
+            try:
+                model = models.build(config.model_name, dataset.input_shape,
+                                     dataset.num_classes,
+                                     weight_decay=optimization.model_weight_decay(config),
+                                     **member_config.parsed_model_options)
+            except ValueError as error:  # an option's value: name the flags that set it
+                raise ConfigurationError(
+                    f"--model={config.model_name} --model_options="
+                    f"{member_config.model_options!r}: {error}") from None
             members.append(Member(member_config, model, build_loss(member_config)))
             if len(members) == 1 and len(configs) > 1:
                 limit = memory.copies_per_program(

@@ -8,6 +8,7 @@ and `define_flags()` / `from_flags()` connect the dataclass to absl.
 import ast
 import dataclasses
 import math
+import sys
 
 from tc import data, models
 from tc.runner import run_dir as run_dir_lib
@@ -386,9 +387,60 @@ def define_flag(name, default, help_text, choices=None, flag_values=None,
     elif isinstance(default, int):
         flags.DEFINE_integer(name, default, help_text, **where)
     elif isinstance(default, float):
-        flags.DEFINE_float(name, default, help_text, **where)
+        flags.DEFINE(_exact_float_parser(), name, default, help_text,
+                     serializer=flags.ArgumentSerializer(), **where)
     else:
         flags.DEFINE_string(name, default, help_text, **where)
+
+
+def _exact_float_parser():
+    """An absl float parser (absl is imported only where flags are defined)."""
+    from absl import flags
+
+    class ExactFloatParser(flags.FloatParser):
+        """absl's float parser, refusing a literal that float64 cannot hold: `--beta=1e-400`
+        would otherwise run, or be refused, as `--beta=0.0`."""
+
+        def parse(self, argument):
+            value = super().parse(argument)
+            if isinstance(argument, str):
+                mantissa = argument.strip().lower().split("e")[0]
+                if value == 0.0 and any(digit in mantissa for digit in "123456789"):
+                    raise ValueError(f"{argument} underflows to 0 in float64 (the smallest "
+                                     "positive value is about 4.9e-324)")
+                if math.isinf(value) and "inf" not in argument.lower():
+                    raise ValueError(f"{argument} overflows to infinity in float64 (the largest "
+                                     "value is about 1.8e308)")
+            return value
+
+    return ExactFloatParser()
+
+
+def parse_command_line(argv):
+    """absl's flag parsing for the entry points (`app.run(main, flags_parser=...)`), with a
+    message instead of a traceback for a flagfile that is not text."""
+    from absl import app
+
+    try:
+        return app.parse_flags_with_usage(argv)
+    except UnicodeDecodeError as error:
+        named = [argument.split("=", 1)[1] for argument in argv[1:]
+                 if argument.startswith(("--flagfile=", "-flagfile="))]
+        unreadable = [path for path in named if not _is_text(path)]
+        sys.stderr.write(
+            f"FATAL Flags parsing error: --flagfile={unreadable[0] if unreadable else '...'} is "
+            f"not a text file of flags (byte {error.start} is not UTF-8); a flagfile holds one "
+            "--flag=value per line.\n")
+        sys.exit(1)
+
+
+def _is_text(path):
+    try:
+        with open(path, encoding="utf-8") as file:
+            file.read()
+        return True
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def define_flags(flag_values=None):

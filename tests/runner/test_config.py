@@ -83,3 +83,40 @@ def test_an_output_dir_that_is_a_file_or_under_one_is_refused_before_anything_is
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
     assert (tmp_path / "notes.txt").read_text() == "keep"
     small_config(output_dir=str(tmp_path / "new" / "run")).validate()  # made when it runs
+
+
+@pytest.mark.parametrize("argument, match", [
+    ("--beta=1e-400", "1e-400 underflows to 0"), ("--learning_rate=1e999", "overflows"),
+    ("--beta=0.0", None), ("--beta=2.5e-3", None), ("--beta=inf", None)])
+def test_a_float_flag_refuses_a_literal_float64_cannot_hold(argument, match):
+    from absl import flags
+
+    values = flags.FlagValues()
+    config_lib.define_flags(values)
+    if match is None:  # parsed as Python parses it (validation judges the value later)
+        values(["tc.train", argument])
+        assert values[argument[2:].split("=")[0]].value == float(argument.split("=")[1])
+        return
+    with pytest.raises(flags.IllegalFlagValueError, match=match):
+        values(["tc.train", argument])
+
+
+def test_a_flagfile_that_is_not_text_is_a_message_with_exit_code_1(tmp_path, capsys):
+    binary = tmp_path / "run.cfg"
+    binary.write_bytes(b"--beta=1\n\x8f\xff\x00\x13")
+    with pytest.raises(SystemExit) as exited:
+        config_lib.parse_command_line(["tc.train", f"--flagfile={binary}"])
+    assert exited.value.code == 1
+    message = capsys.readouterr().err
+    assert f"--flagfile={binary} is not a text file of flags (byte 9 is not UTF-8)" in message
+
+
+def test_a_bad_model_option_value_names_the_flags(tmp_path, small_config):
+    from tc.runner import assembly
+
+    config = small_config(model="mlp", model_options="depth=0", output_dir=str(tmp_path / "r"))
+    with pytest.raises(assembly.ConfigurationError,
+                       match=re.escape("--model=mlp --model_options='depth=0': `depth` must be "
+                                       "an integer >= 1; got 0.")):
+        assembly.run(config)
+    assert not (tmp_path / "r").exists()
