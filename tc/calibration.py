@@ -88,10 +88,13 @@ def fit_temperature(logits, labels, min_temperature=1e-3, max_temperature=1e3, t
 
 def reliability_bins(probabilities, labels, num_bins=15):
     """Per-bin `count`, mean `confidence` and `accuracy` (NaN for empty bins), and the `edges`."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = np.asarray(labels).astype(np.int64).reshape(-1)
     if int(num_bins) != num_bins or num_bins < 1:
         raise ValueError(f"num_bins must be an integer >= 1; got {num_bins!r}.")
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if labels.size and (labels.min() < 0 or labels.max() >= probabilities.shape[-1]):
+        raise ValueError(f"Labels must be in [0, {probabilities.shape[-1]}); got "
+                         f"[{labels.min()}, {labels.max()}].")
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, num_bins + 1)

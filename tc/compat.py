@@ -12,6 +12,7 @@ refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to tr
 | `sync_jax_state` | the JAX trainer's `jax_state_sync` | assign a variable mid-epoch on JAX |
 | `attach_metric` | `Layer.__setattr__` filing a metric under a model's metrics | keep `beta` in a jitted step's state |
 | `optimizer_variable_index` | `BaseOptimizer._get_variable_index` | a packed copy's own learning rate in `update_step` |
+| `concrete_values` | JAX's `Tracer` type; TensorFlow's eager mode | a check that can raise only where values exist |
 | `retry_trials` | keras-tuner's `Oracle._retry_queue` and `_run_times` (keras-tuner 1.4) | a rerun retries trials that failed for a reason outside training |
 """
 
@@ -212,3 +213,26 @@ def retry_trials(oracle, trial_ids):
             oracle._run_times[trial_id] = 0
             oracle._retry_queue.append(trial_id)
     oracle.save()
+
+
+def concrete_values(tensor):
+    """The numpy values of `tensor` when it holds them now (an eager TensorFlow tensor, a JAX
+    array, numpy), or None inside a traced function (a `tf.function` graph, `jax.jit`) or for a
+    symbolic tensor: a value check that raises can run only on the former."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        if isinstance(tensor, jax.core.Tracer):
+            return None
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.is_tensor(tensor) and not tf.executing_eagerly():
+            return None
+    if isinstance(tensor, keras.KerasTensor):
+        return None
+    try:
+        return keras.ops.convert_to_numpy(tensor)
+    except Exception:  # a backend's symbolic tensor this function does not know by type
+        return None

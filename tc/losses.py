@@ -29,9 +29,11 @@ number. For soft or smoothed targets `t` the loss is the expectation over classe
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from tc import beta as beta_lib
+from tc import compat
 from tc import schedules
 
 LABEL_MODES = ("sparse", "categorical")
@@ -90,7 +92,47 @@ def _sparse_labels(y_true, logits):
     labels = ops.cast(y_true, "int32")
     if len(labels.shape) == len(logits.shape):
         labels = ops.squeeze(labels, axis=-1)
+    check_label_range(labels, logits.shape[-1])
     return labels
+
+
+def check_label_range(labels, num_classes):
+    """Raises ValueError when integer `labels` that hold values now (eager) fall outside
+    `[0, num_classes - 1]`. Inside a compiled function, where nothing can raise, the losses and
+    calibration metrics give NaN for such a label instead (`labels_in_range`), never the loss of
+    another class."""
+    values = compat.concrete_values(labels)
+    if values is None or values.size == 0 or num_classes is None:
+        return
+    bad = np.unique(values[(values < 0) | (values >= num_classes)])
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise ValueError(f"Labels must be class ids in [0, {num_classes - 1}] for "
+                         f"{num_classes} classes; got {shown}.")
+
+
+def labels_in_range(labels, num_classes):
+    """`(N,)` booleans: which integer labels are class ids in `[0, num_classes - 1]`."""
+    return ops.logical_and(ops.greater_equal(labels, 0), ops.less(labels, num_classes))
+
+
+def _gatherable(labels, logits):
+    """Labels clipped into range for the gather (whose out-of-range behaviour differs between
+    backends and devices); `_nan_unless_in_range` then marks those examples."""
+    return ops.clip(labels, 0, logits.shape[-1] - 1)
+
+
+def _nan_unless_in_range(losses, labels, num_classes):
+    return ops.where(labels_in_range(labels, num_classes), losses,
+                     ops.cast(float("nan"), losses.dtype))
+
+
+def _nan_unless_in_sparse_range(losses, y_true, logits, label_mode):
+    """Smoothed sparse labels go through one-hot targets, where an out-of-range id would give a
+    zero row: NaN instead, as for hard labels."""
+    if label_mode != "sparse":
+        return losses
+    return _nan_unless_in_range(losses, _sparse_labels(y_true, logits), logits.shape[-1])
 
 
 def sparse_cross_entropy(labels, logits):
@@ -152,9 +194,13 @@ def temperature_cross_entropy(
     )
     scaled_logits = beta * logits
     if hard_labels:
-        return sparse_cross_entropy(_sparse_labels(y_true, logits), scaled_logits)
+        labels = _sparse_labels(y_true, logits)
+        return _nan_unless_in_range(sparse_cross_entropy(_gatherable(labels, logits),
+                                                         scaled_logits),
+                                    labels, logits.shape[-1])
     targets = dense_targets(y_true, logits, label_mode, label_smoothing)
-    return ops.categorical_crossentropy(targets, scaled_logits, from_logits=True)
+    losses = ops.categorical_crossentropy(targets, scaled_logits, from_logits=True)
+    return _nan_unless_in_sparse_range(losses, y_true, logits, label_mode)
 
 
 def gradient_decay_cross_entropy(
@@ -175,12 +221,13 @@ def gradient_decay_cross_entropy(
     if hard_labels:
         labels = _sparse_labels(y_true, logits)
         margin = log_beta * ops.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
-        return sparse_cross_entropy(labels, logits + margin) + log_beta
+        losses = sparse_cross_entropy(_gatherable(labels, logits), logits + margin) + log_beta
+        return _nan_unless_in_range(losses, labels, logits.shape[-1])
     targets = dense_targets(y_true, logits, label_mode, label_smoothing)
     cross_entropy = ops.categorical_crossentropy(targets, logits, from_logits=True)
     probabilities = ops.softmax(logits, axis=-1)
     correction = ops.sum(targets * ops.log1p((beta - 1.0) * probabilities), axis=-1)
-    return cross_entropy + correction
+    return _nan_unless_in_sparse_range(cross_entropy + correction, y_true, logits, label_mode)
 
 
 def beta_state(beta):

@@ -136,13 +136,10 @@ class _CalibrationBins(_Scored, keras.metrics.Metric):
         num_classes = y_pred.shape[-1]
         probabilities = ops.reshape(self._scoring.probabilities(y_pred), (-1, num_classes))
         confidence = ops.max(probabilities, axis=-1)
-        correct = ops.cast(
-            ops.equal(
-                ops.argmax(probabilities, axis=-1),
-                ops.cast(_flat_labels(y_true, num_classes, self.label_mode), "int32"),
-            ),
-            "float32",
-        )
+        labels = ops.cast(_flat_labels(y_true, num_classes, self.label_mode), "int32")
+        if self.label_mode == "sparse":
+            losses_lib.check_label_range(labels, num_classes)
+        correct = ops.cast(ops.equal(ops.argmax(probabilities, axis=-1), labels), "float32")
         weights = _flat_weights(sample_weight, ops.shape(confidence)[0])
         bin_index = ops.minimum(
             ops.cast(ops.floor(confidence * float(self.num_bins)), "int32"), self.num_bins - 1
@@ -152,7 +149,11 @@ class _CalibrationBins(_Scored, keras.metrics.Metric):
         ]
         # Adding 0 * sum(confidence) keeps a NaN prediction visible: its bin index is undefined
         # and one_hot would silently drop it.
+        # An out-of-range label in a compiled step (where nothing can raise) is a NaN too.
         nan_witness = 0.0 * ops.sum(confidence)
+        if self.label_mode == "sparse":
+            nan_witness = nan_witness + ops.sum(ops.where(
+                losses_lib.labels_in_range(labels, num_classes), 0.0, float("nan")))
         self.bin_count.assign_add(ops.sum(weighted_membership, axis=0))
         self.bin_confidence.assign_add(
             ops.matmul(confidence[None, :], weighted_membership)[0] + nan_witness

@@ -231,3 +231,28 @@ def test_bad_options_are_rejected():
 def test_scored_probabilities_are_stated():
     assert tc.losses.TemperatureCrossEntropy().scored_probabilities == "softmax(beta*z)"
     assert tc.losses.GradientDecayCrossEntropy().scored_probabilities == "softmax(z)"
+
+
+@pytest.mark.parametrize("loss_class", [tc.losses.TemperatureCrossEntropy,
+                                        tc.losses.GradientDecayCrossEntropy])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_labels_outside_the_classes_are_an_error_or_nan_never_another_class(
+        loss_class, label_smoothing):
+    logits, labels = random_problem()
+    loss = loss_class(beta=2.0, label_smoothing=label_smoothing, reduction=None)
+    for bad in (NUM_CLASSES, -1):  # a negative id once counted as class C-1
+        wrong = labels.copy()
+        wrong[5] = bad
+        with pytest.raises(ValueError, match=rf"\[0, {NUM_CLASSES - 1}\] for {NUM_CLASSES} "
+                                             rf"classes; got {bad}\."):
+            loss(wrong, logits)
+    # Inside a compiled step nothing can raise: the example's loss is NaN, the others exact.
+    model = keras.Sequential([keras.Input((NUM_CLASSES,)), keras.layers.Identity()])
+    model.compile(loss=loss_class(beta=2.0, label_smoothing=label_smoothing), jit_compile=True)
+    wrong = labels.copy()
+    wrong[[5, 9]] = (NUM_CLASSES, -1)
+    per_example = [model.evaluate(logits[i:i + 1], wrong[i:i + 1], verbose=0)
+                   for i in (4, 5, 9)]
+    expected = float(loss(labels[4:5], logits[4:5])[0])
+    assert per_example[0] == pytest.approx(expected, rel=1e-5)
+    assert math.isnan(per_example[1]) and math.isnan(per_example[2])

@@ -1,5 +1,7 @@
 """Calibration, NLL and logit-norm metrics against independent numpy implementations."""
 
+import math
+
 import keras
 import numpy as np
 import pytest
@@ -178,3 +180,24 @@ def test_metrics_in_evaluate_match_direct_updates():
     np.testing.assert_allclose(logs["ece"], expected_ece, atol=1e-6)
     np.testing.assert_allclose(logs["nll"], -log_softmax(logits)[np.arange(256), y].mean(),
                                rtol=1e-5)
+
+
+def test_labels_outside_the_classes_are_an_error_or_nan():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((32, 4)).astype("float32")
+    labels = rng.integers(0, 4, 32)
+    labels[3] = -1
+    for metric in (tc.metrics.ExpectedCalibrationError(), tc.metrics.MaximumCalibrationError()):
+        with pytest.raises(ValueError, match=r"\[0, 3\] for 4 classes; got -1\."):
+            metric.update_state(labels, logits)
+    with pytest.raises(ValueError, match=r"Labels must be in \[0, 4\); got \[-1, 3\]"):
+        tc.calibration.reliability_bins(softmax(logits), labels)
+    # Compiled (model.evaluate), where nothing can raise, the metric is NaN.
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Identity()])
+    model.compile(loss=tc.losses.TemperatureCrossEntropy(),
+                  metrics=[tc.metrics.ExpectedCalibrationError()], jit_compile=True)
+    logs = model.evaluate(logits, labels, batch_size=32, verbose=0, return_dict=True)
+    assert math.isnan(logs["ece"]) and math.isnan(logs["loss"])
+    labels[3] = 0
+    assert not math.isnan(model.evaluate(logits, labels, batch_size=32, verbose=0,
+                                         return_dict=True)["ece"])
