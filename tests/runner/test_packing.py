@@ -107,7 +107,8 @@ def quiet(config_for, name, **overrides):
 def test_copies_with_their_own_rate_seed_and_norm_move_as_separate_runs(tmp_path, config_for,
                                                                       optimizer):
     # Four copies differing in every per-copy setting at once (--grid=zip), on a cosine schedule
-    # with warm-up so the whole schedule must be scaled; each is rerun alone from its flags.txt.
+    # with warm-up so the whole schedule must be scaled; every copy's flags.txt holds its own
+    # settings, and the first and last (which differ in all of them) are rerun alone from it.
     rate = {"sgd": "0.2,0.05,0.1,0.02", "momentum": "0.05,0.01,0.02,0.004",
             "adam": "0.003,0.001,0.0003,0.002", "adamw": "0.003,0.001,0.0003,0.002"}[optimizer]
     sweep = quiet(config_for, "sweep", optimizer=optimizer, betas="0.3,1,3,1", grid="zip",
@@ -124,6 +125,11 @@ def test_copies_with_their_own_rate_seed_and_norm_move_as_separate_runs(tmp_path
             flags, output_dir=str(tmp_path / f"single{index}"))
         assert single_config.seed == index and single_config.data_order_seed == sweep.seed
         assert single_config.learning_rate == float(rate.split(",")[index])
+        assert single_config.beta == float(sweep.betas.split(",")[index])
+        norms = sweep.init_logit_norms.split(",")
+        assert float(single_config.init_logit_norm) == float(norms[index])
+        if index not in (0, 3):
+            continue
         single = assembly.run_one(single_config)
         packed_rows, single_rows = rows_of(result["run_dir"]), rows_of(single["run_dir"])
         assert [row["epoch"] for row in packed_rows] == [1, 2]
