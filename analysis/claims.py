@@ -19,6 +19,7 @@ reproduction.
 """
 
 import dataclasses
+import itertools
 import os
 
 import numpy as np
@@ -270,22 +271,21 @@ def _complete_subgrid(group, betas, norms):
     betas, then the smallest values; None if there is none."""
     seeds_of = {cell: set(cell_runs["seed"])
                 for cell, cell_runs in group.groupby(["beta", "init_logit_norm"])}
-    best = None
-    for b0 in range(len(betas)):
-        for b1 in range(b0 + 2, len(betas) + 1):
-            for n0 in range(len(norms)):
-                for n1 in range(n0 + 2, len(norms) + 1):
-                    common = None
-                    for beta in betas[b0:b1]:
-                        for norm in norms[n0:n1]:
-                            seeds = seeds_of.get((beta, norm), set())
-                            common = seeds if common is None else common & seeds
-                    if len(common) < MIN_SEEDS:
-                        continue
-                    rank = ((b1 - b0) * (n1 - n0), b1 - b0)
-                    if best is None or rank > best[0]:
-                        best = (rank, (betas[b0:b1], norms[n0:n1]))
-    return None if best is None else best[1]
+    best, best_rank = None, None
+    for beta_range, norm_range in itertools.product(_contiguous_ranges(betas),
+                                                    _contiguous_ranges(norms)):
+        common = set.intersection(*(seeds_of.get(cell, set())
+                                    for cell in itertools.product(beta_range, norm_range)))
+        rank = (len(beta_range) * len(norm_range), len(beta_range))
+        if len(common) >= MIN_SEEDS and (best_rank is None or rank > best_rank):
+            best, best_rank = (beta_range, norm_range), rank
+    return best
+
+
+def _contiguous_ranges(values, shortest=2):
+    """Every run of consecutive `values` at least `shortest` long, from the first values on."""
+    return [values[start:stop] for start in range(len(values))
+            for stop in range(start + shortest, len(values) + 1)]
 
 
 def _missing_cells_note(missing, planned):

@@ -41,10 +41,14 @@ def _check(logits, labels):
         raise ValueError("Calibration needs at least one example; got none.")
     if not np.all(np.isfinite(logits)):
         raise ValueError("Logits contain NaN or infinite values.")
-    if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"Labels must be in [0, {logits.shape[1]}); got "
-                         f"[{labels.min()}, {labels.max()}].")
+    _check_label_range(labels, logits.shape[1])
     return logits, labels
+
+
+def _check_label_range(labels, num_classes):
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"Labels must be in [0, {num_classes}); got "
+                         f"[{labels.min()}, {labels.max()}].")
 
 
 def negative_log_likelihood(logits, labels, temperature=1.0):
@@ -92,9 +96,7 @@ def reliability_bins(probabilities, labels, num_bins=15):
         raise ValueError(f"num_bins must be an integer >= 1; got {num_bins!r}.")
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    if labels.size and (labels.min() < 0 or labels.max() >= probabilities.shape[-1]):
-        raise ValueError(f"Labels must be in [0, {probabilities.shape[-1]}); got "
-                         f"[{labels.min()}, {labels.max()}].")
+    _check_label_range(labels, probabilities.shape[-1])
     confidence = probabilities.max(axis=1)
     correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
     edges = np.linspace(0.0, 1.0, num_bins + 1)
