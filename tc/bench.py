@@ -7,8 +7,9 @@
    and each ratio is the median over `--repeats` of per-repeat time ratios. 1.00 means no
    overhead.
 2. **Training throughput** (when a GPU is present, or with `--figures=throughput`): for each
-   `--models` entry, the real `tc.train` path (`tc.runner.assembly.run`: its beta variable, metrics,
-   divergence guard, per-epoch evaluation and checkpoint) on `synthetic_images`, CIFAR-shaped
+   `--models` entry, the real `tc.train` path with its defaults (`tc.runner.assembly.run`: its
+   beta variable, metrics, divergence guard, per-epoch evaluation and checkpoint, the live
+   progress line of a terminal and the TensorBoard scalars) on `synthetic_images`, CIFAR-shaped
    uint8 data held in memory (ImageNet-shaped, 224x224x3 with 1000 classes, for `resnet50`,
    10,240 of them):
    - **img/s**: training examples per second after the first epoch (which includes
@@ -43,6 +44,7 @@ It prints the figures and writes them to `--out` as JSON (`images_per_second` pe
 `analysis.report`'s full-scale time estimates).
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -197,12 +199,11 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
     from tc.runner import config as config_lib
 
     options = dataset_options(model_name, samples)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _progress_to_a_terminal():
         config = config_lib.RunConfig(
             dataset="synthetic_images", dataset_options=options, model=model_name,
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
-            tensorboard=False, save_predictions=False, verbose=0,
-            betas=sweep_betas(copies) if copies > 1 else "",
+            save_predictions=False, betas=sweep_betas(copies) if copies > 1 else "",
             learning_rates=",".join(learning_rates) if copies > 1 else "",
             output_dir=os.path.join(scratch, model_name))
         result = assembly.run(config)[0]
@@ -226,6 +227,33 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
         "epoch_seconds": result.get("epoch_seconds"), "copies": copies,
         "images_per_second_with_compile": with_compile,
     }
+
+
+class _Terminal:
+    """A terminal that shows nothing: the progress line draws as it would for a user, and the
+    figures stay readable."""
+
+    def __init__(self):
+        self._sink = open(os.devnull, "w")
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return self._sink.write(text)
+
+    def flush(self):
+        self._sink.flush()
+
+
+@contextlib.contextmanager
+def _progress_to_a_terminal():
+    previous, sys.stdout = sys.stdout, _Terminal()
+    try:
+        yield
+    finally:
+        sys.stdout._sink.close()
+        sys.stdout = previous
 
 
 class EpochTimer(keras.callbacks.Callback):

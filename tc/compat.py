@@ -68,17 +68,20 @@ class StepQuietCallbackList(keras.callbacks.CallbackList):
 
     tc's callbacks read nothing per step, so this list skips the batch-end hooks of training,
     evaluation and prediction, and their conversion, unless a callback (a progress bar, a
-    user's) defines one. `stop_requested`, a callable asked after every training step (it
-    reads no logs), stops training when it returns True: how a signal stops a run
-    (`tc.runner.interruption`).
+    user's) defines one. Keras's own progress bar is not added: it reads every step's logs.
+    `after_step` callables are called with each training step's index and no logs (tc's
+    progress line, `tc.runner.progress`); `stop_requested`, a callable asked after every
+    training step (it reads no logs either), stops training when it returns True: how a signal
+    stops a run (`tc.runner.interruption`).
     """
 
-    def __init__(self, callbacks=(), model=None, verbose=0, add_history=False,
-                 stop_requested=None, **params):
-        super().__init__(list(callbacks), add_history=add_history, add_progbar=verbose != 0,
-                         verbose=verbose, model=model, **params)
+    def __init__(self, callbacks=(), model=None, add_history=False, stop_requested=None,
+                 after_step=(), **params):
+        super().__init__(list(callbacks), add_history=add_history, add_progbar=False,
+                         model=model, **params)
         self._async_train = self._async_test = self._async_predict = False
         self._stop_requested = stop_requested
+        self._after_step = list(after_step)
 
         def read(*hooks):
             return any(_overrides(callback, hook) for callback in self.callbacks for hook in hooks)
@@ -90,6 +93,8 @@ class StepQuietCallbackList(keras.callbacks.CallbackList):
     def on_train_batch_end(self, batch, logs=None):
         if self._reads_train_steps:
             super().on_train_batch_end(batch, logs)
+        for hook in self._after_step:
+            hook(batch)
         if self._stop_requested is not None and self._stop_requested():
             self.model.stop_training = True
 

@@ -23,7 +23,7 @@ def read_rows(path):
 
 def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     output = tmp_path / "main"
-    completed = run_python(["-m", "tc.train", f"--output_dir={output}", "--verbose=0"])
+    completed = run_python(["-m", "tc.train", f"--output_dir={output}"])  # the README's command
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "status: completed" in completed.stdout and str(output) in completed.stdout
     assert "predictions.npz" in completed.stdout and (output / "predictions.npz").exists()
@@ -45,7 +45,22 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     assert f"--output_dir={output}\n" in flags_text and "--beta=1.0\n" in flags_text
     checkpoints = os.listdir(output / "checkpoints")
     assert "state.json" in checkpoints and "ckpt-00030.npz" in checkpoints
-    assert os.listdir(output / "tensorboard")
+    # The progress line, not a terminal here: one line per epoch with the epoch's values.
+    epoch_lines = [line for line in completed.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split("  ")[0] for line in epoch_lines] == [f"epoch {n}/30" for n in
+                                                               range(1, 31)]
+    assert f"val_accuracy {rows[-1]['val/accuracy']:.4g}" in epoch_lines[-1]
+    # TensorBoard: every metrics.csv column, as classic scalars at metrics.csv's epochs.
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    accumulator = event_accumulator.EventAccumulator(str(output / "tensorboard"))
+    accumulator.Reload()
+    assert set(accumulator.Tags()["scalars"]) == set(rows[0]) - {"epoch"}
+    for column in ("test/accuracy", "rank/features/effective", "learning_rate"):
+        events = accumulator.Scalars(column)
+        assert [event.step for event in events] == list(range(1, 31))
+        assert [event.value for event in events] == pytest.approx(
+            [row[column] for row in rows], rel=1e-6)
 
 
 SWEEP_FLAGS = ["-m", "tc.train", "--epochs=6", "--batch_size=8", "--verbose=0",

@@ -2,7 +2,7 @@
 
     config -> placement (strategy) -> dataset -> members' models (one, or K packed copies)
       -> readouts scaled to ||beta z0|| -> compile(losses with beta in a variable, metrics)
-      -> fit with callbacks (beta schedules, `EpochEnd`, TensorBoard)
+      -> fit with callbacks (beta schedules, `EpochEnd`, the progress line)
       -> one run directory per member: flags.txt, metrics.csv, result.json, predictions.npz,
          checkpoints/, tensorboard/ (and a linear probe on --probe_dataset)
 
@@ -21,6 +21,7 @@ member committed (see `tc.runner.run_dir`); a diverged member stays diverged.
 import contextlib
 import dataclasses
 import gc
+import sys
 import time
 
 import keras
@@ -32,12 +33,14 @@ from tc.runner import (
     callbacks,
     checkpoint,
     distribute,
+    epoch_scalars,
     example_learning,
     inputs as inputs_lib,
     interruption,
     memory,
     optimization,
     packing,
+    progress,
     results,
 )
 from tc.runner.run_dir import RunDirectory
@@ -185,11 +188,15 @@ def run(config, extra_callbacks=(), members=None):
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
     configs = list(members) if members is not None else member_configs(config)
-    outcomes = [None] * len(configs)
+    # A completed run is returned as it is, never trained or written again.
+    outcomes = [RunDirectory(member_config.run_dir, writable=False).completed_result(
+        member_config.to_flagfile()) for member_config in configs]
+    if all(outcomes):
+        return outcomes
     with precision_policy(config):
         with _configuration_errors():
             setup = prepare_data(config)
-        for waiting in _by_data_order(configs):
+        for waiting in _by_data_order(configs, skip=[bool(outcome) for outcome in outcomes]):
             while waiting and not interruption.requested():
                 timing = {"started": time.time()}
                 with _configuration_errors():
@@ -210,11 +217,13 @@ def run(config, extra_callbacks=(), members=None):
             for outcome, member_config in zip(outcomes, configs)]
 
 
-def _by_data_order(configs):
-    """The copies' indices, grouped by the data order they draw, in order of first appearance."""
+def _by_data_order(configs, skip):
+    """The copies' indices, but those `skip` marks, grouped by the data order they draw, in
+    order of first appearance."""
     groups = {}
     for index, member_config in enumerate(configs):
-        groups.setdefault(member_config.data_order_seed, []).append(index)
+        if not skip[index]:
+            groups.setdefault(member_config.data_order_seed, []).append(index)
     return list(groups.values())
 
 
@@ -344,13 +353,16 @@ def open_directories(prepared):
     diverged stays diverged, with its own rows.
     """
     writable = prepared.placement.is_chief
-    keep = 2 if prepared.in_sweep else 1
     states = []
     for member in prepared.members:
-        member.directory = RunDirectory(member.config.run_dir, writable=writable,
-                                        keep_checkpoints=keep)
+        member.directory = RunDirectory(member.config.run_dir, writable=writable)
         states.append(member.directory.prepare(member.config.to_flagfile(),
                                                member.config.overwrite))
+        rolled_back = member.directory.rolled_back
+        if rolled_back and writable:
+            print(f"tc: {member.directory.path}: resuming from epoch {rolled_back['to_epoch']}, "
+                  f"not {rolled_back['from_epoch']}: {rolled_back['reason']}", file=sys.stderr,
+                  flush=True)
     diverged = [bool(state and state.get("diverged_at")) for state in states]
     live = [state["completed_epochs"] if state else 0
             for state, gone in zip(states, diverged) if not gone]
@@ -361,6 +373,10 @@ def open_directories(prepared):
         if completed and not gone and member.resume_from is None:
             raise RuntimeError(f"{member.directory.path}: the checkpoint of epoch {completed} "
                                "is missing; rerun with --overwrite to train from scratch.")
+        if (member.config.tensorboard and member.directory.writable
+                and epoch_scalars.available()):
+            member.directory.scalars = epoch_scalars.EpochScalars(
+                member.directory.file("tensorboard"), already_written=own)
         member.recorder = callbacks.EpochRecorder(
             member.directory, member.directory.metrics_rows(own), member.loss, member.model,
             member.learning_rate, member.optimizer_variables,
@@ -404,13 +420,17 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
             [member.model for member in members], [member.directory for member in members],
             *prepared.tracked_examples, config.eval_batch_size))
     chain += [epoch_end, *extra_callbacks]
-    if (config.tensorboard and not prepared.packed and prepared.placement.is_chief
-            and _tensorflow_available()):
-        chain.append(keras.callbacks.TensorBoard(members[0].directory.file("tensorboard"),
-                                                 write_graph=False, profile_batch=0))
-    return compat.StepQuietCallbackList(chain, prepared.model, config.verbose, add_history=True,
+    after_step = []
+    if config.verbose and prepared.placement.is_chief:
+        line = progress.ProgressLine(config.epochs, prepared.steps_per_epoch, config.batch_size,
+                                     config.verbose, members=num_outputs,
+                                     logs_of=epoch_end.logs_of)
+        chain.append(line)  # after epoch_end, whose evaluation adds the val_ logs it shows
+        after_step.append(line.tick)
+    return compat.StepQuietCallbackList(chain, prepared.model, add_history=True,
                                         stop_requested=interruption.requested,
-                                        epochs=config.epochs, steps=prepared.steps_per_epoch)
+                                        after_step=after_step, epochs=config.epochs,
+                                        steps=prepared.steps_per_epoch)
 
 
 def _train(config, prepared, timing, extra_callbacks):
@@ -420,6 +440,7 @@ def _train(config, prepared, timing, extra_callbacks):
     finally:
         for member in prepared.members:
             if member.directory is not None:
+                member.directory.close_scalars()
                 member.directory.unlock()
 
 
@@ -465,6 +486,8 @@ def _member_result(config, prepared, member, timing, inputs):
                             "sweep": {flag: getattr(config, flag)
                                       for flag in (*packing.LIST_FLAGS.values(), "grid")
                                       if getattr(config, flag) and config.is_packed}}
+    if member.directory.rolled_back:
+        result["rolled_back"] = member.directory.rolled_back
     if result["status"] == "completed" and prepared.tracked_examples:
         result["example_learning"] = example_learning.summarize(
             member.directory, config.epochs, prepared.tracked_examples[1])
@@ -475,9 +498,3 @@ def _member_result(config, prepared, member, timing, inputs):
     return result
 
 
-def _tensorflow_available():
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -148,8 +148,10 @@ class RunConfig:
                                             "example_learning.npz (0 = off).")
     save_predictions: bool = _field(True, "Write predictions.npz: the validation and test logits "
                                           "whose softmax the metrics scored, and the labels.")
-    tensorboard: bool = _field(True, "Write TensorBoard logs (needs TensorFlow).")
-    verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
+    tensorboard: bool = _field(True, "Write metrics.csv's columns as TensorBoard scalars "
+                               "(needs the tensorboard package).")
+    verbose: int = _field(1, "0 silent, 1 a live progress line and one line per epoch, 2 one "
+                          "line per epoch.")
     study: str = _field("", "The study this run belongs to, recorded for the analysis (e.g. "
                             "p1_beta_sweep; see analysis/studies.py); '' = decided there from "
                             "the flags.")

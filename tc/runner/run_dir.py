@@ -7,13 +7,21 @@ Layout:
     result.json        status and summary, written when the run stops
     predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
     checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.runner.checkpoint) and state.json
-    tensorboard/       TensorBoard logs
+    tensorboard/       metrics.csv's columns as TensorBoard scalars (tc.runner.epoch_scalars)
     example_learning.npz, example_learning/   per-example learning (--track_example_learning)
     .lock              held by the process that writes the run (see `RunDirectory.lock`)
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
 it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
+
+The state verifies itself and what it points at: it holds the SHA-256 of its checkpoint and of
+its metrics rows, the same for the epoch before it (whose checkpoint is kept too), and a
+checksum of its own fields. On resume (`resume_state`) the last epoch is used only if all of
+them hold; otherwise the run rolls back to the epoch before, and says so (`rolled_back`, which
+result.json records). A state.json that cannot be read falls back to the newest checkpoint that
+reads whole (its zip CRCs) and has its metrics rows. When nothing checks out, the run is refused,
+and nothing is deleted.
 Commits run on a background thread (one for the whole process), one at a time, so training goes
 on while they are written; `wait()` returns when the last one is on disk.
 
@@ -24,6 +32,7 @@ is refused with a message naming the holder.
 
 import concurrent.futures
 import csv
+import hashlib
 import io
 import json
 import math
@@ -193,17 +202,78 @@ def checkpoint_name(completed_epochs):
     return f"ckpt-{completed_epochs:05d}.npz"
 
 
+class DamagedRunError(RunDirectoryConflict):
+    """A run directory whose state, checkpoints and metrics do not agree at any kept epoch."""
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rows_sha256(rows):
+    """SHA-256 of metrics rows as metrics.csv gives them back (empty cells left out): the same
+    for the rows a commit wrote and for those read back from the file, whatever other columns
+    or later rows the file holds."""
+    parsed = csv.DictReader(io.StringIO(rows_to_csv(rows)))
+    canonical = [{key: _json_safe(_parse(text)) for key, text in row.items() if text != ""}
+                 for row in parsed]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _sealed(state):
+    """`state` with `checksum`, the SHA-256 of its other fields."""
+    fields = {key: value for key, value in state.items() if key != "checksum"}
+    text = json.dumps(_json_safe(fields), sort_keys=True)
+    return {**fields, "checksum": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def _read_state(path):
+    """state.json's fields, or None when it cannot be read, lacks a field or fails its checksum.
+    A state written before checksums existed (no `checksum`) is taken as it is."""
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+        completed = state["completed_epochs"]
+        if not isinstance(completed, int) or completed < 0:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if "checksum" in state and _sealed(state)["checksum"] != state["checksum"]:
+        return None
+    return state
+
+
+def _whole_npz(path):
+    """Whether the .npz at `path` reads completely (every member's zip CRC checks out)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
 class RunDirectory:
     """The files of one run under `path`; only the chief process writes."""
 
-    def __init__(self, path, writable=True, keep_checkpoints=1):
+    def __init__(self, path, writable=True, keep_checkpoints=2):
         self.path = path
         self.writable = writable
-        # A packed copy keeps 2: a sweep killed between two copies' commits of one epoch
-        # resumes every copy from the earlier of the two.
+        # The last two: a damaged last checkpoint falls back to the one before, and a packed
+        # sweep killed between two copies' commits of one epoch resumes every copy from the
+        # earlier of the two.
         self.keep_checkpoints = keep_checkpoints
         self._pending_commit = None
         self._lock = None
+        # Set by `resume_state`: the checkpoints that checked out, by epochs completed, and
+        # what was rolled back ({"from_epoch", "to_epoch", "reason"}), if anything.
+        self._verified = {}
+        self.rolled_back = None
+        # An `epoch_scalars.EpochScalars`, given each complete set of rows after metrics.csv.
+        self.scalars = None
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -282,6 +352,14 @@ class RunDirectory:
         handle.flush()
         self._lock = handle
 
+    def close_scalars(self):
+        """Closes the TensorBoard event file once the last commit is written."""
+        if self.scalars is not None:
+            if self._pending_commit is not None:
+                concurrent.futures.wait([self._pending_commit])
+            self.scalars.close()
+            self.scalars = None
+
     def unlock(self):
         """Releases the lock taken by `lock` (the file stays, as the directory's mark)."""
         if self._lock is not None:
@@ -308,23 +386,109 @@ class RunDirectory:
                 else:
                     os.remove(target)
 
+    def completed_result(self, flagfile):
+        """The result.json of this directory's run, if it is a completed run of `flagfile`;
+        else None. A completed run is kept as it is: a rerun returns this and writes nothing."""
+        if self.recorded_flags() != flagfile:
+            return None
+        try:
+            with open(self.file("result.json")) as handle:
+                result = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return result if isinstance(result, dict) and result.get("status") == "completed" else None
+
     def recorded_flags(self):
         """The flags.txt of the run in this directory, or None."""
         return _read_text(self.file("flags.txt"))
 
     def resume_state(self):
-        """The state of the last committed epoch (`completed_epochs`, `checkpoint`, and
-        `diverged_at` once the run diverged), or None."""
+        """The state of the last committed epoch that checks out (`completed_epochs`,
+        `checkpoint`, and `diverged_at` once the run diverged), or None for a fresh run.
+
+        Sets `rolled_back` when the last commit did not check out (see the module docstring).
+
+        Raises:
+            DamagedRunError: no kept epoch checks out (the directory is left as it is).
+        """
+        self._verified, self.rolled_back = {}, None
         state_path = self.file("checkpoints", "state.json")
         if not os.path.exists(state_path):
             return None
-        with open(state_path) as handle:
-            return json.load(handle)
+        try:
+            rows = self.metrics_rows()
+        except (OSError, ValueError, csv.Error):
+            rows = []
+        state = _read_state(state_path)
+        if state is None:
+            return self._recover_without_state(rows)
+        candidates = [state, *([state["previous"]] if state.get("previous") else [])]
+        problems = [self._problem(candidate, rows) for candidate in candidates]
+        good = [index for index, problem in enumerate(problems) if problem is None]
+        if not good:
+            found = "; ".join(f"epoch {candidate['completed_epochs']}: {problem}"
+                              for candidate, problem in zip(candidates, problems))
+            raise DamagedRunError(
+                f"{self.path} cannot be resumed ({found}). Nothing was changed; rerun with "
+                "--overwrite to train it from scratch.")
+        for index in good:
+            if candidates[index]["completed_epochs"] > 0:
+                self._verified[candidates[index]["completed_epochs"]] = self.checkpoint_path(
+                    candidates[index])
+        if good[0] == 0:
+            return state
+        self.rolled_back = {"from_epoch": state["completed_epochs"],
+                            "to_epoch": candidates[good[0]]["completed_epochs"],
+                            "reason": problems[0]}
+        return {**candidates[good[0]], **({"diverged_at": state["diverged_at"]}
+                                          if state.get("diverged_at") else {})}
+
+    def _problem(self, state, rows):
+        """What is wrong with resuming from `state`, or None."""
+        completed = state["completed_epochs"]
+        kept = [row for row in rows
+                if isinstance(row.get("epoch"), int) and row["epoch"] <= completed]
+        if [row["epoch"] for row in kept] != list(range(1, completed + 1)):
+            return f"metrics.csv does not hold exactly epochs 1-{completed}"
+        if state.get("metrics_sha256") and rows_sha256(kept) != state["metrics_sha256"]:
+            return "metrics.csv differs from what was committed"
+        if completed == 0:
+            return None
+        path = self.checkpoint_path(state)
+        if not os.path.exists(path):
+            return f"{state['checkpoint']} is missing"
+        if state.get("checkpoint_sha256"):
+            if file_sha256(path) != state["checkpoint_sha256"]:
+                return f"{state['checkpoint']} differs from what was committed"
+        elif not _whole_npz(path):
+            return f"{state['checkpoint']} does not read whole"
+        return None
+
+    def _recover_without_state(self, rows):
+        """The newest kept checkpoint that reads whole and has its metrics rows, when state.json
+        cannot be read."""
+        names = sorted((name for name in os.listdir(self.checkpoint_dir)
+                        if name.startswith("ckpt-") and name.endswith(".npz")), reverse=True)
+        for name in names:
+            try:
+                completed = int(name[len("ckpt-"):-len(".npz")])
+            except ValueError:
+                continue
+            candidate = {"completed_epochs": completed, "checkpoint": name}
+            if self._problem(candidate, rows) is None:
+                self._verified[completed] = self.checkpoint_path(candidate)
+                self.rolled_back = {"from_epoch": None, "to_epoch": completed,
+                                    "reason": "checkpoints/state.json could not be read"}
+                return candidate
+        raise DamagedRunError(
+            f"{self.path} cannot be resumed: checkpoints/state.json cannot be read and no kept "
+            "checkpoint reads whole with its metrics rows. Nothing was changed; rerun with "
+            "--overwrite to train it from scratch.")
 
     def checkpoint_at(self, completed_epochs):
-        """The path of the checkpoint after `completed_epochs` epochs, or None if not kept."""
-        path = os.path.join(self.checkpoint_dir, checkpoint_name(completed_epochs))
-        return path if completed_epochs > 0 and os.path.exists(path) else None
+        """The path of the checkpoint after `completed_epochs` epochs, or None unless
+        `resume_state` found it whole and as committed."""
+        return self._verified.get(completed_epochs)
 
     def metrics_rows(self, completed_epochs=None):
         """The metrics rows on disk, cut to the first `completed_epochs` epochs."""
@@ -360,9 +524,10 @@ class RunDirectory:
         self._pending_commit = _WRITER.submit(self._mark_diverged, diverged_at)
 
     def _mark_diverged(self, diverged_at):
-        state = self.resume_state() or {"completed_epochs": 0, "checkpoint": None}
+        state = _read_state(self.file("checkpoints", "state.json")) or {
+            "completed_epochs": 0, "checkpoint": None}
         atomic_write_json(self.file("checkpoints", "state.json"),
-                          {**state, "diverged_at": diverged_at})
+                          _sealed({**state, "diverged_at": diverged_at}))
 
     def wait(self):
         """Returns when no commit is being written; raises the error of a failed one."""
@@ -374,10 +539,19 @@ class RunDirectory:
         if finish_row is not None:
             rows[-1].update(finish_row())
         name = checkpoint_name(completed_epochs)
-        atomic_write_arrays(os.path.join(self.checkpoint_dir, name), snapshot.arrays())
+        path = os.path.join(self.checkpoint_dir, name)
+        atomic_write_arrays(path, snapshot.arrays())
         atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
-        atomic_write_json(self.file("checkpoints", "state.json"),
-                          {"completed_epochs": completed_epochs, "checkpoint": name})
+        if self.scalars is not None:
+            self.scalars.write(rows)
+        previous = _read_state(self.file("checkpoints", "state.json"))
+        state = {"completed_epochs": completed_epochs, "checkpoint": name,
+                 "checkpoint_sha256": file_sha256(path), "metrics_sha256": rows_sha256(rows)}
+        if previous and previous.get("completed_epochs") == completed_epochs - 1 > 0:
+            state["previous"] = {key: previous[key] for key in (
+                "completed_epochs", "checkpoint", "checkpoint_sha256", "metrics_sha256")
+                if key in previous}
+        atomic_write_json(self.file("checkpoints", "state.json"), _sealed(state))
         kept = {checkpoint_name(completed_epochs - back) for back in range(self.keep_checkpoints)}
         for other in os.listdir(self.checkpoint_dir):
             if other.startswith("ckpt-") and other not in kept:

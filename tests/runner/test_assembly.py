@@ -36,6 +36,41 @@ def test_restart_of_a_finished_run_changes_nothing(tmp_path, small_config):
     assert (tmp_path / "run" / "metrics.csv").read_text() == before
 
 
+def test_a_rerun_never_rewrites_a_completed_run_even_with_a_damaged_checkpoint(tmp_path,
+                                                                               small_config):
+    config = small_config()
+    first = assembly.run_one(config)
+    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-00003.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    files = {path: path.read_bytes() for path in (tmp_path / "run").rglob("*") if path.is_file()}
+    again = assembly.run_one(config)
+    assert again == json.loads(json.dumps(first)) and again["status"] == "completed"
+    assert {path: path.read_bytes() for path in files} == files
+
+
+def test_a_damaged_last_checkpoint_resumes_from_the_one_before_and_says_so(tmp_path,
+                                                                           small_config):
+    config = small_config()
+    assembly.run_one(config)
+    reference_rows = read_rows(tmp_path / "run")
+    # A run killed before its result was written, whose last checkpoint was then damaged.
+    (tmp_path / "run" / "result.json").unlink()
+    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-00003.npz"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-50])
+    result = assembly.run_one(config)
+    assert result["status"] == "completed"
+    assert result["rolled_back"]["from_epoch"] == 3 and result["rolled_back"]["to_epoch"] == 2
+    assert "ckpt-00003.npz" in result["rolled_back"]["reason"]
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["rolled_back"] == (
+        result["rolled_back"])
+    rows = read_rows(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for row, expected in zip(rows, reference_rows):
+        for key, value in expected.items():
+            if isinstance(value, float) and key != "epoch":
+                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["epoch"], key)
+
+
 def test_different_flags_in_the_same_directory_are_refused(tmp_path, small_config):
     assembly.run_one(small_config())
     with pytest.raises(run_dir.RunDirectoryConflict, match="--overwrite"):

@@ -45,7 +45,8 @@ def test_a_checkpoint_restores_weights_and_optimizer_state_exactly(tmp_path):
     directory.commit_epoch(snapshot, [{"epoch": 1}], 1)
     directory.wait()
     state = directory.resume_state()
-    assert state == {"completed_epochs": 1, "checkpoint": "ckpt-00001.npz"}
+    assert (state["completed_epochs"], state["checkpoint"]) == (1, "ckpt-00001.npz")
+    assert state["checkpoint_sha256"] == run_dir.file_sha256(directory.checkpoint_path(state))
 
     fresh = dense_model(4, 3, seed=1)
     fresh.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")

@@ -1,5 +1,6 @@
 """`tc.runner.run_dir`: atomic files, the resume state, and what `--overwrite` may remove."""
 
+import json
 import os
 import subprocess
 import sys
@@ -131,3 +132,126 @@ def test_run_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
     assert completed.returncode == 0, completed.stderr[-2000:]
     modes = {path.name: path.stat().st_mode & 0o777 for path in tmp_path.iterdir()}
     assert modes == {"flags.txt": mode, "result.json": mode, "a.npz": mode}
+
+
+class ArraysSnapshot:
+    """Stands for a `tc.runner.checkpoint.Snapshot`: what `commit_epoch` writes."""
+
+    def __init__(self, epoch):
+        self.values = {"weights": np.full((4, 3), float(epoch), np.float32),
+                       "step": np.array(epoch * 10, np.int64)}
+
+    def arrays(self):
+        return self.values
+
+
+def committed_run(path, epochs=3):
+    """A run directory after `epochs` committed epochs (rows like tc's, with a NaN cell)."""
+    directory = run_dir.RunDirectory(str(path))
+    directory.prepare("--beta=1.0\n")
+    rows = []
+    for epoch in range(1, epochs + 1):
+        rows.append({"epoch": epoch, "learning_rate": 0.1, "train/loss": 1.0 / epoch,
+                     "val/ece": float("nan") if epoch == 2 else 0.01 * epoch,
+                     "rank/features/effective": np.float32(5 + epoch)})
+        directory.commit_epoch(ArraysSnapshot(epoch), rows, epoch)
+    directory.wait()
+    directory.unlock()
+    return rows
+
+
+def reopened(path):
+    directory = run_dir.RunDirectory(str(path))
+    state = directory.prepare("--beta=1.0\n")
+    directory.unlock()
+    return directory, state
+
+
+def test_an_intact_run_resumes_from_its_last_epoch_with_the_two_last_checkpoints(tmp_path):
+    committed_run(tmp_path / "run")
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 3 and directory.rolled_back is None
+    assert sorted(os.listdir(tmp_path / "run" / "checkpoints")) == [
+        "ckpt-00002.npz", "ckpt-00003.npz", "state.json"]
+    assert directory.checkpoint_at(3).endswith("ckpt-00003.npz")
+    assert directory.checkpoint_at(2).endswith("ckpt-00002.npz")
+    assert directory.checkpoint_at(1) is None  # not kept
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_a_byte, os.remove])
+def test_a_damaged_last_checkpoint_rolls_back_to_the_one_before(tmp_path, damage):
+    committed_run(tmp_path / "run")
+    damage(tmp_path / "run" / "checkpoints" / "ckpt-00003.npz")
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 2
+    assert directory.checkpoint_at(2).endswith("ckpt-00002.npz")
+    assert directory.checkpoint_at(3) is None
+    assert directory.rolled_back["from_epoch"] == 3 and directory.rolled_back["to_epoch"] == 2
+    assert "ckpt-00003.npz" in directory.rolled_back["reason"]
+    assert directory.metrics_rows(2)[-1]["epoch"] == 2
+
+
+def test_a_last_metrics_row_that_differs_from_its_commit_rolls_back(tmp_path):
+    committed_run(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.csv"
+    lines = metrics.read_text().splitlines()
+    lines[-1] = lines[-1].replace("0.03", "0.04")  # val/ece of epoch 3
+    metrics.write_text("\n".join(lines) + "\n")
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 2
+    assert "metrics.csv differs" in directory.rolled_back["reason"]
+
+
+@pytest.mark.parametrize("state_text", ["", '{"completed_epochs": 3', "\x00\x01garbage",
+                                        '{"completed_epochs": "three"}'])
+def test_an_unreadable_state_falls_back_to_the_newest_whole_checkpoint(tmp_path, state_text):
+    committed_run(tmp_path / "run")
+    (tmp_path / "run" / "checkpoints" / "state.json").write_text(state_text)
+    _truncate(tmp_path / "run" / "checkpoints" / "ckpt-00003.npz")
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 2
+    assert directory.rolled_back["reason"] == "checkpoints/state.json could not be read"
+
+
+def test_a_state_whose_fields_were_edited_fails_its_checksum(tmp_path):
+    committed_run(tmp_path / "run")
+    state_path = tmp_path / "run" / "checkpoints" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["completed_epochs"] = 5  # and ckpt-00005 does not exist
+    state_path.write_text(json.dumps(state))
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 3  # recovered from the checkpoints themselves
+    assert directory.rolled_back["to_epoch"] == 3
+
+
+def test_a_state_that_disagrees_with_metrics_csv_is_refused_and_nothing_is_deleted(tmp_path):
+    committed_run(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.csv"
+    metrics.write_text("\n".join(metrics.read_text().splitlines()[:2]) + "\n")  # epoch 1 only
+    before = sorted(str(path) for path in (tmp_path / "run").rglob("*"))
+    with pytest.raises(run_dir.DamagedRunError, match="epochs 1-3.*epochs 1-2.*--overwrite"):
+        reopened(tmp_path / "run")
+    assert sorted(str(path) for path in (tmp_path / "run").rglob("*")) == before
+
+
+def test_a_completed_run_is_returned_as_it_is(tmp_path):
+    path = tmp_path / "run"
+    committed_run(path)
+    directory = run_dir.RunDirectory(str(path))
+    assert directory.completed_result("--beta=1.0\n") is None  # no result.json yet
+    run_dir.atomic_write_json(str(path / "result.json"), {"status": "completed", "x": 1})
+    assert directory.completed_result("--beta=1.0\n") == {"status": "completed", "x": 1}
+    assert directory.completed_result("--beta=2.0\n") is None  # another run's flags
+    run_dir.atomic_write_json(str(path / "result.json"), {"status": "interrupted"})
+    assert directory.completed_result("--beta=1.0\n") is None
