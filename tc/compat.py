@@ -14,6 +14,7 @@ refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to tr
 | `optimizer_variable_index` | `BaseOptimizer._get_variable_index` | a packed copy's own learning rate in `update_step` |
 | `concrete_values` | JAX's `Tracer` type; TensorFlow's eager mode | a check that can raise only where values exist |
 | `retry_trials` | keras-tuner's `Oracle._retry_queue` and `_run_times` (keras-tuner 1.4) | a rerun retries trials that failed for a reason outside training |
+| `set_random_seed` | Keras's global seed attributes (`rng_utils`, `seed_generator`) | seed a JAX run without importing TensorFlow |
 """
 
 import os
@@ -205,6 +206,34 @@ def optimizer_variable_index(optimizer, variable):
     SGD look their slots up by.
     """
     return optimizer._get_variable_index(variable)
+
+
+# --- seeding without TensorFlow ---------------------------------------------------------------
+# `keras.utils.set_random_seed` also seeds TensorFlow whenever it is installed, importing it
+# (3.3 s on a 2-core CPU) into a JAX run that never uses it. tc's tf.data pipelines draw from
+# explicit seeds, so a run whose process has not loaded TensorFlow skips that step.
+
+def set_random_seed(seed):
+    """`keras.utils.set_random_seed(seed)`: Python's, NumPy's and Keras's global seeds, and
+    TensorFlow's only when the backend is TensorFlow or TensorFlow is already loaded."""
+    import sys
+
+    if keras.backend.backend() != "jax" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    if not isinstance(seed, int):
+        raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r}")
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 # --- keras-tuner's retry queue ----------------------------------------------------------------

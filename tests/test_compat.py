@@ -62,3 +62,28 @@ def test_step_quiet_list_skips_step_hooks_only_when_no_callback_reads_them():
     reading = compat.StepQuietCallbackList([ReadsSteps()])
     assert not quiet._reads_train_steps and reading._reads_train_steps
     assert not quiet._reads_test_steps and not quiet._reads_predict_steps
+
+
+@pytest.mark.backend_independent  # pinned to JAX: the path that skips TensorFlow
+def test_a_jax_run_is_seeded_as_keras_seeds_it_without_loading_tensorflow(tmp_path):
+    completed = run_python(f"""
+        import sys
+        import keras
+        from tc import compat
+        from tc.runner import assembly, config
+
+        compat.set_random_seed(3)
+        ours = keras.ops.convert_to_numpy(keras.random.uniform((5,))).tolist()
+        import random, numpy as np
+        python_and_numpy = (random.random(), float(np.random.rand()))
+        loaded_before = "tensorflow" in sys.modules
+        result = assembly.run(config.RunConfig(epochs=1, output_dir={str(tmp_path / "run")!r},
+                                               verbose=0))[0]
+        print(result["status"], loaded_before, "tensorflow" in sys.modules)
+        keras.utils.set_random_seed(3)
+        print(ours == keras.ops.convert_to_numpy(keras.random.uniform((5,))).tolist(),
+              python_and_numpy == (random.random(), float(np.random.rand())))
+    """, backend="jax")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    # A whole run with TensorBoard on never loads TensorFlow; the draws match Keras's seeding.
+    assert completed.stdout.split() == ["completed", "False", "False", "True", "True"]

@@ -119,7 +119,7 @@ def build_metrics(loss):
 
 
 def set_determinism(config):
-    keras.utils.set_random_seed(config.seed)
+    compat.set_random_seed(config.seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -289,7 +289,7 @@ def prepare(config, configs, indices, setup):
         members = []
         limit = len(indices)
         for member_config in (configs[index] for index in indices):
-            keras.utils.set_random_seed(member_config.seed)  # each starts as a separate run
+            compat.set_random_seed(member_config.seed)  # each starts as a separate run
             try:
                 model = models.build(config.model_name, dataset.input_shape,
                                      dataset.num_classes,
@@ -310,7 +310,7 @@ def prepare(config, configs, indices, setup):
         trained = _compile(config, members, setup.steps_per_epoch)
     for member in members:
         check_layers(member.model, config)
-    keras.utils.set_random_seed(members[0].config.data_order_seed)
+    compat.set_random_seed(members[0].config.data_order_seed)
     return Prepared(placement, dataset, setup.steps_per_epoch, trained, members,
                     setup.probe_dataset, list(indices[:len(members)]), len(configs),
                     setup.tracked_examples)
