@@ -1,0 +1,135 @@
+"""`tc.train` killed at its fault points, then run again (tests/runner/test_faults.py).
+
+    python -m tests.fault_injection list <tc.train flags...>
+    python -m tests.fault_injection kill <jobs.json> <tc.train flags...>
+
+The fault points, in the order a run passes them: taking the directory's lock; before and after
+every file the run directory writes (each through a temporary file renamed into place); the
+set-up before `fit`; the start of each epoch, its second training step, its end, the rank
+activations and the epoch's record; the results after training. Commits are made synchronous
+here, so the points come in the same order in every run.
+
+`list` runs `tc.train` once, printing `fault point <i>: <name>` as each point passes. `kill`
+takes jobs `[{"point": i, "signal": "SIGKILL" or "SIGTERM", "output_dir": ...}, ...]`; for
+each, a child process runs `tc.train` and sends itself the signal at point i, then another child
+runs the same command again, untouched. It prints one JSON line per job with both exit codes.
+The parent imports everything once and forks the children before any backend is initialized.
+"""
+
+import functools
+import json
+import os
+import signal
+import sys
+
+from absl import app
+
+from tc import compat
+from tc import train
+from tc.runner import assembly, callbacks, results, run_dir
+from tc.runner import config as config_lib
+
+
+def install_fault_points(output_dir, target, signal_name):
+    passed = []
+
+    def point(name):
+        passed.append(name)
+        if target < 0:
+            print(f"fault point {len(passed) - 1}: {name}", flush=True)
+        elif len(passed) - 1 == target:
+            os.kill(os.getpid(), getattr(signal, signal_name))
+
+    def before(owner, attribute, name=None):
+        original = getattr(owner, attribute)
+
+        @functools.wraps(original)
+        def wrapped(*args, **kwargs):
+            point(name or attribute)
+            return original(*args, **kwargs)
+
+        setattr(owner, attribute, wrapped)
+
+    original_write = run_dir._atomic_write
+
+    def atomic_write(path, write, mode):
+        name = os.path.relpath(path, output_dir)
+        point(f"before writing {name}")
+        original_write(path, write, mode)
+        point(f"after writing {name}")
+
+    run_dir._atomic_write = atomic_write
+    original_commit = run_dir.RunDirectory.commit_epoch
+
+    def commit_now(self, *args, **kwargs):
+        original_commit(self, *args, **kwargs)
+        self.wait()
+
+    run_dir.RunDirectory.commit_epoch = commit_now
+    before(run_dir.RunDirectory, "lock")
+    before(assembly, "_start", "set-up before fit")
+    before(callbacks.EpochEnd, "on_epoch_begin", "epoch start")
+    before(callbacks.EpochEnd, "on_epoch_end", "epoch end")
+    before(callbacks.RankActivations, "take", "rank activations")
+    before(callbacks.EpochRecorder, "record", "epoch record")
+    before(results, "after_training", "results after training")
+    original_batch_end = compat.StepQuietCallbackList.on_train_batch_end
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 1:
+            point("second training step")
+        return original_batch_end(self, batch, logs)
+
+    compat.StepQuietCallbackList.on_train_batch_end = on_train_batch_end
+
+
+def run_train(flags):
+    try:
+        app.run(train.main, argv=["tc.train", *flags],
+                flags_parser=config_lib.parse_command_line)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    return 0
+
+
+def in_child(work):
+    """Runs `work()` in a forked child; returns its exit code, or -signal if a signal ended it."""
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            code = work()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "list":
+        flags = sys.argv[2:]
+        install_fault_points(output_dir_of(flags), -1, "")
+        sys.exit(run_train(flags))
+    with open(sys.argv[2]) as handle:
+        jobs = json.load(handle)
+    common = sys.argv[3:]
+    for job in jobs:
+        flags = [*common, f"--output_dir={job['output_dir']}"]
+
+        def killed(job=job, flags=flags):
+            install_fault_points(job["output_dir"], job["point"], job["signal"])
+            return run_train(flags)
+
+        first = in_child(killed)
+        again = in_child(lambda flags=flags: run_train(flags))
+        print(json.dumps({**job, "first_exit": first, "rerun_exit": again}), flush=True)
+
+
+def output_dir_of(flags):
+    return next(flag.split("=", 1)[1] for flag in flags if flag.startswith("--output_dir="))
+
+
+if __name__ == "__main__":
+    main()
