@@ -11,7 +11,8 @@ Losses, layers, schedules and metrics for three papers:
    compression and generalization" (arXiv 2506.01562): `tc.representation`, `tc.ood`.
 
 `tc.calibration` (temperature scaling, reliability bins) and `tc.theory` (the papers'
-predictions on small models) serve the analysis.
+predictions on small models) serve the analysis; `tc.load_run(path)` reads a run directory of
+`python -m tc.train` back (flags, metrics, result and the trained model).
 """
 
 from tc import (
@@ -24,11 +25,13 @@ from tc import (
                 models,
                 ood,
                 representation,
+                saved_runs,
                 schedules,
                 theory,
 )
+from tc.saved_runs import load_run
 
 __version__ = "0.1.0"
 
-__all__ = ["beta", "calibration", "data", "layers", "losses", "metrics", "models", "ood",
-           "representation", "schedules", "theory"]
+__all__ = ["beta", "calibration", "data", "layers", "load_run", "losses", "metrics", "models",
+           "ood", "representation", "saved_runs", "schedules", "theory"]

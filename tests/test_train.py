@@ -27,6 +27,7 @@ def test_default_main_job_completes_with_well_formed_outputs(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "status: completed" in completed.stdout and str(output) in completed.stdout
     assert "predictions.npz" in completed.stdout and (output / "predictions.npz").exists()
+    assert "model.keras" in completed.stdout and (output / "model.keras").exists()
     result = json.loads((output / "result.json").read_text())
     assert result["status"] == "completed" and result["epochs_completed"] == 30
     assert result["final"]["test/accuracy"] >= 0.95

@@ -36,6 +36,7 @@ while read -r name seed estimate; do
   if [ "$status" -eq 0 ] || [ "$status" -eq 3 ]; then
     # Checkpoints, and the per-epoch files that example_learning.npz gathers, stay behind.
     find "$out" \( -name checkpoints -o -name example_learning \) -type d -prune -exec rm -rf {} +
+    find "$out" -name model.keras -type f -delete  # the trained models stay on the GPU machine
     touch "$out/DONE"
   else
     rm -rf "$out"

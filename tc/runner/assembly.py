@@ -492,6 +492,9 @@ def _member_result(config, prepared, member, timing, inputs):
         result["example_learning"] = example_learning.summarize(
             member.directory, config.epochs, prepared.tracked_examples[1])
     if result["status"] == "completed":
+        if not member.model.compiled:  # a packed copy: a view into the packed model
+            member.model.compile(optimizer="sgd", loss=member.loss,
+                                 metrics=build_metrics(member.loss))
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,
                                              prepared.dataset))

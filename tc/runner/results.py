@@ -162,9 +162,12 @@ def ood_detection(config, model, loss, dataset, probe_dataset):
 
 
 def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=None):
-    """Extras of a completed run: predictions.npz, the linear probe and OOD detection on
-    --probe_dataset, as result.json fields."""
+    """Extras of a completed run: model.keras (`model`, compiled with its loss and metrics),
+    predictions.npz, the linear probe and OOD detection on --probe_dataset, as result.json
+    fields."""
     extras = {}
+    run_dir.write_model(model)
+    extras["model"] = "model.keras"
     if config.save_predictions:
         arrays = {}
         for split, data in (("val", inputs.validation), ("test", inputs.test)):

@@ -6,6 +6,7 @@ Layout:
     metrics.csv        one row per completed epoch
     result.json        status and summary, written when the run stops
     predictions.npz    validation and test logits that the metrics scored, and labels (at the end)
+    model.keras        the trained model with its tc loss and metrics (at the end; `tc.load_run`)
     checkpoints/       ckpt-<epochs>.npz (model + optimizer, see tc.runner.checkpoint) and state.json
     tensorboard/       metrics.csv's columns as TensorBoard scalars (tc.runner.epoch_scalars)
     example_learning.npz, example_learning/   per-example learning (--track_example_learning)
@@ -58,8 +59,9 @@ _WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefi
 
 # What a run directory of tc holds; `--overwrite` removes these and nothing else.
 LOCK = ".lock"
-RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", "checkpoints",
-               "tensorboard", "example_learning.npz", "example_learning", LOCK)
+MODEL = "model.keras"
+RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", MODEL,
+               "checkpoints", "tensorboard", "example_learning.npz", "example_learning", LOCK)
 TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -563,6 +565,23 @@ class RunDirectory:
     def write_predictions(self, arrays):
         if self.writable:
             atomic_write_arrays(self.file("predictions.npz"), arrays, compress=True)
+
+    def write_model(self, model):
+        """Saves the trained Keras `model` as model.keras, atomically (Keras writes the
+        temporary file; it is renamed into place)."""
+        if not self.writable:
+            return
+        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=TEMPORARY_PREFIX,
+                                                 suffix=".keras")
+        os.close(descriptor)
+        try:
+            model.save(temporary, overwrite=True)
+            os.chmod(temporary, _FILE_MODE)
+            os.replace(temporary, self.file(MODEL))
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
 
     def write_result(self, result):
         """Writes result.json once the last commit is on disk (a failed one is left to wait())."""
