@@ -408,5 +408,10 @@ def main(argv):
     return 0
 
 
+def run():
+    """The console command (`tc-bench`), the same as `python -m tc.bench`."""
+    app.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    run()

@@ -76,5 +76,11 @@ def main(argv):
     sys.exit(max(assembly.STATUS_EXIT_CODES[result["status"]] for result in results))
 
 
-if __name__ == "__main__":
+def run():
+    """The console command (`tc-train`), the same as `python -m tc.train`."""
+    config_lib.help_as_main_module(__name__)
     app.run(main, flags_parser=config_lib.parse_command_line)
+
+
+if __name__ == "__main__":
+    run()

@@ -69,5 +69,11 @@ def main(argv):
           + (f" (beta = 1: {baseline:.4f})" if baseline is not None else ""))
 
 
-if __name__ == "__main__":
+def run():
+    """The console command (`tc-tune`), the same as `python -m tc.tune`."""
+    config_lib.help_as_main_module(__name__)
     app.run(main, flags_parser=config_lib.parse_command_line)
+
+
+if __name__ == "__main__":
+    run()

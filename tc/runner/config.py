@@ -460,3 +460,17 @@ def from_flags(flag_values=None, **overrides):
     values = {field.name: flag_values[field.name].value for field in dataclasses.fields(RunConfig)}
     values.update(overrides)
     return RunConfig(**values).validate()
+
+
+def help_as_main_module(module_name):
+    """Makes a console command's `--help` (`tc-train`, `tc-tune`) show what `python -m` shows:
+    the module's docstring and its key flags. absl files both under the main module, which for
+    a console command is the launcher script that pip wrote, not the module."""
+    from absl import flags
+
+    module = sys.modules[module_name]
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    launcher = sys.modules["__main__"]
+    if launcher is not module:
+        launcher.__doc__ = module.__doc__

@@ -1,0 +1,63 @@
+"""The package as pip installs it: its name, one version, console commands, and nothing else."""
+
+import ast
+import email
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from tests.support import ROOT as ROOT_TEXT
+
+ROOT = pathlib.Path(ROOT_TEXT)
+
+pytestmark = pytest.mark.backend_independent
+
+
+def _declared_version():
+    tree = ast.parse((ROOT / "tc" / "__init__.py").read_text())
+    return next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                and node.targets[0].id == "__version__")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    pytest.importorskip("setuptools")  # the build backend, in the venv (no download)
+    out = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                            "--no-build-isolation", str(ROOT), "-w", str(out)],
+                           capture_output=True, text=True, cwd=out, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    return zipfile.ZipFile(next(out.glob("*.whl")))
+
+
+def test_the_wheel_holds_tc_alone_under_its_own_distribution_name(wheel):
+    tops = {name.split("/")[0] for name in wheel.namelist()}
+    version = _declared_version()
+    assert tops == {"tc", f"tc_temperature-{version}.dist-info"}  # no top-level `analysis`
+    metadata = email.message_from_bytes(
+        wheel.read(f"tc_temperature-{version}.dist-info/METADATA"))
+    # `tc` on the package index is an unrelated project; the version is tc.__version__.
+    assert metadata["Name"] == "tc-temperature" and metadata["Version"] == version
+    required = {line.split(";")[0].split("<")[0].split(">")[0].strip()
+                for line in metadata.get_all("Requires-Dist") if "extra ==" not in line}
+    assert {"keras", "numpy", "scikit-learn", "pandas"} <= required  # digits, tc.load_run
+
+
+def test_the_console_commands_run_the_entry_points(wheel):
+    version = _declared_version()
+    entry_points = wheel.read(f"tc_temperature-{version}.dist-info/entry_points.txt").decode()
+    commands = {line.split(" = ")[0]: line.split(" = ")[1] for line in entry_points.splitlines()
+                if " = " in line}
+    assert commands == {"tc-train": "tc.train:run", "tc-tune": "tc.tune:run",
+                        "tc-bench": "tc.bench:run"}
+    # Installed (the README's set-up installs the package), `tc-train --help` shows what
+    # `python -m tc.train --help` shows: the docstring and the run flags.
+    launcher = pathlib.Path(sys.executable).parent / "tc-train"
+    shown = subprocess.run([str(launcher), "--help"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert "Traceback" not in shown.stderr, shown.stderr[-2000:]  # absl's --help exits with 1
+    assert "train one model from absl flags" in shown.stdout
+    assert "--beta: Inverse temperature" in shown.stdout and "--learning_rate" in shown.stdout
