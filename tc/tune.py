@@ -67,6 +67,9 @@ def main(argv):
         return
     print(f"best beta {best['beta']:.4g}: {search_settings.objective} = {best['score']:.4f}"
           + (f" (beta = 1: {baseline:.4f})" if baseline is not None else ""))
+    if summary["passed_over"]:
+        print(f"passed over for their accuracy (more than {search.ACCURACY_MARGIN:g} below the "
+              f"best trial's val/accuracy): trials {', '.join(summary['passed_over'])}")
 
 
 def run():

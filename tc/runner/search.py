@@ -117,7 +117,9 @@ FLAG_HELP = {
     "grid_points": "Grid tuner: log-spaced beta values, both endpoints included.",
     "max_trials": "Trials of random / bayesian search.",
     "executions_per_trial": "Seeds per trial (--seed, --seed + 1, ...); the score is their mean.",
-    "objective": "What the search optimizes, at the final epoch.",
+    "objective": "What the search optimizes, at the final epoch. Under val_ece or val_nll, only "
+                 "trials within 0.02 of the most accurate trial's val/accuracy can be named best "
+                 "(a model that predicts one class can be perfectly calibrated).",
     "tune_learning_rate": "Search the learning rate jointly with beta.",
     "lr_min": "Smallest learning rate (or eta_tilde) searched.",
     "lr_max": "Largest learning rate (or eta_tilde) searched.",
@@ -243,7 +245,8 @@ def _oracle(search, hp, max_epochs):
 TRIAL_RETRIES = 2
 
 
-def _execution_configs(base, search, trial_id, values):
+def _execution_configs(base, search, trial_id, values, root="trials"):
+    """The run of each seed of a trial, in `<search>/<root>/<trial_id>/seed<k>`."""
     # Hyperband gives each trial its bracket's epoch budget (trained from scratch).
     epochs = values.get("tuner/epochs", base.epochs)
     for execution in range(search.executions_per_trial):
@@ -254,7 +257,7 @@ def _execution_configs(base, search, trial_id, values):
                              if "init_logit_norm" in values else base.init_logit_norm),
             lr_scaling="none", init_logit_norms="",  # searched here, not by the run
             seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
-            output_dir=os.path.join(search.output_dir, "trials", trial_id, f"seed{execution}"))
+            output_dir=os.path.join(search.output_dir, root, trial_id, f"seed{execution}"))
 
 
 def _trial_score(search, results):
@@ -391,14 +394,6 @@ def _run_results(search, trial_id):
     return directories, results
 
 
-def export_trials(search):
-    """Writes `trials.csv` (one row per trial) and returns its rows."""
-    rows = trial_table(search)
-    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
-                              run_dir.rows_to_csv(rows) if rows else "")
-    return rows
-
-
 def trial_table(search):
     """The rows of `trials.csv`: each trial's hyperparameters, status, runs and mean metrics."""
     rows = []
@@ -442,26 +437,81 @@ def search_beta(base, search, baseline=True):
     tuner.search()
     if is_worker():  # the chief exports once every worker is done
         return {"trials": None, "best": None, "baseline": None, "worker": True}
-    rows = export_trials(search)
+    rows = trial_table(search)
     completed = [row for row in rows if row["status"] == "completed" and row["score"] is not None]
-    sign = 1 if search.direction == "max" else -1
     # A trial that did not finish for a reason outside training (its runs raised, or never
     # ran) could have been the best: with one missing, no best is named.
     incomplete = [row["trial_id"] for row in rows
                   if row["status"] != "completed" and not row["diverged"]]
-    best = max(completed, key=lambda row: sign * row["score"]) if completed and not incomplete \
-        else None
-    summary = {"trials": rows, "best": best, "baseline": None, "incomplete": incomplete}
+    contenders, passed_over = accurate_enough(search, completed)
+    best = _best(search, contenders) if contenders and not incomplete else None
+    summary = {"trials": rows, "best": best, "baseline": None, "incomplete": incomplete,
+               "passed_over": passed_over}
     if baseline:
-        at_one = [row for row in completed if row["beta"] == 1.0]
-        if at_one:
-            summary["baseline"] = at_one[0]["score"]
-        else:
-            config = dataclasses.replace(
-                base, beta=1.0, verbose=0, overwrite=False,
-                output_dir=os.path.join(search.output_dir, "baseline_beta1"))
-            result = assembly.run_one(config)
-            if result["status"] == "completed":
-                summary["baseline"] = result["final"][search.objective_metric]
+        baseline_row = _baseline(base, search, completed)
+        if baseline_row is not None:
+            summary["baseline"] = baseline_row["score"]
+            if baseline_row["trial_id"] == BASELINE_ID:
+                rows.append(baseline_row)
+    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
+                              run_dir.rows_to_csv(rows) if rows else "")
     run_dir.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)
     return summary
+
+
+# A model that predicts one class for everything can be perfectly calibrated: under a
+# calibration objective (val_ece, val_nll), only trials whose mean validation accuracy is within
+# this of the most accurate trial's can be named best.
+ACCURACY_MARGIN = 0.02
+BASELINE_ID = "baseline"
+
+
+def accurate_enough(search, rows):
+    """`(rows that can be named best, ids of those passed over for their accuracy)`."""
+    if search.objective == "val_accuracy" or not rows:
+        return rows, []
+    floor = max(row.get("val/accuracy", -1.0) for row in rows) - ACCURACY_MARGIN
+    kept = [row for row in rows if row.get("val/accuracy", -1.0) >= floor]
+    return kept, [row["trial_id"] for row in rows if row not in kept]
+
+
+def _best(search, rows):
+    sign = 1 if search.direction == "max" else -1
+    return max(rows, key=lambda row: sign * row["score"])
+
+
+def _baseline(base, search, completed):
+    """beta = 1 scored as a trial is: its best over the searched learning rates (logit norms),
+    each the mean over the trial's seeds. From the trials when the search had beta = 1, else
+    trained under `baseline_beta1/`, and returned as a trials.csv row (`trial_id` "baseline")."""
+    at_one = [row for row in completed if row["beta"] == 1.0]
+    if at_one:
+        return _best(search, at_one)
+    points = [{"beta": 1.0}]
+    if search.tune_learning_rate:
+        points = [{**point, search.learning_rate_name: rate} for point in points
+                  for rate in log_grid(search.lr_min, search.lr_max, search.lr_grid_points)]
+    if search.logit_norms:
+        points = [{**point, "init_logit_norm": norm} for point in points
+                  for norm in search.logit_norms]
+    candidates = []
+    for index, values in enumerate(points):
+        configs = list(_execution_configs(base, search, f"point{index}", values,
+                                          root="baseline_beta1"))
+        results = [assembly.run_one(config) for config in configs]
+        if any(result["status"] != "completed" for result in results):
+            continue
+        row = {"trial_id": BASELINE_ID, "status": "completed", "beta": 1.0,
+               **{name: value for name, value in values.items() if name != "beta"},
+               "score": float(np.mean([result["final"][search.objective_metric]
+                                       for result in results])),
+               "run_dirs": ";".join(os.path.relpath(config.output_dir, search.output_dir)
+                                    for config in configs),
+               "seeds": ";".join(str(result.get("seed")) for result in results),
+               "learning_rate": results[0].get("learning_rate")}
+        finals = [result["final"] for result in results]
+        for key in sorted({key for final in finals for key in final
+                           if key.startswith(("val/", "test/"))}):
+            row[key] = float(np.mean([final[key] for final in finals if key in final]))
+        candidates.append(row)
+    return _best(search, candidates) if candidates else None

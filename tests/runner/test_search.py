@@ -71,6 +71,13 @@ def test_grid_search_writes_trials_csv_and_runs_8_trials_packed_in_2_programs_al
     alone = search.SearchConfig(output_dir=str(tmp_path / "alone"), tuner="grid", grid_points=8)
     summary = search.search_beta(base_config(epochs=1), alone)
     rows = run_dir.read_csv(tmp_path / "alone" / "trials.csv")
+    # beta = 1 is not on the grid: it is trained as the baseline, and is a row of its own.
+    (baseline,) = [row for row in rows if row["trial_id"] == search.BASELINE_ID]
+    rows = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
+    assert baseline["beta"] == 1.0 and baseline["score"] == summary["baseline"]
+    baseline_result = json.loads((tmp_path / "alone" / baseline["run_dirs"] / "result.json")
+                                 .read_text())
+    assert baseline["score"] == pytest.approx(baseline_result["final"]["val/accuracy"])
     assert len(rows) == 8 and all(row["status"] == "completed" for row in rows)
     assert sorted(row["beta"] for row in rows) == pytest.approx(search.log_grid(1e-2, 10.0, 8))
     for row in rows:  # every trial is an ordinary run directory
@@ -92,8 +99,9 @@ def test_grid_search_writes_trials_csv_and_runs_8_trials_packed_in_2_programs_al
     packed = dataclasses.replace(alone, output_dir=str(tmp_path / "packed"), packed=4)
     search.search_beta(base_config(epochs=1), packed, baseline=False)
     assert programs == [4, 4]
-    rows = {name: sorted(run_dir.read_csv(tmp_path / name / "trials.csv"),
-                         key=lambda row: row["beta"]) for name in ("alone", "packed")}
+    rows = {name: sorted((row for row in run_dir.read_csv(tmp_path / name / "trials.csv")
+                          if row["trial_id"] != search.BASELINE_ID), key=lambda row: row["beta"])
+            for name in ("alone", "packed")}
     assert len(rows["packed"]) == 8
     for one, together in zip(rows["alone"], rows["packed"]):
         assert together["status"] == one["status"] == "completed"
@@ -223,3 +231,36 @@ def test_a_trial_that_failed_outside_training_is_retried_and_never_lets_a_best_b
     summary = search.search_beta(base_config(), settings, baseline=False)
     assert calls == [10.0] and summary["incomplete"] == []
     assert summary["best"]["beta"] == 10.0
+
+
+def test_a_calibration_objective_never_crowns_a_trial_far_less_accurate_than_the_best():
+    settings = search.SearchConfig(objective="val_ece")
+    rows = [{"trial_id": "0", "beta": 0.01, "score": 0.004, "val/accuracy": 0.14},
+            {"trial_id": "1", "beta": 1.0, "score": 0.03, "val/accuracy": 0.93},
+            {"trial_id": "2", "beta": 3.0, "score": 0.02, "val/accuracy": 0.915}]
+    kept, passed_over = search.accurate_enough(settings, rows)
+    assert [row["trial_id"] for row in kept] == ["1", "2"] and passed_over == ["0"]
+    assert search._best(settings, kept)["trial_id"] == "2"  # the lowest ECE among them
+    accuracy = search.SearchConfig(objective="val_accuracy")
+    assert search.accurate_enough(accuracy, rows) == (rows, [])
+
+
+def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(tmp_path,
+                                                                             base_config):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "lr"), tuner="grid",
+                                   beta_min=0.5, beta_max=2.0, grid_points=2,
+                                   tune_learning_rate=True, lr_min=0.01, lr_max=0.1,
+                                   lr_grid_points=2, executions_per_trial=2)
+    summary = search.search_beta(base_config(epochs=1), settings)
+    (baseline,) = [row for row in run_dir.read_csv(tmp_path / "lr" / "trials.csv")
+                   if row["trial_id"] == search.BASELINE_ID]
+    # Two seeds, as every trial, at the better of the grid's two learning rates.
+    assert baseline["seeds"] == "0;1"
+    scores = []
+    for point in ("point0", "point1"):
+        finals = [json.loads((tmp_path / "lr" / "baseline_beta1" / point / f"seed{k}" /
+                              "result.json").read_text())["final"]["val/accuracy"]
+                  for k in (0, 1)]
+        scores.append(sum(finals) / 2)
+    assert summary["baseline"] == pytest.approx(max(scores))
+    assert baseline["score"] == pytest.approx(max(scores))
