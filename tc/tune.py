@@ -56,7 +56,9 @@ def main(argv):
         print("\nworker done; the chief writes trials.csv")
         return
     best, baseline = summary["best"], summary["baseline"]
-    print(f"\n{len(summary['trials'])} trials; trials.csv in {search_settings.output_dir}/")
+    trials = [row for row in summary["trials"] if row["trial_id"] != search.BASELINE_ID]
+    extra = " and the beta = 1 baseline" if len(trials) < len(summary["trials"]) else ""
+    print(f"\n{len(trials)} trials{extra}; trials.csv in {search_settings.output_dir}/")
     if summary["incomplete"]:
         print(f"no best beta: trials {', '.join(summary['incomplete'])} did not finish for a "
               "reason outside training (their reasons are in trials.csv); run the same command "
