@@ -14,6 +14,7 @@ refuses others with a message naming both (set `TC_ALLOW_UNTESTED_KERAS=1` to tr
 | `optimizer_variable_index` | `BaseOptimizer._get_variable_index` | a packed copy's own learning rate in `update_step` |
 | `concrete_values` | JAX's `Tracer` type; TensorFlow's eager mode | a check that can raise only where values exist |
 | `retry_trials` | keras-tuner's `Oracle._retry_queue` and `_run_times` (keras-tuner 1.4) | a rerun retries trials that failed for a reason outside training |
+| `oracle_files`, `running_trials`, `keep_waiting_for`, `hand_back_trial` | keras-tuner's `Oracle._get_oracle_fname`, `_get_trial_dir`, `ongoing_trials`, `tuner_ids`, `_retry_queue` (keras-tuner 1.4) | write the oracle's state atomically; give a dead worker's trial to another |
 | `set_random_seed` | Keras's global seed attributes (`rng_utils`, `seed_generator`) | seed a JAX run without importing TensorFlow |
 """
 
@@ -247,6 +248,40 @@ def retry_trials(oracle, trial_ids):
             oracle._run_times[trial_id] = 0
             oracle._retry_queue.append(trial_id)
     oracle.save()
+
+
+def oracle_files(oracle, trial_id=None):
+    """Where keras-tuner's `oracle` keeps its state (oracle.json), or a trial's (trial.json).
+    keras-tuner writes both in place, so a kill while writing leaves an empty file that stops
+    the search from resuming; tc writes them atomically at these paths."""
+    if trial_id is None:
+        return oracle._get_oracle_fname()
+    return os.path.join(oracle._get_trial_dir(trial_id), "trial.json")
+
+
+def running_trials(oracle):
+    """`{tuner id: trial id}` of the trials the chief's `oracle` has handed out, and the ids of
+    the tuners it is waiting for (it exits when both are empty)."""
+    return ({tuner_id: trial.trial_id for tuner_id, trial in oracle.ongoing_trials.items()},
+            set(oracle.tuner_ids))
+
+
+def keep_waiting_for(oracle, tuner_id):
+    """Makes the chief's `oracle` wait for `tuner_id` again: keras-tuner forgets a tuner once it
+    has told it to stop."""
+    oracle.tuner_ids.add(tuner_id)
+
+
+def hand_back_trial(oracle, tuner_id):
+    """Takes `tuner_id`'s running trial (if any) back into the retry queue, for the next worker
+    that asks, and stops waiting for that tuner. Call under the oracle's lock."""
+    trial = oracle.ongoing_trials.pop(tuner_id, None)
+    oracle.tuner_ids.discard(tuner_id)
+    if trial is not None and trial.trial_id not in oracle._retry_queue:
+        oracle._run_times[trial.trial_id] = 0
+        oracle._retry_queue.append(trial.trial_id)
+    oracle.save()
+    return trial.trial_id if trial is not None else None
 
 
 def concrete_values(tensor):

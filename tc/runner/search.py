@@ -18,7 +18,10 @@ import dataclasses
 import json
 import math
 import os
+import threading
+import time
 
+import keras
 import numpy as np
 
 from tc import compat
@@ -54,6 +57,7 @@ class SearchConfig:
     lr_scaling: str = "none"
     init_logit_norms: str = ""
     packed: int = 1
+    worker_timeout: float = 600.0
     overwrite: bool = False
 
     def validate(self):
@@ -126,6 +130,9 @@ FLAG_HELP = {
     "lr_grid_points": "Grid tuner: log-spaced learning rates.",
     "packed": "Trials trained together as one packed tc.train program (grid and random "
               "tuners); 1 = one trial at a time.",
+    "worker_timeout": "Distributed search: seconds without a word from a worker (each reports "
+                      "at every epoch end) after which the chief gives its trial to another "
+                      "worker and stops waiting for it.",
 }
 # Flags of tc.train that the search reads as its own: with --lr_scaling it searches eta_tilde,
 # and --init_logit_norms become a searched axis instead of a packed sweep's.
@@ -212,7 +219,7 @@ def _grid_oracle(search, **common):
     """
     import keras_tuner as kt
 
-    class LogGridOracle(kt.Oracle):
+    class LogGridOracle(_watched(kt.Oracle)):
         def populate_space(self, trial_id):
             taken = [trial.hyperparameters.values for trial in self.trials.values()
                      if trial.trial_id != trial_id]
@@ -222,6 +229,93 @@ def _grid_oracle(search, **common):
             return {"status": kt.engine.trial.TrialStatus.STOPPED, "values": None}
 
     return LogGridOracle(max_trials=len(grid_values(search)), **common)
+
+
+def _watch_workers(oracle, search):
+    """The chief's watch: every few seconds, hands back the trials of workers not heard from
+    for `--worker_timeout` seconds (see `_watched`)."""
+    while True:
+        time.sleep(min(5.0, search.worker_timeout / 4))
+        for tuner, trial_id in oracle.hand_back_silent(search.worker_timeout):
+            print(f"tc.tune: no word from {tuner} for {search.worker_timeout:g} s; "
+                  + (f"trial {trial_id} goes to the next worker that asks" if trial_id
+                     else "no longer waiting for it"), flush=True)
+
+
+class Heartbeat(keras.callbacks.Callback):
+    """Tells the oracle (the chief's, in a distributed search) at every epoch end that this
+    worker's trials are alive."""
+
+    def __init__(self, oracle, trial_ids):
+        super().__init__()
+        self.oracle = oracle
+        self.trial_ids = list(trial_ids)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for trial_id in self.trial_ids:
+            self.oracle.get_trial(trial_id)
+
+
+def _watched(oracle_class):
+    """`oracle_class` whose state files are written atomically and which notes when it last
+    heard from each tuner (`heard`), so the chief can give a dead worker's trial to another
+    (`hand_back_silent`)."""
+    import keras_tuner as kt
+
+    class WatchedOracle(oracle_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.heard = {}
+
+        def _note(self, trial_id=None, tuner_id=None):
+            if tuner_id is None:
+                running, _ = compat.running_trials(self)
+                tuner_id = next((tuner for tuner, trial in running.items() if trial == trial_id),
+                                None)
+            if tuner_id is not None:
+                self.heard[tuner_id] = time.monotonic()
+
+        @kt.synchronized
+        def create_trial(self, tuner_id):
+            self._note(tuner_id=tuner_id)
+            trial = super().create_trial(tuner_id)
+            running, _ = compat.running_trials(self)
+            if (trial.status == kt.engine.trial.TrialStatus.STOPPED
+                    and any(other != tuner_id for other in running)):
+                # Another worker's trial may yet come back (if that worker dies): this worker
+                # waits and asks again, instead of stopping.
+                compat.keep_waiting_for(self, tuner_id)
+                trial.status = kt.engine.trial.TrialStatus.IDLE
+            return trial
+
+        @kt.synchronized
+        def update_trial(self, trial_id, metrics, step=0):
+            self._note(trial_id)
+            return super().update_trial(trial_id, metrics, step)
+
+        def get_trial(self, trial_id):
+            self._note(trial_id)
+            return super().get_trial(trial_id)
+
+        @kt.synchronized
+        def hand_back_silent(self, timeout):
+            """Hands back the trials of tuners not heard from for `timeout` seconds; returns
+            `[(tuner id, trial id or None)]`."""
+            running, waiting_for = compat.running_trials(self)
+            now = time.monotonic()
+            silent = [tuner for tuner in waiting_for | set(running)
+                      if now - self.heard.setdefault(tuner, now) > timeout]
+            return [(tuner, compat.hand_back_trial(self, tuner)) for tuner in silent]
+
+        def save(self):
+            run_dir.atomic_write_text(compat.oracle_files(self), json.dumps(self.get_state()))
+
+        def _save_trial(self, trial):
+            run_dir.atomic_write_text(compat.oracle_files(self, trial.trial_id),
+                                      json.dumps(trial.get_state()))
+
+    WatchedOracle.__name__ = f"Watched{oracle_class.__name__}"
+    return WatchedOracle
 
 
 def _oracle(search, hp, max_epochs):
@@ -236,10 +330,11 @@ def _oracle(search, hp, max_epochs):
     if search.tuner == "grid":
         return _grid_oracle(search, **common)
     if search.tuner == "random":
-        return kt.oracles.RandomSearchOracle(max_trials=search.max_trials, **common)
+        return _watched(kt.oracles.RandomSearchOracle)(max_trials=search.max_trials, **common)
     if search.tuner == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=search.max_trials, **common)
-    return kt.oracles.HyperbandOracle(max_epochs=max_epochs, **common)
+        return _watched(kt.oracles.BayesianOptimizationOracle)(max_trials=search.max_trials,
+                                                               **common)
+    return _watched(kt.oracles.HyperbandOracle)(max_epochs=max_epochs, **common)
 
 
 TRIAL_RETRIES = 2
@@ -282,9 +377,28 @@ def make_tuner(base, search):
     import keras_tuner as kt
 
     class RunTuner(kt.engine.base_tuner.BaseTuner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._asking_again = False
+            create_trial = self.oracle.create_trial
+
+            def create_trial_noting_idle(tuner_id):
+                trial = create_trial(tuner_id)
+                self._asking_again = trial.status == kt.engine.trial.TrialStatus.IDLE
+                return trial
+
+            self.oracle.create_trial = create_trial_noting_idle
+
+        def pre_create_trial(self):
+            if self._asking_again:  # told to wait for another worker's trial
+                time.sleep(2.0)
+
         def search(self, *args, **kwargs):
-            if search.packed == 1 or os.environ.get("KERASTUNER_TUNER_ID", "").startswith(
-                    "chief"):
+            chief = os.environ.get("KERASTUNER_TUNER_ID", "").startswith("chief")
+            if chief:
+                threading.Thread(target=_watch_workers, args=(self.oracle, search),
+                                 daemon=True, name="tc-worker-watch").start()
+            if search.packed == 1 or chief:
                 return super().search(*args, **kwargs)
             self.on_search_begin()
             while True:
@@ -297,6 +411,8 @@ def make_tuner(base, search):
                         break
                     trials.append(trial)
                 if not trials:
+                    if self._asking_again:
+                        continue
                     break
                 for trial in trials:
                     self.on_trial_begin(trial)
@@ -321,9 +437,11 @@ def make_tuner(base, search):
             print(f"tc.tune: trials {', '.join(t.trial_id for t in trials)} run packed on "
                   f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
             outcomes = [[] for _ in trials]
+            heartbeat = Heartbeat(self.oracle, [trial.trial_id for trial in trials])
             for execution in range(search.executions_per_trial):
                 members = [configs[execution] for configs in executions]
-                for index, result in enumerate(assembly.run(members[0], members=members)):
+                for index, result in enumerate(assembly.run(members[0], [heartbeat],
+                                                            members=members)):
                     outcomes[index].append(result)
                 interruption.raise_if_requested("the search")
             scores = []
@@ -339,9 +457,10 @@ def make_tuner(base, search):
             print(f"tc.tune: trial {trial.trial_id} (beta={values['beta']:.4g}) runs on "
                   f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
             results = []
+            heartbeat = Heartbeat(self.oracle, [trial.trial_id])
             for config in _execution_configs(base, search, trial.trial_id,
                                              trial.hyperparameters.values):
-                results.append(assembly.run_one(config))
+                results.append(assembly.run_one(config, [heartbeat]))
                 # An interrupted trial is neither failed nor scored: the oracle retries it when
                 # the search resumes, and its runs resume from their last committed epoch.
                 interruption.raise_if_requested("the search")

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import pytest
 
@@ -175,6 +176,47 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     assert sorted(started) == sorted(str(row["trial_id"]) for row in rows)  # each trial once
     for row in rows:
         assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
+
+
+@pytest.mark.backend_independent  # pinned to JAX: the oracle's bookkeeping is the same on both
+def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exit(tmp_path):
+    (port,) = free_ports(1)
+    output = tmp_path / "distributed"
+    flags = ["-m", "tc.tune", "--grid_points=3", "--epochs=4", "--tensorboard=false",
+             "--worker_timeout=10", f"--output_dir={output}"]
+    env = dict(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port),
+               KERAS_BACKEND="jax")
+    chief = start_python(flags, KERASTUNER_TUNER_ID="chief", **env)
+    doomed = start_python(flags, KERASTUNER_TUNER_ID="tuner1", **env)
+    killed_trial = None
+    for line in doomed.stdout:  # its first trial starts: kill it in its first epochs
+        if line.startswith("tc.tune: trial"):
+            killed_trial = line.split()[2]
+            break
+    doomed.kill()
+    doomed.communicate()
+    survivor = start_python(flags, KERASTUNER_TUNER_ID="tuner0", **env)
+    started = time.time()
+    # The chief hands the dead worker's trial to the survivor after --worker_timeout, and both
+    # exit by themselves.
+    outputs = {name: process.communicate(timeout=300)
+               for name, process in (("chief", chief), ("tuner0", survivor))}
+    assert time.time() - started < 300
+    for name, process in (("chief", chief), ("tuner0", survivor)):
+        assert process.returncode == 0, (name, outputs[name][1][-3000:])
+    assert f"no word from tuner1 for 10 s; trial {killed_trial} goes to" in outputs["chief"][0]
+    rows = run_dir.read_csv(output / "trials.csv")
+    trials = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
+    assert len(trials) == 3 and all(row["status"] == "completed" for row in trials)
+    assert len({row["beta"] for row in trials}) == 3  # every grid point once
+    ran = [line.split()[2] for line in outputs["tuner0"][0].splitlines()
+           if line.startswith("tc.tune: trial")]
+    assert sorted(ran) == sorted(str(row["trial_id"]) for row in trials)  # the killed one too
+    for row in trials:
+        assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 4
+    # keras-tuner's own state files are whole JSON (written atomically).
+    for state in (output / "tuner").rglob("*.json"):
+        json.loads(state.read_text())
 
 
 def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_config):
