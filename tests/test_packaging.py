@@ -2,9 +2,11 @@
 
 import ast
 import email
+import json
 import pathlib
 import subprocess
 import sys
+import sysconfig
 import zipfile
 
 import pytest
@@ -53,11 +55,34 @@ def test_the_console_commands_run_the_entry_points(wheel):
                 if " = " in line}
     assert commands == {"tc-train": "tc.train:run", "tc-tune": "tc.tune:run",
                         "tc-bench": "tc.bench:run"}
-    # Installed (the README's set-up installs the package), `tc-train --help` shows what
-    # `python -m tc.train --help` shows: the docstring and the run flags.
-    launcher = pathlib.Path(sys.executable).parent / "tc-train"
-    shown = subprocess.run([str(launcher), "--help"], capture_output=True, text=True,
-                           cwd=ROOT, timeout=300)
-    assert "Traceback" not in shown.stderr, shown.stderr[-2000:]  # absl's --help exits with 1
-    assert "train one model from absl flags" in shown.stdout
-    assert "--beta: Inverse temperature" in shown.stdout and "--learning_rate" in shown.stdout
+
+
+def test_pip_install_into_a_fresh_environment_gives_a_working_main_job_command(tmp_path):
+    # A fresh virtual environment that reuses this one's installed dependencies (a .pth file
+    # naming its site-packages), so that only tc itself is installed, from the checkout.
+    environment = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(environment)],
+                   check=True, timeout=120)
+    site_packages = next(environment.glob("lib/python*/site-packages"))
+    (site_packages / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = environment / "bin" / "python"
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         str(ROOT)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    # tc comes from the new environment's own copy, not from the checkout.
+    where = subprocess.run([str(python), "-c", "import tc; print(tc.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert where.stdout.strip().startswith(str(site_packages)), where.stdout + where.stderr
+    output = tmp_path / "main"
+    main_job = subprocess.run([str(environment / "bin" / "tc-train"), "--epochs=2",
+                               f"--output_dir={output}"], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+    assert main_job.returncode == 0, main_job.stderr[-2000:]
+    assert "status: completed" in main_job.stdout
+    assert json.loads((output / "result.json").read_text())["epochs_completed"] == 2
+    helped = subprocess.run([str(environment / "bin" / "tc-train"), "--help"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert "Traceback" not in helped.stderr, helped.stderr[-2000:]  # absl's --help exits with 1
+    assert "train one model from absl flags" in helped.stdout
+    assert "--beta: Inverse temperature" in helped.stdout and "--learning_rate" in helped.stdout

@@ -8,6 +8,7 @@ import pytest
 import tc
 from tc import data, losses
 from tc.runner import assembly, run_dir
+from tests.support import run_python
 
 
 def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_model(
@@ -30,9 +31,22 @@ def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_mode
     stored = np.load(path / "predictions.npz")["test_logits"]
     np.testing.assert_allclose(2.0 * run.model.predict(x, verbose=0), stored, rtol=1e-4,
                                atol=1e-4)
-    evaluated = run.model.evaluate(x, y, return_dict=True, verbose=0)
-    assert evaluated["accuracy"] == pytest.approx(run.result["final"]["test/accuracy"],
-                                                  abs=1e-6)
+    # In a fresh process with only `import tc`: the run's test accuracy and ECE, exactly.
+    evaluated = run_python(f"""
+        import json, tc
+        from tc import data
+        run = tc.load_run({str(path)!r})
+        x, y = data.load("synthetic").arrays("test")
+        logs = run.model.evaluate(x, y, batch_size=256, return_dict=True, verbose=0)
+        print(json.dumps({{"parts": [type(part).__name__ for part in (run.flags, run.metrics,
+                                                                       run.result, run.model)],
+                           "accuracy": logs["accuracy"], "ece": logs["ece"]}}))
+    """)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    reloaded = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert reloaded["parts"] == ["dict", "DataFrame", "dict", "Functional"]
+    assert reloaded["accuracy"] == pytest.approx(run.result["final"]["test/accuracy"], abs=1e-6)
+    assert reloaded["ece"] == pytest.approx(run.result["final"]["test/ece"], abs=1e-6)
 
 
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path):

@@ -287,6 +287,22 @@ def test_a_calibration_objective_never_crowns_a_trial_far_less_accurate_than_the
     assert search.accurate_enough(accuracy, rows) == (rows, [])
 
 
+def test_a_val_ece_search_does_not_choose_a_collapsed_beta(tmp_path, base_config):
+    settings = search.SearchConfig(output_dir=str(tmp_path / "ece"), tuner="grid",
+                                   grid_points=3, objective="val_ece")
+    summary = search.search_beta(base_config(epochs=3), settings, baseline=False)
+    by_beta = {row["beta"]: row for row in summary["trials"]}
+    collapsed = by_beta[0.01]  # three epochs at beta = 0.01 barely leave chance accuracy
+    assert collapsed["val/accuracy"] < 0.5
+    assert collapsed["score"] == min(row["score"] for row in summary["trials"])  # lowest ECE
+    assert collapsed["trial_id"] in summary["passed_over"]
+    assert summary["best"]["beta"] != 0.01
+    best_accuracy = max(row["val/accuracy"] for row in summary["trials"])
+    assert summary["best"]["score"] == min(
+        row["score"] for row in summary["trials"]
+        if row["val/accuracy"] >= best_accuracy - search.ACCURACY_MARGIN)
+
+
 def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(tmp_path,
                                                                              base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "lr"), tuner="grid",
