@@ -43,8 +43,8 @@ def describe(result):
         lines.append(f"linear probe on {probe['dataset']} ({probe['layer']}): accuracy "
                      f"{probe['accuracy']:.4f}")
     files = ["flags.txt", "metrics.csv", "result.json"]
-    if result.get("model"):
-        files.append(result["model"])
+    if result.get("model_file"):
+        files.append(result["model_file"])
     if result.get("predictions"):
         files.append(result["predictions"])
     files.append("checkpoints/")

@@ -14,7 +14,8 @@ from tests.support import run_python
 def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_model(
         tmp_path, small_config):
     results = assembly.run(small_config(dataset="synthetic", epochs=2, betas="0.5,2"))
-    assert [result["model"] for result in results] == ["model.keras"] * 2
+    assert [result["model_file"] for result in results] == ["model.keras"] * 2
+    assert [result["model"] for result in results] == ["mlp"] * 2  # the model's name
     path = tmp_path / "run" / "beta2"
     run = tc.load_run(str(path))
     assert run.flags["beta"] == 2.0 and run.flags["dataset"] == "synthetic"

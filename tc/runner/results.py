@@ -167,7 +167,7 @@ def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=
     fields."""
     extras = {}
     run_dir.write_model(model)
-    extras["model"] = "model.keras"
+    extras["model_file"] = "model.keras"
     if config.save_predictions:
         arrays = {}
         for split, data in (("val", inputs.validation), ("test", inputs.test)):
