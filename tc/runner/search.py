@@ -231,6 +231,9 @@ def _grid_oracle(search, **common):
     return LogGridOracle(max_trials=len(grid_values(search)), **common)
 
 
+PACKED_SLOT = "-packed"  # a packed worker asks for trials as `<tuner id>-packed<slot>`
+
+
 def _watch_workers(oracle, search):
     """The chief's watch: every few seconds, hands back the trials of workers not heard from
     for `--worker_timeout` seconds (see `_watched`)."""
@@ -281,9 +284,12 @@ def _watched(oracle_class):
             trial = super().create_trial(tuner_id)
             running, _ = compat.running_trials(self)
             if (trial.status == kt.engine.trial.TrialStatus.STOPPED
+                    and PACKED_SLOT not in tuner_id
                     and any(other != tuner_id for other in running)):
                 # Another worker's trial may yet come back (if that worker dies): this worker
-                # waits and asks again, instead of stopping.
+                # waits and asks again, instead of stopping. A packed worker's slots stop as
+                # before (one slot told to wait would hold the chief until its timeout); a
+                # trial handed back then waits for a rerun of the search.
                 compat.keep_waiting_for(self, tuner_id)
                 trial.status = kt.engine.trial.TrialStatus.IDLE
             return trial
@@ -406,7 +412,7 @@ def make_tuner(base, search):
                 trials = []
                 for slot in range(search.packed):
                     # One tuner id per slot: the oracle hands each id one trial at a time.
-                    trial = self.oracle.create_trial(f"{self.tuner_id}-packed{slot}")
+                    trial = self.oracle.create_trial(f"{self.tuner_id}{PACKED_SLOT}{slot}")
                     if trial.status != kt.engine.trial.TrialStatus.RUNNING:
                         break
                     trials.append(trial)
