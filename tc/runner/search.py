@@ -197,10 +197,12 @@ def trial_learning_rate(base, search, values):
                                            search.lr_scaling)
 
 
-def grid_values(search):
-    """Every point of the grid search, in order: betas, then learning rates, then logit norms."""
-    points = [{"beta": beta} for beta in log_grid(search.beta_min, search.beta_max,
-                                                  search.grid_points)]
+def grid_values(search, betas=None):
+    """Every point of the grid search, in order: betas (`betas`, or the searched grid), then
+    learning rates, then logit norms."""
+    if betas is None:
+        betas = log_grid(search.beta_min, search.beta_max, search.grid_points)
+    points = [{"beta": beta} for beta in betas]
     if search.tune_learning_rate:
         rates = log_grid(search.lr_min, search.lr_max, search.lr_grid_points)
         points = [{**point, search.learning_rate_name: rate} for point in points
@@ -533,11 +535,17 @@ def trial_table(search):
                                    for r in failed) if failed else "")
         # Diverged: a result of the trial's beta, not a failure to get one.
         row["diverged"] = bool(failed) and all(r.get("status") == "diverged" for r in failed)
-        finals = [r["final"] for r in results if r.get("final")]
-        for key in sorted({k for final in finals for k in final if k.startswith(("val/", "test/"))}):
-            row[key] = float(np.mean([final[key] for final in finals if key in final]))
+        row.update(_mean_finals(results))
         rows.append(row)
     return rows
+
+
+def _mean_finals(results):
+    """The mean over `results` of each final val/ and test/ metric."""
+    finals = [r["final"] for r in results if r.get("final")]
+    return {key: float(np.mean([final[key] for final in finals if key in final]))
+            for key in sorted({k for final in finals for k in final
+                               if k.startswith(("val/", "test/"))})}
 
 
 def is_worker():
@@ -612,15 +620,8 @@ def _baseline(base, search, completed):
     at_one = [row for row in completed if row["beta"] == 1.0]
     if at_one:
         return _best(search, at_one)
-    points = [{"beta": 1.0}]
-    if search.tune_learning_rate:
-        points = [{**point, search.learning_rate_name: rate} for point in points
-                  for rate in log_grid(search.lr_min, search.lr_max, search.lr_grid_points)]
-    if search.logit_norms:
-        points = [{**point, "init_logit_norm": norm} for point in points
-                  for norm in search.logit_norms]
     candidates = []
-    for index, values in enumerate(points):
+    for index, values in enumerate(grid_values(search, betas=[1.0])):
         configs = list(_execution_configs(base, search, f"point{index}", values,
                                           root="baseline_beta1"))
         results = [assembly.run_one(config) for config in configs]
@@ -633,10 +634,6 @@ def _baseline(base, search, completed):
                "run_dirs": ";".join(os.path.relpath(config.output_dir, search.output_dir)
                                     for config in configs),
                "seeds": ";".join(str(result.get("seed")) for result in results),
-               "learning_rate": results[0].get("learning_rate")}
-        finals = [result["final"] for result in results]
-        for key in sorted({key for final in finals for key in final
-                           if key.startswith(("val/", "test/"))}):
-            row[key] = float(np.mean([final[key] for final in finals if key in final]))
+               "learning_rate": results[0].get("learning_rate"), **_mean_finals(results)}
         candidates.append(row)
     return _best(search, candidates) if candidates else None
