@@ -237,6 +237,29 @@ def set_random_seed(seed):
     np.random.seed(seed)
 
 
+# --- saving without TensorFlow ----------------------------------------------------------------
+# Keras's serializer asks whether TensorFlow is installed (to recognise its shapes and dtypes)
+# and imports it to find out: 3 s added to every JAX run's model.keras on a machine that has it.
+# No object can be a TensorFlow one while TensorFlow is not loaded, so the question is answered.
+
+def save_model(model, path):
+    """`model.save(path, overwrite=True)`, without loading TensorFlow into a process that has not
+    loaded it (Keras 3: `keras.src.utils.module_utils.tensorflow`, a lazy module)."""
+    import sys
+
+    from keras.src.utils import module_utils
+
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        model.save(path, overwrite=True)
+        return
+    lazy._available = False
+    try:
+        model.save(path, overwrite=True)
+    finally:
+        lazy._available = None
+
+
 # --- keras-tuner's retry queue ----------------------------------------------------------------
 
 def retry_trials(oracle, trial_ids):

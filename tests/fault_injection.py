@@ -14,6 +14,8 @@ takes jobs `[{"point": i, "signal": "SIGKILL" or "SIGTERM", "output_dir": ...}, 
 each, a child process runs `tc.train` and sends itself the signal at point i, then another child
 runs the same command again, untouched. It prints one JSON line per job with both exit codes.
 The parent imports everything once and forks the children before any backend is initialized.
+Under JAX the children share a persistent compilation cache next to the jobs file, so each
+compiles its steps from the cache instead of anew (the same programs, so the same numbers).
 """
 
 import functools
@@ -114,6 +116,8 @@ def main():
         sys.exit(run_train(flags))
     with open(sys.argv[2]) as handle:
         jobs = json.load(handle)
+    share_compiled_programs(os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])),
+                                         "compilation-cache"))
     common = sys.argv[3:]
     for job in jobs:
         flags = [*common, f"--output_dir={job['output_dir']}"]
@@ -125,6 +129,16 @@ def main():
         first = in_child(killed)
         again = in_child(lambda flags=flags: run_train(flags))
         print(json.dumps({**job, "first_exit": first, "rerun_exit": again}), flush=True)
+
+
+def share_compiled_programs(cache_dir):
+    if os.environ.get("KERAS_BACKEND") != "jax":
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def output_dir_of(flags):

@@ -571,11 +571,13 @@ class RunDirectory:
         temporary file; it is renamed into place)."""
         if not self.writable:
             return
+        from tc import compat  # Keras, which the readers of run directories do without
+
         descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=TEMPORARY_PREFIX,
                                                  suffix=".keras")
         os.close(descriptor)
         try:
-            model.save(temporary, overwrite=True)
+            compat.save_model(model, temporary)
             os.chmod(temporary, _FILE_MODE)
             os.replace(temporary, self.file(MODEL))
         except BaseException:
