@@ -1,18 +1,20 @@
-"""`tc.train` killed at its fault points, then run again (tests/runner/test_faults.py).
+"""`tc.train` killed at its fault points, then run again (tests/test_fault_injection.py).
 
     python -m tests.fault_injection list <tc.train flags...>
     python -m tests.fault_injection kill <jobs.json> <tc.train flags...>
 
 The fault points, in the order a run passes them: taking the directory's lock; before and after
-every file the run directory writes (each through a temporary file renamed into place); the
-set-up before `fit`; the start of each epoch, its second training step, its end, the rank
-activations and the epoch's record; the results after training. Commits are made synchronous
-here, so the points come in the same order in every run.
+every file the run directory writes (each through a temporary file renamed into place,
+model.keras included); the set-up before `fit`; the start of each epoch, its second training
+step, its end, the rank activations and the epoch's record; the results after training. Commits
+are made synchronous here, so the points come in the same order in every run.
 
 `list` runs `tc.train` once, printing `fault point <i>: <name>` as each point passes. `kill`
 takes jobs `[{"point": i, "signal": "SIGKILL" or "SIGTERM", "output_dir": ...}, ...]`; for
 each, a child process runs `tc.train` and sends itself the signal at point i, then another child
-runs the same command again, untouched. It prints one JSON line per job with both exit codes.
+runs the same command again, untouched. It prints one JSON line per job with both exit codes and
+the status of each result.json the killed run left. A packed sweep (`--betas=...`) is killed and
+rerun the same way: its points name each copy's files.
 The parent imports everything once and forks the children before any backend is initialized.
 Under JAX the children share a persistent compilation cache next to the jobs file, so each
 compiles its steps from the cache instead of anew (the same programs, so the same numbers).
@@ -61,6 +63,15 @@ def install_fault_points(output_dir, target, signal_name):
         point(f"after writing {name}")
 
     run_dir._atomic_write = atomic_write
+    original_write_model = run_dir.RunDirectory.write_model
+
+    def write_model(self, model):
+        name = os.path.relpath(self.file(run_dir.MODEL), output_dir)
+        point(f"before writing {name}")
+        original_write_model(self, model)
+        point(f"after writing {name}")
+
+    run_dir.RunDirectory.write_model = write_model
     original_commit = run_dir.RunDirectory.commit_epoch
 
     def commit_now(self, *args, **kwargs):
@@ -127,8 +138,22 @@ def main():
             return run_train(flags)
 
         first = in_child(killed)
+        left = results_left(job["output_dir"])
         again = in_child(lambda flags=flags: run_train(flags))
-        print(json.dumps({**job, "first_exit": first, "rerun_exit": again}), flush=True)
+        print(json.dumps({**job, "first_exit": first, "results_left": left,
+                          "rerun_exit": again}), flush=True)
+
+
+def results_left(output_dir):
+    """{run folder: (status, interrupted_by)} of each result.json the killed run left."""
+    left = {}
+    for folder, _, files in os.walk(output_dir):
+        if "result.json" in files:
+            with open(os.path.join(folder, "result.json")) as handle:
+                result = json.load(handle)
+            left[os.path.relpath(folder, output_dir)] = (result["status"],
+                                                         result.get("interrupted_by"))
+    return left
 
 
 def share_compiled_programs(cache_dir):

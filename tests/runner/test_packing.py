@@ -9,7 +9,6 @@ import pytest
 
 from tc.runner import config as config_lib
 from tc.runner import assembly, packing, run_dir
-from tests.conftest import SMALL_RUN
 from tests.support import run_python
 
 
@@ -170,65 +169,8 @@ def test_a_diverging_copy_stops_alone_and_the_others_equal_a_sweep_without_it(tm
     assert_rows_match(rows_of(rerun[0]["run_dir"]), rows_of(without[0]["run_dir"]))
 
 
-class Killed(BaseException):
-    """Stands for a SIGKILL: nothing after it runs, and no handler catches it."""
-
-
-KILLED_SWEEP = dict(SMALL_RUN, epochs=3, batch_size=64, track_rank_layers="",
-                    save_predictions=False, model_options="width=32", betas="0.5,2", seeds="0,1",
-                    grid="zip", optimizer="adam", learning_rate=0.003)
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_sweep(tmp_path_factory):
-    output = tmp_path_factory.mktemp("uninterrupted")
-    return assembly.run(config_lib.RunConfig(**KILLED_SWEEP, output_dir=str(output)))
-
-
-@pytest.mark.parametrize("kill_seed", range(5))
-def test_a_packed_sweep_killed_anywhere_resumes_to_the_same_numbers(tmp_path, monkeypatch,
-                                                                      uninterrupted_sweep,
-                                                                      kill_seed):
-    """A kill at a random commit and a random stage in it: after one copy's checkpoint, its
-    metrics.csv or its state.json is written (2 copies x 3 epochs x 3 stages); no commit after
-    it is written, as after a SIGKILL. Then the same command again."""
-    config = config_lib.RunConfig(**KILLED_SWEEP, output_dir=str(tmp_path / "sweep"))
-    reference = uninterrupted_sweep
-    rng = np.random.default_rng(kill_seed)
-    kill_at, stage = int(rng.integers(0, 6)), int(rng.integers(0, 3))
-    real_commit, writes = run_dir.RunDirectory._commit, []
-    real_write = run_dir.atomic_write_text
-
-    def commit_then_die(self, *args):
-        writes.append(self.path)
-        if len(writes) - 1 > kill_at:
-            raise Killed()
-        if len(writes) - 1 < kill_at:
-            return real_commit(self, *args)
-        stages = []
-
-        def write_until_killed(path, text):
-            if len(stages) == stage:
-                raise Killed()
-            stages.append(path)
-            real_write(path, text)
-
-        monkeypatch.setattr(run_dir, "atomic_write_text", write_until_killed)
-        try:
-            real_commit(self, *args)
-        finally:
-            monkeypatch.setattr(run_dir, "atomic_write_text", real_write)
-        raise Killed()
-
-    monkeypatch.setattr(run_dir.RunDirectory, "_commit", commit_then_die)
-    with pytest.raises(Killed):
-        assembly.run(config)
-    monkeypatch.setattr(run_dir.RunDirectory, "_commit", real_commit)
-    resumed = assembly.run(config)
-    for again, first in zip(resumed, reference):
-        rows = rows_of(again["run_dir"])
-        assert [row["epoch"] for row in rows] == [1, 2, 3]
-        assert_rows_match(rows, rows_of(first["run_dir"]))
+# A packed sweep killed (SIGKILL) or preempted (SIGTERM) at every fault point, between every
+# pair of its copies' file writes, and run again: tests/test_fault_injection.py.
 
 
 @pytest.mark.parametrize("betas,message", [
