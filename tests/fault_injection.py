@@ -16,8 +16,8 @@ runs the same command again, untouched. It prints one JSON line per job with bot
 the status of each result.json the killed run left. A packed sweep (`--betas=...`) is killed and
 rerun the same way: its points name each copy's files.
 The parent imports everything once and forks the children before any backend is initialized.
-Under JAX the children share a persistent compilation cache next to the jobs file, so each
-compiles its steps from the cache instead of anew (the same programs, so the same numbers).
+Under JAX the children read the persistent compilation cache of the test session
+(tests/conftest.py), so each compiles its steps only once.
 """
 
 import functools
@@ -127,8 +127,6 @@ def main():
         sys.exit(run_train(flags))
     with open(sys.argv[2]) as handle:
         jobs = json.load(handle)
-    share_compiled_programs(os.path.join(os.path.dirname(os.path.abspath(sys.argv[2])),
-                                         "compilation-cache"))
     common = sys.argv[3:]
     for job in jobs:
         flags = [*common, f"--output_dir={job['output_dir']}"]
@@ -154,16 +152,6 @@ def results_left(output_dir):
             left[os.path.relpath(folder, output_dir)] = (result["status"],
                                                          result.get("interrupted_by"))
     return left
-
-
-def share_compiled_programs(cache_dir):
-    if os.environ.get("KERAS_BACKEND") != "jax":
-        return
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
 def output_dir_of(flags):

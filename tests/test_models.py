@@ -28,29 +28,38 @@ def inputs_for(name, input_shape, batch, seed=0, vocab_size=20_000):
     return rng.standard_normal((batch,) + input_shape).astype("float32")
 
 
+# Trainable parameters the papers and Keras give: WRN-28-10 36.5M (Zagoruyko and Komodakis
+# 2016), ResNet-18 on CIFAR 11.2M (He et al. 2016, CIFAR stem), and Keras's own
+# `keras.applications.ResNet50(weights=None).count_params()`, all parameters, exactly.
+LITERATURE_COUNTS = {"wrn": (36.5e6, 0.01), "resnet18": (11.2e6, 0.01),
+                     "resnet50": (25_636_712, 0)}
+
+
 @pytest.mark.parametrize("name", sorted(CANONICAL))
-def test_model_outputs_logits_and_names_its_features(name):
+def test_model_outputs_logits_names_its_features_and_has_the_literature_size(name):
     input_shape, num_classes = CANONICAL[name]
     model = models.build(name, input_shape, num_classes)
-    logits = model(inputs_for(name, input_shape, 2), training=False)
+    # predict_on_batch compiles the forward pass once; called eagerly, JAX compiles every
+    # layer's operations one by one (6.5 s against 1.8 s for resnet18 on a CPU).
+    logits = model.predict_on_batch(inputs_for(name, input_shape, 2))
     assert tuple(logits.shape) == (2, num_classes)
     readout = model.get_layer("logits")
     assert readout.activation is keras.activations.linear
     features = model.get_layer("features")
     assert readout.input is features.output  # `features` is the penultimate representation
-    assert np.all(np.isfinite(ops.convert_to_numpy(logits)))
+    assert np.all(np.isfinite(logits))
+    if name in LITERATURE_COUNTS:
+        expected, tolerance = LITERATURE_COUNTS[name]
+        count = model.count_params() if name == "resnet50" else trainable_count(model)
+        assert abs(count - expected) <= tolerance * expected, (name, count)
 
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def test_parameter_counts_match_the_literature():
-    assert abs(trainable_count(models.build("wrn", (32, 32, 3), 10)) - 36.5e6) <= 0.01 * 36.5e6
+def test_model_names_carry_their_size():
     assert models.build("wrn", (32, 32, 3), 10, depth=16, width=4).name == "wrn_16_4"
-    assert abs(trainable_count(models.build("resnet18", (32, 32, 3), 10)) - 11.2e6) <= 0.01 * 11.2e6
-    ours = models.build("resnet50", (224, 224, 3), 1000).count_params()
-    assert ours == keras.applications.ResNet50(weights=None).count_params() == 25_636_712
 
 
 STEP_CASES = {  # smaller variants where the canonical model is slow to compile on a CPU
