@@ -42,6 +42,9 @@ class ScoredProbabilities:
         self.from_logits = bool(from_logits)
         self.beta_variable = None
         self.beta_value = None
+        # A loss is kept, so that the config names it: saved and loaded together with the
+        # model's compiled loss, the metric follows the loaded loss's beta as it did the saved one.
+        self.beta_loss = beta if isinstance(beta, keras.losses.Loss) else None
         if beta is not None:
             self.beta_variable = beta_lib.beta_variable_of(beta)
             if self.beta_variable is None:
@@ -89,14 +92,30 @@ class _Scored:
         """`"softmax(z)"`, `"softmax(beta*z)"` or `"given probabilities"`."""
         return self._scoring.description
 
+    def _beta_config(self):
+        """The beta of the config: a number, or the serialized loss the metric follows. Keras
+        saves an object met twice in one model once (its shared-object scope), so a loaded
+        metric and the loaded model's compiled loss are one loss again."""
+        loss = self._scoring.beta_loss
+        if loss is None:
+            return self._scoring.beta_config
+        return keras.saving.serialize_keras_object(loss)
+
     def get_config(self):
         return {
-            "beta": self._scoring.beta_config,
+            "beta": self._beta_config(),
             "from_logits": self._scoring.from_logits,
             "label_mode": self.label_mode,
             "name": self.name,
             "dtype": self.dtype,
         }
+
+
+    @classmethod
+    def from_config(cls, config):
+        if isinstance(config.get("beta"), dict):
+            config = {**config, "beta": keras.saving.deserialize_keras_object(config["beta"])}
+        return cls(**config)
 
 
 def check_num_bins(num_bins):
@@ -267,4 +286,4 @@ class LogitNorm(_ScoredMean):
         return super().update_state(values, sample_weight=sample_weight)
 
     def get_config(self):
-        return {"beta": self._scoring.beta_config, "name": self.name, "dtype": self.dtype}
+        return {"beta": self._beta_config(), "name": self.name, "dtype": self.dtype}

@@ -88,6 +88,44 @@ def test_keras_model_with_tc_objects_saves_and_loads_without_custom_objects(tmp_
         np.testing.assert_allclose(reloaded[key], original[key], rtol=1e-5)
 
 
+def _numpy_ece(labels, logits, beta, bins=15):
+    scaled = beta * logits
+    probabilities = np.exp(scaled - scaled.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    confidence, correct = probabilities.max(-1), probabilities.argmax(-1) == labels
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    return sum(abs(correct[which == b].mean() - confidence[which == b].mean()) * np.mean(which == b)
+               for b in range(bins) if np.any(which == b))
+
+
+def test_metrics_that_follow_a_loss_follow_the_loaded_loss(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((256, 6)).astype("float32")
+    y = rng.integers(0, 4, 256)
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    loss = tc.losses.TemperatureCrossEntropy(beta=0.5)
+    model.compile(optimizer="sgd", loss=loss, metrics=[
+        tc.metrics.ExpectedCalibrationError(beta=loss), tc.metrics.NegativeLogLikelihood(beta=loss),
+        tc.metrics.LogitNorm(beta=loss), tc.metrics.ExpectedCalibrationError(beta=3.0, name="e3")])
+    model.save(tmp_path / "model.keras")
+
+    restored = keras.models.load_model(tmp_path / "model.keras")
+    followers = [metric for metric in restored._compile_config.config["metrics"]
+                 if metric.name != "e3"]
+    assert len(followers) == 3
+    for metric in followers:  # one loss again: the restored model's, and its beta variable
+        assert metric._scoring.beta_loss is restored.loss
+        assert metric._scoring.beta_variable is restored.loss.beta
+    restored.loss.beta.assign(2.0)  # as a beta schedule does
+    logits = ops.convert_to_numpy(restored(x))
+    results = restored.evaluate(x, y, verbose=0, return_dict=True)
+    np.testing.assert_allclose(results["ece"], _numpy_ece(y, logits, 2.0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results["e3"], _numpy_ece(y, logits, 3.0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(results["logit_norm"],
+                               np.linalg.norm(2.0 * logits, axis=-1).mean(), rtol=1e-5)
+
+
 def test_probability_model_with_temperature_softmax_round_trips(tmp_path):
     inputs = keras.Input((3,))
     model = keras.Model(inputs, tc.layers.TemperatureSoftmax(beta=2.0)(keras.layers.Dense(5)(inputs)))
