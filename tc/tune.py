@@ -27,9 +27,7 @@ from tc.runner import config as config_lib
 config_lib.define_flags()
 search.define_flags()
 FLAGS = flags.FLAGS
-# --help lists the run flags, then the search's in a group of their own (after this text).
 flags.adopt_module_key_flags(config_lib)
-__doc__ += "\n" + FLAGS.module_help(search.__name__)
 
 
 def main(argv):

@@ -83,6 +83,6 @@ def test_pip_install_into_a_fresh_environment_gives_a_working_main_job_command(t
     assert json.loads((output / "result.json").read_text())["epochs_completed"] == 2
     helped = subprocess.run([str(environment / "bin" / "tc-train"), "--help"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert "Traceback" not in helped.stderr, helped.stderr[-2000:]  # absl's --help exits with 1
+    assert helped.returncode == 0 and "Traceback" not in helped.stderr, helped.stderr[-2000:]
     assert "train one model from absl flags" in helped.stdout
     assert "--beta: Inverse temperature" in helped.stdout and "--learning_rate" in helped.stdout

@@ -1,5 +1,6 @@
 """`python -m tc.train`: the command, its exit codes, its messages, preemption and multi-worker."""
 
+import dataclasses
 import json
 import math
 import os
@@ -175,15 +176,39 @@ def test_an_mlp_on_fashion_mnist_reaches_85_percent_in_three_epochs(tmp_path):
     assert "--dataset=fashion_mnist" in (output / "flags.txt").read_text()
 
 
-def test_help_lists_the_run_flags_with_defaults_and_the_search_flags_apart():
-    train = run_python(["-m", "tc.train", "--help"])  # absl's --help exits with status 1
-    assert "Traceback" not in train.stderr, train.stderr[-2000:]
-    for flag, default in (("beta", "'1.0'"), ("dataset", "'digits'"), ("model", "''"),
-                          ("learning_rate", "'0.05'")):
-        entry = train.stdout.split(f"\n  --{flag}:")[1].split("\n  --")[0]
-        assert f"(default: {default})" in entry, flag
+def _help_group(text, title):
+    """{flag: its entry} of the group `title` of a grouped --help (None if it is absent)."""
+    if f"\n{title}:\n" not in text:
+        return None
+    block = "\n" + text.split(f"\n{title}:\n")[1].split("\n\n")[0]
+    return {entry.split(":")[0]: entry for entry in block.split("\n  --")[1:]}
+
+
+def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_apart():
+    from tc.runner import config as config_lib
+    from tc.runner import search
+
+    titles = [title for title, _ in config_lib.HELP_GROUPS]
+    grouped = [name for _, names in config_lib.HELP_GROUPS for name in names]
+    assert sorted(grouped) == sorted(field.name for field in dataclasses.fields(
+        config_lib.RunConfig))  # every run flag in exactly one group
+    assert [title.split(":")[0] for title in titles] == [
+        "data and model", "loss", "optimization", "packed sweep", "run control and measurements"]
+    train = run_python(["-m", "tc.train", "--help"])
+    assert train.returncode == 0 and "Traceback" not in train.stderr, train.stderr[-2000:]
+    assert train.stdout.startswith("`python -m tc.train`: train one model")
+    groups = {title: _help_group(train.stdout, title) for title in titles}
+    assert [sorted(groups[title]) for title in titles] == [
+        sorted(names) for _, names in config_lib.HELP_GROUPS]
+    for flag, group, default in (("beta", 1, "'1.0'"), ("dataset", 0, "'digits'"),
+                                 ("model", 0, "''"), ("learning_rate", 2, "'0.05'")):
+        assert f"(default: {default})" in groups[titles[group]][flag], flag
+    assert "<temperature|gradient_decay>" in groups["loss"]["loss"]  # the valid values
+    assert _help_group(train.stdout, search.HELP_GROUP[0]) is None
     tune = run_python(["-m", "tc.tune", "--help"])
-    assert "Traceback" not in tune.stderr, tune.stderr[-2000:]
-    search_group = tune.stdout.split("\ntc.runner.search:\n")[1].split("\nflags:\n")[0]
-    assert "  --beta_min:" in search_group and "  --tuner:" in search_group
-    assert "  --learning_rate:" not in search_group and "  --learning_rate:" in tune.stdout
+    assert tune.returncode == 0 and "Traceback" not in tune.stderr, tune.stderr[-2000:]
+    search_group = _help_group(tune.stdout, search.HELP_GROUP[0])
+    assert set(search_group) == set(search.FLAG_HELP) and "beta_min" in search_group
+    assert "learning_rate" in _help_group(tune.stdout, "optimization")
+    full = run_python(["-m", "tc.train", "--helpfull"])  # absl's: every module's flags
+    assert "--beta:" in full.stdout and "--flagfile:" in full.stdout

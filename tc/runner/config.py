@@ -419,10 +419,20 @@ def _exact_float_parser():
 
 
 def parse_command_line(argv):
-    """absl's flag parsing for the entry points (`app.run(main, flags_parser=...)`), with a
-    message instead of a traceback for a flagfile that is not text."""
-    from absl import app
+    """absl's flag parsing for the entry points (`app.run(main, flags_parser=...)`), with tc's
+    grouped `--help` (tc.runner.flag_help) and a message instead of a traceback for a flagfile
+    that is not text."""
+    from absl import app, flags
 
+    from tc.runner import flag_help
+
+    if flag_help.wants_help(argv):
+        groups = list(HELP_GROUPS)
+        if "tuner" in flags.FLAGS:  # tc.tune
+            from tc.runner import search
+
+            groups.append(search.HELP_GROUP)
+        flag_help.print_help_and_exit(groups, flags.FLAGS)
     try:
         return app.parse_flags_with_usage(argv)
     except UnicodeDecodeError as error:
@@ -443,6 +453,26 @@ def _is_text(path):
         return True
     except (OSError, UnicodeDecodeError):
         return False
+
+
+# `--help` lists the run flags in these groups (tc.runner.flag_help); each field is in one.
+HELP_GROUPS = (
+    ("data and model", ("dataset", "data_dir", "dataset_options", "validation_size", "model",
+                        "model_options", "init_logit_norm")),
+    ("loss", ("loss", "beta", "beta_schedule", "beta_start", "beta_warmup", "beta_warmup_unit",
+              "label_smoothing")),
+    ("optimization", ("optimizer", "learning_rate", "lr_scaling", "momentum", "lr_schedule",
+                      "lr_warmup_epochs", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
+                      "batch_size", "eval_batch_size", "epochs", "seed", "shuffle_seed")),
+    ("packed sweep: one program trains a copy per setting", (
+        "betas", "learning_rates", "seeds", "init_logit_norms", "readout_init_scales", "grid",
+        "data_order", "max_copies_per_program")),
+    ("run control and measurements", (
+        "output_dir", "overwrite", "strategy", "tpu", "mixed_precision", "verbose",
+        "tensorboard", "save_predictions", "track_rank_layers", "rank_probe_size",
+        "probe_dataset", "probe_dataset_options", "probe_layer", "probe_size",
+        "track_example_learning", "study")),
+)
 
 
 def define_flags(flag_values=None):

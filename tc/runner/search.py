@@ -137,6 +137,8 @@ FLAG_HELP = {
 # Flags of tc.train that the search reads as its own: with --lr_scaling it searches eta_tilde,
 # and --init_logit_norms become a searched axis instead of a packed sweep's.
 SHARED_RUN_FLAGS = ("lr_scaling", "init_logit_norms")
+HELP_GROUP = ("search (tc.tune): keras-tuner over beta, and the learning rate if asked",
+              tuple(FLAG_HELP))
 CHOICES = {"tuner": TUNERS, "objective": tuple(OBJECTIVES)}
 
 
