@@ -41,7 +41,7 @@
    included, which one-at-a-time runs pay once per setting.
 
 It prints the figures and writes them to `--out` as JSON (`images_per_second` per model feeds
-`analysis.report`'s full-scale time estimates).
+`tc.analysis.report`'s full-scale time estimates).
 """
 
 import contextlib

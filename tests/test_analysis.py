@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import claims, load, statistics, studies
+from tc.analysis import claims, load, statistics, studies
 from tests.support import ROOT, run_python, write_synthetic_run
 
 # This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
@@ -119,7 +119,7 @@ def test_best_learning_rate_counts_a_diverged_seed_as_zero():
 
 def test_report_command_writes_figures_tables_and_the_claim_table(runs_root, tmp_path):
     out = tmp_path / "report"
-    completed = run_python(["-m", "analysis.report", f"--runs={runs_root}", f"--out={out}",
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={runs_root}", f"--out={out}",
                             f"--flagfiles={os.path.join(ROOT, 'runs')}", "--throughput="])
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert f"{RUNS} runs, 2 skipped" in completed.stdout
@@ -330,7 +330,7 @@ TREND = r"Spearman rho [-+]\d\.\d+ \(permutation p = [\d.e-]+, n = (\d+)\)"
 
 def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_interval(tmp_path):
     # The report's command, as a user runs it (its absl flags stay out of this process).
-    completed = run_python(["-m", "analysis.report", f"--runs={CAMPAIGN}", f"--out={tmp_path}",
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={CAMPAIGN}", f"--out={tmp_path}",
                             "--flagfiles=", f"--plan={ROOT}/runs/fashion_mnist/PLAN.md"])
     assert completed.returncode == 0, completed.stderr[-3000:]
     table = pd.read_csv(tmp_path / "tables" / "claims.csv").fillna("")
@@ -353,7 +353,7 @@ def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_int
 def test_error_bars_are_the_t_interval_of_the_mean_and_heatmap_text_contrasts():
     from scipy import stats
 
-    from analysis import figures
+    from tc.analysis import figures
 
     seeds = np.array([0.90, 0.93, 0.91])
     low, high = stats.t.interval(0.95, len(seeds) - 1, loc=seeds.mean(), scale=stats.sem(seeds))

@@ -44,7 +44,7 @@ def problems(targets, root):
     found = []
     library_sources = {src for t in targets.values() if t["rule"] != "py_test" for src in t["srcs"]}
     test_sources = {src for t in targets.values() if t["rule"] == "py_test" for src in t["srcs"]}
-    for package in ("tc", "analysis"):
+    for package in ("tc",):
         for path in sorted((root / package).rglob("*.py")):
             relative = path.relative_to(root).as_posix()
             if relative not in library_sources:
@@ -71,7 +71,6 @@ def test_build_file_covers_every_module_and_test():
 
 def test_checker_reports_missing_targets_and_files(tmp_path):
     (tmp_path / "tc").mkdir()
-    (tmp_path / "analysis").mkdir()
     (tmp_path / "tests").mkdir()
     (tmp_path / "tc" / "covered.py").write_text("")
     (tmp_path / "tc" / "orphan.py").write_text("")

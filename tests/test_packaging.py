@@ -54,7 +54,8 @@ def test_the_console_commands_run_the_entry_points(wheel):
     commands = {line.split(" = ")[0]: line.split(" = ")[1] for line in entry_points.splitlines()
                 if " = " in line}
     assert commands == {"tc-train": "tc.train:run", "tc-tune": "tc.tune:run",
-                        "tc-bench": "tc.bench:run"}
+                        "tc-bench": "tc.bench:run", "tc-report": "tc.analysis.report:run"}
+    assert "tc/analysis/report.py" in wheel.namelist()
 
 
 def test_pip_install_into_a_fresh_environment_gives_a_working_main_job_command(tmp_path):
@@ -86,3 +87,12 @@ def test_pip_install_into_a_fresh_environment_gives_a_working_main_job_command(t
     assert helped.returncode == 0 and "Traceback" not in helped.stderr, helped.stderr[-2000:]
     assert "train one model from absl flags" in helped.stdout
     assert "--beta: Inverse temperature" in helped.stdout and "--learning_rate" in helped.stdout
+    # The report command, on the main job's run alone (no campaign plan, flagfiles or figures
+    # of throughput to read outside the checkout).
+    report = subprocess.run([str(environment / "bin" / "tc-report"), f"--runs={output}",
+                             f"--out={tmp_path / 'report'}", "--plan=", "--flagfiles=",
+                             "--throughput="], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=300)
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "tc.analysis.report: 1 runs, 0 skipped" in report.stdout
+    assert (tmp_path / "report" / "REPORT.md").is_file()

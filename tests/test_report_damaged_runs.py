@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import load
+from tc.analysis import load
 from tests.support import run_python, write_synthetic_run
 
 # This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
@@ -180,7 +180,7 @@ def test_every_damaged_run_is_skipped_and_listed(damaged_root):
 
 def test_the_report_survives_them_and_no_verdict_uses_one(damaged_root, tmp_path):
     # The report's command, as a user runs it (its absl flags stay out of this process).
-    completed = run_python(["-m", "analysis.report", f"--runs={damaged_root}", f"--out={tmp_path}",
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={damaged_root}", f"--out={tmp_path}",
                             "--flagfiles=", "--plan="])
     assert completed.returncode == 0, completed.stderr[-3000:]
     claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
@@ -194,7 +194,7 @@ def test_the_report_survives_them_and_no_verdict_uses_one(damaged_root, tmp_path
 
 
 def test_a_missing_runs_folder_is_an_error_not_an_empty_report(tmp_path):
-    completed = run_python(["-m", "analysis.report", f"--runs={tmp_path / 'nowhere'}",
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={tmp_path / 'nowhere'}",
                             f"--out={tmp_path / 'out'}", "--flagfiles="])
     assert completed.returncode == 1
     assert "nowhere: no such directory" in completed.stderr

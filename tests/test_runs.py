@@ -47,7 +47,7 @@ def test_there_is_a_flagfile_per_experiment():
 
 
 def test_every_flagfile_records_the_study_the_analysis_files_it_under():
-    from analysis import studies
+    from tc.analysis import studies
 
     for path in FLAGFILES:
         run_config, _, _ = parse(path)

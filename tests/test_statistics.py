@@ -1,4 +1,4 @@
-"""`analysis.statistics` on constructed data with known answers."""
+"""`tc.analysis.statistics` on constructed data with known answers."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis import statistics
+from tc.analysis import statistics
 
 # This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
 # backend's leg only (.ci/run).

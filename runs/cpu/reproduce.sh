@@ -16,4 +16,4 @@ for seed in 0 1 2; do
     --output_dir=$out/paper2_digits_warmup/seed$seed
 done
 find "$out" \( -name checkpoints -o -name tuner \) -type d -prune -exec rm -rf {} +
-python -m analysis.report --runs "$out" --out "$(dirname "$out")"
+python -m tc.analysis.report --runs "$out" --out "$(dirname "$out")"

@@ -153,7 +153,7 @@ class RunConfig:
     verbose: int = _field(1, "0 silent, 1 a live progress line and one line per epoch, 2 one "
                           "line per epoch.")
     study: str = _field("", "The study this run belongs to, recorded for the analysis (e.g. "
-                            "p1_beta_sweep; see analysis/studies.py); '' = decided there from "
+                            "p1_beta_sweep; see tc/analysis/studies.py); '' = decided there from "
                             "the flags.")
 
     # --- derived values -----------------------------------------------------------------------

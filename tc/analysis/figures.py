@@ -1,7 +1,7 @@
 """The papers' figures from the tidy tables (matplotlib, PNG with an SVG beside it, written
 atomically).
 
-Every function takes DataFrames shaped by `analysis.load` / `analysis.studies`, draws one
+Every function takes DataFrames shaped by `tc.analysis.load` / `tc.analysis.studies`, draws one
 figure with axes labelled in words and a legend, writes it to `path` (and `path` with `.svg`)
 and returns `path`; it returns None and writes nothing when its table is empty. Beta and
 temperature axes are logarithmic; epochs are integers; a log axis is used only for a quantity
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from analysis.load import over_seeds  # noqa: E402
+from tc.analysis.load import over_seeds  # noqa: E402
 
 ERROR_BARS = ("Error bars: 95% confidence interval of the mean over seeds (Student's t, n seeds "
               "per point); dots: the seeds.")

@@ -14,7 +14,7 @@ and model (a "scope"):
   its runs did not fit their training set (final train accuracy below `FIT_THRESHOLD`).
 
 Each `Claim` row names its rule with its parameters and the runs that carry it. The checks of
-our own derivations (`analysis.derivations`) are a separate table and never count as
+our own derivations (`tc.analysis.derivations`) are a separate table and never count as
 reproduction.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis import statistics, studies
-from analysis.derivations import P1, P2, P3
+from tc.analysis import statistics, studies
+from tc.analysis.derivations import P1, P2, P3
 
 MIN_SEEDS = 3
 FIT_THRESHOLD = 0.95  # final train accuracy a run needs for its generalization to be judged
