@@ -14,14 +14,16 @@ command resumes it: the interrupted trial runs again from its runs' last committ
 Distributed (keras-tuner's chief/worker mode): start the chief with
 `KERASTUNER_TUNER_ID=chief KERASTUNER_ORACLE_IP=<ip> KERASTUNER_ORACLE_PORT=<port>` and each
 worker with `KERASTUNER_TUNER_ID=tuner<i>` and the same address, all with the same flags.
+On one host, `--local_workers=auto` starts them itself, one worker per GPU.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from tc import data as data_lib
-from tc.runner import assembly, interruption, search
+from tc.runner import assembly, interruption, local_workers, search
 from tc.runner import config as config_lib
 
 config_lib.define_flags()
@@ -42,6 +44,11 @@ def main(argv):
                              "--beta_max, --lr_min, --lr_max and --executions_per_trial.")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
+    if "KERASTUNER_TUNER_ID" not in os.environ:
+        gpus = local_workers.visible_gpus()
+        count = local_workers.worker_count(search_settings.local_workers, gpus)
+        if count >= 2 or (count == 1 and search_settings.local_workers != "auto"):
+            sys.exit(local_workers.launch(sys.argv[1:], count, gpus))
     try:
         with interruption.handling_signals():
             summary = search.search_beta(base, search_settings)

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from tc import compat
-from tc.runner import assembly, interruption, run_dir
+from tc.runner import assembly, interruption, local_workers, run_dir
 from tc.runner import config as config_lib
 
 TUNERS = ("random", "bayesian", "hyperband", "grid")
@@ -58,6 +58,7 @@ class SearchConfig:
     init_logit_norms: str = ""
     packed: int = 1
     worker_timeout: float = 600.0
+    local_workers: str = "0"
     overwrite: bool = False
 
     def validate(self):
@@ -79,6 +80,8 @@ class SearchConfig:
                 raise ValueError(f"--{name}={getattr(self, name)!r} must be >= {minimum}.")
         if self.packed < 1:
             raise ValueError(f"--packed={self.packed!r} must be >= 1 (1: one trial at a time).")
+        if self.local_workers != "auto":
+            local_workers.worker_count(self.local_workers, [])
         run_dir.check_output_directory(self.output_dir)
         if self.packed > 1 and self.tuner not in PACKABLE_TUNERS:
             raise ValueError(f"--packed={self.packed} works with --tuner=grid or random, not "
@@ -133,6 +136,9 @@ FLAG_HELP = {
     "worker_timeout": "Distributed search: seconds without a word from a worker (each reports "
                       "at every epoch end) after which the chief gives its trial to another "
                       "worker and stops waiting for it.",
+    "local_workers": "A distributed search on this host: a chief and this many workers, each "
+                     "with one GPU; auto = one per GPU of the host (one GPU or none: no "
+                     "workers); 0 = none (tc.runner.local_workers).",
 }
 # Flags of tc.train that the search reads as its own: with --lr_scaling it searches eta_tilde,
 # and --init_logit_norms become a searched axis instead of a packed sweep's.
