@@ -110,7 +110,6 @@ class _Scored:
             "dtype": self.dtype,
         }
 
-
     @classmethod
     def from_config(cls, config):
         if isinstance(config.get("beta"), dict):

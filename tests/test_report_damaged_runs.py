@@ -180,8 +180,8 @@ def test_every_damaged_run_is_skipped_and_listed(damaged_root):
 
 def test_the_report_survives_them_and_no_verdict_uses_one(damaged_root, tmp_path):
     # The report's command, as a user runs it (its absl flags stay out of this process).
-    completed = run_python(["-m", "tc.analysis.report", f"--runs={damaged_root}", f"--out={tmp_path}",
-                            "--flagfiles=", "--plan="])
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={damaged_root}",
+                            f"--out={tmp_path}", "--flagfiles=", "--plan="])
     assert completed.returncode == 0, completed.stderr[-3000:]
     claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
     assert len(claims) and (tmp_path / "REPORT.md").exists()

@@ -1,14 +1,16 @@
-"""`python -m tc.analysis.report --runs DIR --out DIR`: the reproduction report of a folder of runs.
+"""`python -m tc.analysis.report --runs DIR --out DIR` (the command `tc-report`): the reproduction
+report of a folder of runs.
 
-Loads every run and tuner directory under `--runs` (see `tc.analysis.load`), then writes to `--out`:
+Loads every run and tuner directory under `--runs` (see `tc.analysis.load`), then writes to
+`--out`:
 
     REPORT.md     each paper's claims with a verdict and the numbers, beside the figures
     figures/      the papers' figures (PNG)
     tables/       every table the report quotes, as CSV (runs.csv has one row per run)
 
-It also runs the derivation checks of `tc.analysis.derivations` (about 20 s), and estimates how long the
-full-scale flagfiles under `--flagfiles` take on one GPU from the throughput measured in
-`--throughput` (a JSON file of images per second per model; left out when it is missing).
+It also runs the derivation checks of `tc.analysis.derivations` (about 20 s), and estimates how
+long the full-scale flagfiles under `--flagfiles` take on one GPU from the throughput measured
+in `--throughput` (a JSON file of images per second per model; left out when it is missing).
 A run with missing or corrupt files is listed under "Skipped runs" and does not stop the report.
 """
 
