@@ -4,9 +4,9 @@
 let the distribution tests run a 2-replica `tf.distribute.MirroredStrategy` (TensorFlow) or a
 2-device `keras.distribution.DataParallel` (JAX) on an ordinary CPU machine.
 
-On JAX, compiled programs go to a persistent compilation cache for the session (one directory per
+JAX's compiled programs go to a persistent compilation cache for the session (one directory per
 pytest-xdist worker: JAX writes its entries without a lock), which the subprocesses of the tests
-inherit. Most tests train a model of the same shapes as another, and XLA's CPU compiler took
+inherit, JAX ones under either backend. Most tests train a model of the same shapes as another, and XLA's CPU compiler took
 three quarters of such a run's time.
 """
 
@@ -19,15 +19,15 @@ BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # A directory of our own making (TC_TESTS_XLA_CACHE): pytest-xdist's workers inherit the one
-# their controller made, and each makes its own instead. One set by the user is kept.
-if BACKEND == "jax" and os.environ.get("JAX_COMPILATION_CACHE_DIR", "") in (
-        "", os.environ.get("TC_TESTS_XLA_CACHE")):
+# their controller made, and each makes its own instead. One set by the user is kept. Under the
+# TensorFlow backend it serves the tests' JAX subprocesses (tests/test_fault_injection.py).
+if os.environ.get("JAX_COMPILATION_CACHE_DIR", "") in ("", os.environ.get("TC_TESTS_XLA_CACHE")):
     _cache = tempfile.mkdtemp(prefix="tc-tests-xla-cache-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["TC_TESTS_XLA_CACHE"] = _cache
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 if BACKEND == "jax":
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     ).strip()
