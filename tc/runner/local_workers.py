@@ -93,8 +93,11 @@ def launch(arguments, count, gpus):
             env = dict(base, KERASTUNER_TUNER_ID=f"tuner{index}")
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-            workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                            stderr=subprocess.STDOUT, text=True))
+            # Only the chief acts on --overwrite: a worker starting as it clears the search
+            # directory must not clear it again (the last flag given wins in absl).
+            workers.append(subprocess.Popen([*command, "--nooverwrite"], env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                            text=True))
             relays.append(threading.Thread(target=_relay, daemon=True,
                                            args=(workers[-1].stdout, f"[tuner{index}]")))
             relays[-1].start()
