@@ -54,24 +54,18 @@ def install_fault_points(output_dir, target, signal_name):
 
         setattr(owner, attribute, wrapped)
 
-    original_write = run_dir._atomic_write
-
-    def atomic_write(path, write, mode):
+    def around_write(path, write):
         name = os.path.relpath(path, output_dir)
         point(f"before writing {name}")
-        original_write(path, write, mode)
+        write()
         point(f"after writing {name}")
 
-    run_dir._atomic_write = atomic_write
+    original_write = run_dir._atomic_write
+    run_dir._atomic_write = lambda path, write, mode: around_write(
+        path, lambda: original_write(path, write, mode))
     original_write_model = run_dir.RunDirectory.write_model
-
-    def write_model(self, model):
-        name = os.path.relpath(self.file(run_dir.MODEL), output_dir)
-        point(f"before writing {name}")
-        original_write_model(self, model)
-        point(f"after writing {name}")
-
-    run_dir.RunDirectory.write_model = write_model
+    run_dir.RunDirectory.write_model = lambda self, model: around_write(
+        self.file(run_dir.MODEL), lambda: original_write_model(self, model))
     original_commit = run_dir.RunDirectory.commit_epoch
 
     def commit_now(self, *args, **kwargs):
