@@ -14,6 +14,7 @@ from absl import app, flags
 from tc import data as data_lib
 from tc.runner import assembly
 from tc.runner import config as config_lib
+from tc.runner import distribute
 from tc.runner import interruption
 from tc.runner.run_dir import RunDirectoryConflict
 
@@ -55,6 +56,11 @@ def describe(result):
 
 
 def main(argv):
+    with distribute.failing_fast():
+        _main(argv)
+
+
+def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:

@@ -164,6 +164,70 @@ def test_two_workers_finish_a_run_together_with_one_devices_metrics(tmp_path, sm
             assert result["final"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
 
 
+# Process 1 of the first start: killed by SIGKILL as epoch 1 ends, before its epoch-end work.
+KILLED_AT_EPOCH_1_END = """
+import os, signal, sys
+from tc.runner import callbacks
+from tc import train
+
+on_epoch_end = callbacks.EpochEnd.on_epoch_end
+
+def killed_at_epoch_1_end(self, epoch, logs=None):
+    if epoch == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return on_epoch_end(self, epoch, logs)
+
+callbacks.EpochEnd.on_epoch_end = killed_at_epoch_1_end
+sys.argv = ["tc.train", *sys.argv[1:]]
+train.run()
+"""
+
+
+@pytest.mark.backend_independent  # JAX processes, whichever backend the suite runs
+def test_two_jax_processes_match_one_device_and_resume_after_one_is_killed(tmp_path):
+    """Multi-process JAX on 127.0.0.1, one CPU device per process. Process 1 is SIGKILLed at
+    the end of epoch 1; process 0, which evaluates and commits epoch 1 on its own (evaluation
+    needs no other process), fails at the first step of epoch 2 and exits at once; both started
+    again finish the run with one device's metrics."""
+    flags = ["--epochs=3", "--batch_size=32", "--verbose=0", "--tensorboard=false",
+             "--rank_probe_size=128"]
+    env = dict(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    reference = run_python(["-m", "tc.train", *flags, "--strategy=one_device",
+                            f"--output_dir={tmp_path / 'one'}"], backend="jax")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    output = tmp_path / "processes"
+
+    def start_processes(process_1=("-m", "tc.train")):
+        port, = free_ports(1)
+        return [start_python([*(process_1 if index else ("-m", "tc.train")), *flags,
+                              "--strategy=multi_worker", f"--output_dir={output}",
+                              f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2",
+                              f"--process_id={index}"], **env) for index in range(2)]
+
+    first = start_processes(process_1=("-c", KILLED_AT_EPOCH_1_END))
+    first[1].communicate(timeout=240)
+    assert first[1].returncode == -signal.SIGKILL
+    stdout, stderr = first[0].communicate(timeout=120)  # not JAX's 5-minute shutdown barrier
+    assert first[0].returncode == 1, stderr[-3000:]
+    assert json.loads((output / "result.json").read_text())["status"] == "failed"
+    state = json.loads((output / "checkpoints" / "state.json").read_text())
+    assert state["completed_epochs"] == 1
+
+    again = start_processes()
+    for process in again:
+        stdout, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr[-3000:]
+        assert "status: completed" in stdout
+    result = json.loads((output / "result.json").read_text())  # process 0's
+    assert (result["status"], result["strategy"], result["replicas"]) == (
+        "completed", "multi_process[2 processes]", 2)
+    rows, expected_rows = read_rows(output), read_rows(tmp_path / "one")
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for row, expected in zip(rows, expected_rows):
+        for key, value in expected.items():
+            assert row[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (row["epoch"], key)
+
+
 def test_an_mlp_on_fashion_mnist_reaches_85_percent_in_three_epochs(tmp_path):
     # Real data: Debian's dataset-fashion-mnist, which CI installs (.ci/run).
     output = tmp_path / "fashion"

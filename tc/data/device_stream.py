@@ -5,7 +5,9 @@ or features) on the device once, and makes every batch there:
 
     x = augment(take(x_raw, order[step * B:(step + 1) * B])), normalized as `arrays()` does
 
-The host only sends the `B` indices of each batch. The order is `base.epoch_order(n, seed,
+The host only sends the `B` indices of each batch. Under a distribution that spans several
+processes (multi-process JAX), each process makes only its own rows of the global batch, on its
+own devices, and Keras assembles the global batch from the processes' shares. The order is `base.epoch_order(n, seed,
 epoch)`, the same as the TensorFlow pipeline's, so a resumed run sees the batches an
 uninterrupted run would have seen. Augmentation and normalization are `tc.data.preprocessing`'s,
 with the random numbers of `(seed, epoch, step)` that the `tf.data` pipeline uses too.
@@ -49,6 +51,33 @@ def _batch_sharding(distribution, shape):
     return distribution.get_data_layout(tuple(shape)).backend_layout
 
 
+def process_rows(distribution, batch_size):
+    """The rows of a global batch of `batch_size` that this process feeds under a Keras JAX
+    `distribution`, as a slice: all of them unless the distribution spans several processes."""
+    sharding = _batch_sharding(distribution, (batch_size,))
+    if sharding.is_fully_addressable:
+        return slice(0, batch_size)
+    blocks = sorted({(index[0].start or 0, index[0].stop or batch_size) for index in
+                     sharding.addressable_devices_indices_map((batch_size,)).values()})
+    rows = slice(blocks[0][0], blocks[-1][1])
+    if sum(stop - start for start, stop in blocks) != rows.stop - rows.start:
+        raise ValueError(f"this process's devices hold the rows {blocks} of the batch: not one "
+                         "contiguous block, which a process's share must be.")
+    return rows
+
+
+def _local_shardings(distribution):
+    """`(replicated, batch-sharded)` JAX shardings over this process's devices of the mesh."""
+    import jax
+
+    local = [device for device in distribution.device_mesh.backend_mesh.devices.flat
+             if device.process_index == jax.process_index()]
+    mesh = jax.sharding.Mesh(np.array(local), (distribution.batch_dim_name,))
+    return (jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()),
+            jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(
+                distribution.batch_dim_name)))
+
+
 def make_batch(x_all, y_all, index, offsets, flips, spec):
     """The examples at `index` of the raw split, augmented with `(offsets, flips)` (see
     `tc.data.preprocessing.augmentation_draws`) and normalized."""
@@ -79,33 +108,50 @@ class DeviceStream:
     Made under a Keras JAX distribution (`keras.distribution.DataParallel`), the raw split is
     copied to each of its devices and each device makes its own share of the batch, already laid
     out as the distribution wants it, instead of one device making the whole batch and sending
-    the others their shares.
+    the others their shares. When the distribution spans several processes, each process yields
+    its rows of the global batch (`process_rows`), made on its own devices: the per-process
+    batch that Keras expects under multi-process JAX.
     """
 
     def __init__(self, dataset, batch_size, seed, first_epoch, last_epoch, labels_per_output=1):
         self.spec = dataset.spec
         raw_x, raw_y = dataset.raw_arrays("train")
         self.num_examples = len(raw_y)
-        self.x, self.y = on_device((raw_x, raw_y))
         self.batch_size = batch_size
         self.seed = int(seed)
         self.epochs = range(first_epoch, last_epoch)
         self.labels_per_output = labels_per_output
         distribution = _jax_distribution()
+        self.rows = slice(0, batch_size)
         shardings = None
         if distribution is not None:
-            shardings = (_batch_sharding(distribution, (batch_size, *self.spec.input_shape)),
-                         _batch_sharding(distribution, (batch_size,)))
+            self.rows = process_rows(distribution, batch_size)
+        if self.rows.stop - self.rows.start < batch_size:
+            import jax
+
+            # Keras would otherwise refuse a stream that is not a tf.data.Dataset it can shard.
+            distribution.auto_shard_dataset = False
+            replicated, batch_sharding = _local_shardings(distribution)
+            self.x, self.y = (jax.device_put(array, replicated) for array in (raw_x, raw_y))
+            shardings = (batch_sharding, batch_sharding)
+        else:
+            self.x, self.y = on_device((raw_x, raw_y))
+            if distribution is not None:
+                shardings = (_batch_sharding(distribution, (batch_size, *self.spec.input_shape)),
+                             _batch_sharding(distribution, (batch_size,)))
         self._make_batch = _compiled_make_batch(self.spec, shardings)
 
     def draws(self, epoch, step):
-        """The augmentation's random numbers of a step: `(offsets, flips)`."""
-        return preprocessing.augmentation_draws(self.batch_size, self.seed, epoch, step,
-                                                self.spec)
+        """The augmentation's random numbers of a step: `(offsets, flips)` of this process's
+        rows of the batch."""
+        offsets, flips = preprocessing.augmentation_draws(self.batch_size, self.seed, epoch, step,
+                                                          self.spec)
+        return offsets[self.rows], flips[self.rows]
 
     def batch(self, epoch, step, index):
-        """The batch of `index` (positions in the raw split), augmented with (epoch, step)."""
-        index = ops.convert_to_tensor(index.astype(np.int32))
+        """The batch of `index` (positions in the raw split), augmented with (epoch, step); this
+        process's rows of it."""
+        index = ops.convert_to_tensor(index[self.rows].astype(np.int32))
         x, y = self._make_batch(self.x, self.y, index, *self.draws(epoch, step))
         if self.labels_per_output > 1:
             y = (y,) * self.labels_per_output

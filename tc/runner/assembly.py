@@ -260,7 +260,9 @@ class DataSetup:
 def prepare_data(config):
     """The placement and data of a run; everything here can fail on bad input, before any file
     is written."""
-    placement = distribute.place(config.strategy, config.tpu)  # first: see tc.runner.distribute
+    # First: see tc.runner.distribute.
+    placement = distribute.place(config.strategy, config.tpu, distribute.Processes(
+        config.coordinator_address, config.num_processes, config.process_id), seed=config.seed)
     set_determinism(config)
     placement.check_batch_size(config.batch_size)
     dataset = inputs_lib.load_dataset(config)
@@ -353,16 +355,14 @@ def open_directories(prepared):
     diverged stays diverged, with its own rows.
     """
     writable = prepared.placement.is_chief
-    states = []
     for member in prepared.members:
         member.directory = RunDirectory(member.config.run_dir, writable=writable)
-        states.append(member.directory.prepare(member.config.to_flagfile(),
-                                               member.config.overwrite))
-        rolled_back = member.directory.rolled_back
-        if rolled_back and writable:
-            print(f"tc: {member.directory.path}: resuming from epoch {rolled_back['to_epoch']}, "
-                  f"not {rolled_back['from_epoch']}: {rolled_back['reason']}", file=sys.stderr,
-                  flush=True)
+    # The chief prepares the directories (and may roll a damaged commit back) before the other
+    # processes of a multi-process run read where to resume.
+    states = [_prepare_directory(member) if writable else None for member in prepared.members]
+    prepared.placement.barrier("tc: run directories prepared")
+    if not writable:
+        states = [_prepare_directory(member) for member in prepared.members]
     diverged = [bool(state and state.get("diverged_at")) for state in states]
     live = [state["completed_epochs"] if state else 0
             for state, gone in zip(states, diverged) if not gone]
@@ -382,6 +382,16 @@ def open_directories(prepared):
             member.learning_rate, member.optimizer_variables,
             diverged_at=state["diverged_at"] if gone else None)
     return completed
+
+
+def _prepare_directory(member):
+    state = member.directory.prepare(member.config.to_flagfile(), member.config.overwrite)
+    rolled_back = member.directory.rolled_back
+    if rolled_back and member.directory.writable:
+        print(f"tc: {member.directory.path}: resuming from epoch {rolled_back['to_epoch']}, "
+              f"not {rolled_back['from_epoch']}: {rolled_back['reason']}", file=sys.stderr,
+              flush=True)
+    return state
 
 
 def _start(config, prepared, completed, rank_inputs):

@@ -20,7 +20,8 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.
-NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program")
+NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program", "coordinator_address",
+                "num_processes", "process_id")
 # Flags newer than the first runs: written only when they differ from their default, so older
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
@@ -128,6 +129,15 @@ class RunConfig:
                                             "memory, estimated from one copy; all on a CPU).")
     strategy: str = _field("auto", "Distribution strategy.", STRATEGIES)
     tpu: str = _field("", "TPU address for --strategy=tpu ('' = the local TPU).")
+    coordinator_address: str = _field("", "JAX --strategy=multi_worker: host:port of process 0, "
+                                          "the same for every process ('' = "
+                                          "KERAS_DISTRIBUTION_JOB_ADDRESSES, or what JAX detects "
+                                          "on SLURM, Open MPI, Kubernetes or a TPU pod).")
+    num_processes: int = _field(0, "JAX --strategy=multi_worker: how many processes take part "
+                                   "(0 = KERAS_DISTRIBUTION_NUM_PROCESSES, or detected).")
+    process_id: int = _field(-1, "JAX --strategy=multi_worker: this process's index in "
+                                 "[0, --num_processes); process 0 writes the run directory "
+                                 "(-1 = KERAS_DISTRIBUTION_PROCESS_ID, or detected).")
     mixed_precision: str = _field("off", "Mixed precision policy.", PRECISIONS)
     track_rank_layers: str = _field("features", "Comma-separated layers whose numerical and "
                                                 "effective rank are recorded each epoch.")
@@ -232,6 +242,7 @@ class RunConfig:
             if choices is not None and value not in choices:
                 raise ValueError(f"--{field.name}={value!r} is not valid; valid values: "
                                  f"{', '.join(repr(c) for c in choices)}.")
+        self._validate_processes()
         for name in ("beta", "beta_start", "learning_rate"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -317,6 +328,21 @@ class RunConfig:
             if self.grid == "product" and len(set(values)) != len(values):
                 raise ValueError(f"--{flag}={text!r} repeats a value; each copy needs its own "
                                  "setting (its run directory is named after it).")
+
+    def _validate_processes(self):
+        process_flags = [f"--{name}" for name, unset in (
+            ("coordinator_address", ""), ("num_processes", 0), ("process_id", -1))
+            if getattr(self, name) != unset]
+        if process_flags and self.strategy != "multi_worker":
+            raise ValueError(f"{', '.join(process_flags)} only apply to --strategy=multi_worker "
+                             f"(JAX); --strategy={self.strategy}.")
+        if self.num_processes < 0:
+            raise ValueError(f"--num_processes={self.num_processes} is not valid: it must be "
+                             ">= 1 (0 = from the environment).")
+        if self.process_id < -1 or (self.num_processes and self.process_id >= self.num_processes):
+            bound = self.num_processes - 1 if self.num_processes else "--num_processes - 1"
+            raise ValueError(f"--process_id={self.process_id} is not valid: it must be in "
+                             f"[0, {bound}] (-1 = from the environment).")
 
     def to_flagfile(self):
         """The absl flagfile that reproduces this run."""
@@ -468,7 +494,8 @@ HELP_GROUPS = (
         "betas", "learning_rates", "seeds", "init_logit_norms", "readout_init_scales", "grid",
         "data_order", "max_copies_per_program")),
     ("run control and measurements", (
-        "output_dir", "overwrite", "strategy", "tpu", "mixed_precision", "verbose",
+        "output_dir", "overwrite", "strategy", "tpu", "coordinator_address", "num_processes",
+        "process_id", "mixed_precision", "verbose",
         "tensorboard", "save_predictions", "track_rank_layers", "rank_probe_size",
         "probe_dataset", "probe_dataset_options", "probe_layer", "probe_size",
         "track_example_learning", "study")),

@@ -5,7 +5,7 @@
 | auto | mirrored over >1 GPU, else TensorFlow's default strategy | DataParallel over >1 GPU or TPU device, else none |
 | one_device | OneDeviceStrategy (first GPU, else CPU) | no distribution |
 | mirrored | MirroredStrategy over the GPUs (over the logical CPUs when there is no GPU) | DataParallel |
-| multi_worker | MultiWorkerMirroredStrategy from `TF_CONFIG` (see `multi_worker_placement`) | not supported (see MULTI_WORKER_JAX_UNSUPPORTED) |
+| multi_worker | MultiWorkerMirroredStrategy from `TF_CONFIG` (see `multi_worker_placement`) | DataParallel over every process's devices (see `multi_process_placement`) |
 | tpu | TPUStrategy (--tpu address) | DataParallel over the TPU cores |
 
 The global batch is split across replicas; Keras (>= 3.8) scales the loss by 1/replicas itself.
@@ -19,6 +19,9 @@ jaxlib 0.10.2 on 2 host devices: the runtime aborts after 40 s). `mirrored` stil
 
 import contextlib
 import dataclasses
+import os
+import sys
+import traceback
 
 import keras
 
@@ -32,6 +35,7 @@ class Placement:
     is_chief: bool = True
     tf_strategy: object = None
     jax_distribution: object = None
+    num_processes: int = 1
 
     @contextlib.contextmanager
     def scope(self):
@@ -52,6 +56,13 @@ class Placement:
                 yield
         else:
             yield
+
+    def barrier(self, name):
+        """Returns once every process of a multi-process JAX run has reached `barrier(name)`."""
+        if self.num_processes > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(name)
 
     def check_batch_size(self, batch_size):
         if batch_size % self.num_replicas:
@@ -93,21 +104,61 @@ def _tensorflow_placement(strategy, tpu):
 def _jax_placement(strategy):
     import jax
 
-    if strategy == "multi_worker":
-        raise ValueError(MULTI_WORKER_JAX_UNSUPPORTED)
     devices = jax.devices()
     on_cpu = all(device.platform == "cpu" for device in devices)
     if strategy == "one_device" or len(devices) == 1 or (strategy == "auto" and on_cpu):
         return Placement("one_device", 1)
     distribution = keras.distribution.DataParallel(devices=devices)
     return Placement(f"data_parallel[{strategy}]", len(devices),
-                     is_chief=jax.process_index() == 0, jax_distribution=distribution)
+                     is_chief=jax.process_index() == 0, jax_distribution=distribution,
+                     num_processes=jax.process_count())
 
 
-MULTI_WORKER_JAX_UNSUPPORTED = (
-    "--strategy=multi_worker needs the TensorFlow backend (KERAS_BACKEND=tensorflow): it is "
-    "TensorFlow's MultiWorkerMirroredStrategy, configured by TF_CONFIG. On JAX use mirrored "
-    "(DataParallel over this host's devices).")
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """The processes of a multi-process JAX run (`--coordinator_address`, `--num_processes`,
+    `--process_id`); an unset field (empty, 0, -1) comes from the environment."""
+
+    coordinator_address: str = ""
+    num_processes: int = 0
+    process_id: int = -1
+
+    @property
+    def given(self):
+        return self != Processes()
+
+
+def multi_process_placement(processes, seed=None):
+    """DataParallel over the devices of every process of a multi-process JAX run.
+
+    Every process runs the same command, but for `--process_id`, and must reach this before
+    anything initializes JAX's backends. `keras.distribution.initialize` connects the processes
+    (through `jax.distributed.initialize`): the arguments given, else Keras's environment
+    variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, `..._NUM_PROCESSES`, `..._PROCESS_ID`), else
+    what JAX detects of the cluster. Process 0 writes the run directory; every process feeds its
+    rows of each global batch and runs every compiled program, as multi-controller JAX requires.
+    Keras draws a common random seed across the processes unless one is set: `seed` is set
+    first, so the run is seeded as on one process.
+    """
+    import jax
+
+    from tc import compat
+
+    if seed is not None:
+        compat.set_random_seed(seed)
+    try:
+        keras.distribution.initialize(processes.coordinator_address or None,
+                                      processes.num_processes or None,
+                                      None if processes.process_id < 0 else processes.process_id)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"--strategy=multi_worker could not connect the JAX processes ({error}). Give every "
+            "process --coordinator_address=host:port of process 0, --num_processes and its own "
+            "--process_id (or Keras's KERAS_DISTRIBUTION_* variables).") from error
+    distribution = keras.distribution.DataParallel(devices=jax.devices())
+    return Placement(f"multi_process[{jax.process_count()} processes]", jax.device_count(),
+                     is_chief=jax.process_index() == 0, jax_distribution=distribution,
+                     num_processes=jax.process_count())
 
 
 def multi_worker_placement(tf):
@@ -135,14 +186,45 @@ def multi_worker_placement(tf):
                      tf_strategy=strategy)
 
 
-def place(strategy="auto", tpu=""):
-    """The Placement for `--strategy` on the active Keras backend."""
+def place(strategy="auto", tpu="", processes=Processes(), seed=None):
+    """The Placement for `--strategy` on the active Keras backend; `processes` and `seed` are
+    a multi-process JAX run's (see `multi_process_placement`)."""
     backend = keras.backend.backend()
+    if processes.given and not (backend == "jax" and strategy == "multi_worker"):
+        raise ValueError("--coordinator_address, --num_processes and --process_id configure "
+                         "--strategy=multi_worker on JAX; on TensorFlow, TF_CONFIG does.")
     if backend == "tensorflow":
         return _tensorflow_placement(strategy, tpu)
     if backend == "jax":
+        if strategy == "multi_worker":
+            return multi_process_placement(processes, seed)
         return _jax_placement(strategy)
     if strategy not in ("auto", "one_device"):
         raise ValueError(f"--strategy={strategy!r} needs the TensorFlow or JAX backend; the "
                          f"{backend} backend runs on one device.")
     return Placement("one_device", 1)
+
+
+def _in_multi_process_jax():
+    if "jax" not in sys.modules or keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.process_count() > 1
+
+
+@contextlib.contextmanager
+def failing_fast():
+    """Around a whole process: when a multi-process JAX run fails, its process exits at once
+    (status 1, after printing the traceback). At a normal exit JAX waits up to 5 minutes at a
+    shutdown barrier for every process, which a killed one never reaches; the run resumes from
+    its last commit when all are started again."""
+    try:
+        yield
+    except BaseException as error:
+        if isinstance(error, SystemExit) or not _in_multi_process_jax():
+            raise
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

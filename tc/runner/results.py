@@ -103,7 +103,10 @@ def predictions(model, loss, data, batch_size):
     """
     if isinstance(data, tuple):
         x, labels = data
-        logits = model.predict(x, batch_size=batch_size, verbose=0)
+        # Not `predict`: on JAX, arrays on the device (those of a multi-process run span every
+        # process, which `predict` would take for this process's share) go through one
+        # compiled inference call per batch.
+        logits, = representation.extractor_outputs(model, x, batch_size)
     else:
         logits = model.predict(data, verbose=0)
         labels = np.concatenate([np.asarray(y) for _, y in data.as_numpy_iterator()])

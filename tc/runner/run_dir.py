@@ -510,9 +510,7 @@ class RunDirectory:
         that thread first. Waits for the previous commit first; `wait()` waits for this one.
         """
         if not self.writable:
-            if finish_row is not None:
-                rows[-1].update(finish_row())
-            return
+            return  # nor the rank columns: the SVDs would delay this process's next step
         self.wait()
         self._pending_commit = _WRITER.submit(self._commit, snapshot, list(rows),
                                               completed_epochs, finish_row)

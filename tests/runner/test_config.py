@@ -30,6 +30,10 @@ def test_flagfile_reproduces_the_config(tmp_path, small_config):
     (dict(learning_rates="0.1,0"), "--learning_rates='0.1,0': \\[0.0\\] not valid"),
     (dict(readout_init_scales="-1"), "--readout_init_scales"),
     (dict(grid="outer"), "valid values: 'product', 'zip'"),
+    (dict(process_id=1), "--process_id only apply to --strategy=multi_worker"),
+    (dict(strategy="multi_worker", num_processes=2, process_id=2),
+     "--process_id=2 is not valid: it must be in \\[0, 1\\]"),
+    (dict(strategy="multi_worker", num_processes=-1), "--num_processes=-1"),
 ])
 def test_validation_names_the_flag_and_what_is_valid(overrides, match):
     with pytest.raises(ValueError, match=match):
@@ -49,6 +53,11 @@ def test_unset_newer_flags_stay_out_of_the_flagfile():
     assert "--betas=0.1,1" in config_lib.RunConfig(betas="0.1,1").to_flagfile()
     assert "--shuffle_seed" not in text and "--grid" not in text
     assert "--shuffle_seed=0" in config_lib.RunConfig(seed=1, shuffle_seed=0).to_flagfile()
+    # Every process of a multi-process run writes and checks the same flags.txt.
+    one_process = config_lib.RunConfig(strategy="multi_worker", num_processes=2, process_id=1,
+                                       coordinator_address="127.0.0.1:1234")
+    assert one_process.to_flagfile() == config_lib.RunConfig(
+        strategy="multi_worker").to_flagfile()
 
 
 def test_from_flagfile_reads_what_to_flagfile_writes_and_refuses_other_lines():
