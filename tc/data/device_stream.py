@@ -5,11 +5,11 @@ or features) on the device once, and makes every batch there:
 
     x = augment(take(x_raw, order[step * B:(step + 1) * B])), normalized as `arrays()` does
 
-The host only sends the `B` indices of each batch. Under a distribution that spans several
-processes (multi-process JAX), each process makes only its own rows of the global batch, on its
-own devices, and Keras assembles the global batch from the processes' shares. The order is `base.epoch_order(n, seed,
+The host only sends the `B` indices of each batch. The order is `base.epoch_order(n, seed,
 epoch)`, the same as the TensorFlow pipeline's, so a resumed run sees the batches an
-uninterrupted run would have seen. Augmentation and normalization are `tc.data.preprocessing`'s,
+uninterrupted run would have seen. Under a distribution that spans several processes
+(multi-process JAX), each process makes only its own rows of the global batch, on its own
+devices, and Keras assembles the global batch from the processes' shares. Augmentation and normalization are `tc.data.preprocessing`'s,
 with the random numbers of `(seed, epoch, step)` that the `tf.data` pipeline uses too.
 
 Everything is `keras.ops`: no TensorFlow is imported.
