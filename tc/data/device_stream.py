@@ -9,8 +9,9 @@ The host only sends the `B` indices of each batch. The order is `base.epoch_orde
 epoch)`, the same as the TensorFlow pipeline's, so a resumed run sees the batches an
 uninterrupted run would have seen. Under a distribution that spans several processes
 (multi-process JAX), each process makes only its own rows of the global batch, on its own
-devices, and Keras assembles the global batch from the processes' shares. Augmentation and normalization are `tc.data.preprocessing`'s,
-with the random numbers of `(seed, epoch, step)` that the `tf.data` pipeline uses too.
+devices, and Keras assembles the global batch from the processes' shares. Augmentation and
+normalization are `tc.data.preprocessing`'s, with the random numbers of `(seed, epoch, step)`
+that the `tf.data` pipeline uses too.
 
 Everything is `keras.ops`: no TensorFlow is imported.
 """
