@@ -3,7 +3,8 @@ every rerun completes with the metrics of an uninterrupted run and leaves no tem
 same for a packed sweep of two copies, whose points name each copy's files.
 
 The fault points (tests/fault_injection.py) are every phase of run start and of an epoch, and
-before and after every file write, so a kill falls between every pair of writes. The runs are
+before and after every file write. A SIGTERM comes at every phase; a SIGKILL between every
+pair of writes, where the files it leaves differ. The runs are
 pinned to JAX: what is tested is the run directory's files and the resume, which are the same
 code on both backends (a TensorFlow preemption and resume: tests/test_train.py).
 """
@@ -26,7 +27,7 @@ RUNS = {"single": ([], ["."]),
         "packed": (["--betas=0.5,2", "--seeds=0,1", "--grid=zip", "--optimizer=adam",
                     "--learning_rate=0.003"], ["beta0.5_seed0", "beta2_seed1"])}
 # SIGTERM only sets a flag that the run reads after each step, so one point per phase is enough;
-# a SIGKILL stops wherever it falls.
+# a SIGKILL stops wherever it falls, and what it leaves is the files written so far.
 TERM_PHASES = ("lock", "set-up before fit", "epoch start", "second training step", "epoch end",
                "rank activations", "epoch record", "results after training")
 
@@ -71,17 +72,19 @@ def _rows(path):
 
 
 def _points_to_kill(points, signal_name):
-    # A point just before a write that follows another write leaves the files as the point
-    # after that write does (the temporary file is made after it): killing there adds nothing.
-    indices = [index for index, point in enumerate(points)
-               if (signal_name == "SIGKILL" or point in TERM_PHASES)
-               and not (point.startswith("before writing")
-                        and points[index - 1].startswith("after writing"))]
-    if signal_name == "SIGTERM":  # the second epoch's phases, and those outside the epochs
-        second_epoch = [index for index, point in enumerate(points) if point == "epoch start"][1]
-        indices = [index for index in indices if index >= second_epoch
-                   or points[index] in ("lock", "set-up before fit")]
-    return indices
+    if signal_name == "SIGKILL":
+        # Only the files on disk outlive a SIGKILL, and they change only when the lock is taken
+        # (point 0 comes before it) and at each write, whose temporary file is made after its
+        # "before writing" point. Every point from one "after writing" to the next "before
+        # writing" leaves the same files: one kill per such stretch covers every state a kill
+        # can leave (commits are synchronous here).
+        return [index for index, point in enumerate(points)
+                if index <= 1 or point.startswith("after writing")]
+    indices = [index for index, point in enumerate(points) if point in TERM_PHASES]
+    # The second epoch's phases, and those outside the epochs.
+    second_epoch = [index for index, point in enumerate(points) if point == "epoch start"][1]
+    return [index for index in indices
+            if index >= second_epoch or points[index] in ("lock", "set-up before fit")]
 
 
 # The SIGKILL points are split in two halves (every other point), which two pytest workers share.
