@@ -40,6 +40,18 @@
    are given twice: after compilation (epochs 2 on), and over the whole run, compilation
    included, which one-at-a-time runs pay once per setting.
 
+5. **Scaling** (`--figures=scaling`): for each `--models` entry, the img/s of `tc.train` on one
+   device (`--strategy=one_device`, batch `--batch_size`) and on all N local accelerators
+   (`--strategy=mirrored`, batch `--batch_size` x N), beside a bare `model.fit` (item 3) on
+   one device and under `keras.distribution.DataParallel` over the N (JAX; TensorFlow:
+   `MirroredStrategy`) at the same batches: each one's N-device speed-up, and tc.train's
+   img/s over the bare fit's at 1 and at N devices.
+
+6. **Search** (`--figures=search`): the wall time of a `--search_points` beta grid of the first
+   `--models` entry (`python -m tc.tune --tuner=grid`, `--epochs` each, one trial at a time) on
+   one accelerator, and with `--local_workers=--search_workers` (default: one worker per local
+   GPU); the ratio, and whether every trial ran exactly once in both.
+
 It prints the figures and writes them to `--out` as JSON (`images_per_second` per model feeds
 `tc.analysis.report`'s full-scale time estimates).
 """
@@ -65,8 +77,8 @@ flags.DEFINE_enum("mixed_precision", "bfloat16", ["off", "bfloat16", "float16"],
 flags.DEFINE_float("peak_tflops", 790.0, "Peak dense TFLOP/s of the device, for MFU.")
 flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
 flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, "
-                  "training_overhead, packed_sweep, or auto (the loss overhead, and the throughput when a GPU "
-                  "is present).")
+                  "training_overhead, packed_sweep, scaling, search, or auto (the loss overhead, "
+                  "and the throughput when a GPU is present).")
 flags.DEFINE_integer("copies", 4, "Packed sweep: the number of betas of the grid.")
 flags.DEFINE_list("sweep_learning_rates", ["0.02", "0.05"], "Packed sweep: the learning rates "
                   "of the grid (each beta trains at each).")
@@ -74,9 +86,13 @@ flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
 flags.DEFINE_integer("overhead_repeats", 1, "Training overhead: tc.train / bare fit pairs, run "
                      "alternately; the figure is the median of their ratios.", lower_bound=1)
 flags.DEFINE_list("loss_shape", ["8192", "1000"], "Loss overhead: the logits' shape (N, C).")
+flags.DEFINE_integer("search_points", 8, "Search: the betas of the grid.", lower_bound=2)
+flags.DEFINE_string("search_workers", "auto", "Search: tc.tune's --local_workers for the "
+                    "all-GPU run (auto = one per local GPU).")
 
 BASELINE = "keras_sparse_categorical_crossentropy"
-FIGURES = ("auto", "loss_overhead", "throughput", "training_overhead", "packed_sweep")
+FIGURES = ("auto", "loss_overhead", "throughput", "training_overhead", "packed_sweep", "scaling",
+           "search")
 
 # Dataset options per model; others get CIFAR's shape and `--samples` images.
 DATASET_OPTIONS = {"resnet50": "num_classes=1000;image_size=224;samples=10240"}
@@ -187,7 +203,7 @@ def sweep_betas(copies):
 
 
 def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1,
-            learning_rates=()):
+            learning_rates=(), strategy="auto"):
     """One model's figures, from a `tc.train` run in a scratch directory.
 
     With `copies > 1`, a packed sweep of that many betas (`sweep_betas`), times
@@ -205,7 +221,7 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
             save_predictions=False, betas=sweep_betas(copies) if copies > 1 else "",
             learning_rates=",".join(learning_rates) if copies > 1 else "",
-            output_dir=os.path.join(scratch, model_name))
+            strategy=strategy, output_dir=os.path.join(scratch, model_name))
         result = assembly.run(config)[0]
     copies = copies * max(len(learning_rates), 1) if copies > 1 else 1
     shape_options = config_lib.parse_options(options, "dataset_options")
@@ -225,6 +241,7 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
         "train_gflop_per_image": train_gflop,
         "mfu": speed * train_gflop / (peak_tflops * 1e3) if speed and train_gflop else None,
         "epoch_seconds": result.get("epoch_seconds"), "copies": copies,
+        "replicas": result.get("replicas"),
         "images_per_second_with_compile": with_compile,
     }
 
@@ -269,14 +286,53 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision):
+def accelerator_count():
+    """The local GPUs or TPU cores (JAX: its non-CPU devices), 0 on a CPU-only machine."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return sum(device.platform != "cpu" for device in jax.devices())
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_logical_devices("GPU"))
+    return 0
+
+
+@contextlib.contextmanager
+def _data_parallel(count):
+    """Keras's own data parallelism over the first `count` local devices (accelerators, else
+    CPUs): `keras.distribution.DataParallel` on JAX, `MirroredStrategy` on TensorFlow; nothing
+    for one device."""
+    if count <= 1:
+        yield
+        return
+    if keras.backend.backend() == "jax":
+        import jax
+
+        devices = [device for device in jax.devices() if device.platform != "cpu"]
+        keras.distribution.set_distribution(keras.distribution.DataParallel(
+            devices=(devices or jax.devices())[:count]))
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(None)
+        return
+    import tensorflow as tf
+
+    devices = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
+    with tf.distribute.MirroredStrategy([device.name for device in devices[:count]]).scope():
+        yield
+
+
+def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision, devices=1):
     """Images/s of a plain `model.fit` on the same model, data, batch and precision.
 
     The built-in `SparseCategoricalCrossentropy`, SGD with momentum, no metrics, numpy arrays in
     memory (normalized once, up front), no callbacks besides an epoch timer; median epoch time
-    after the first.
+    after the first. `devices > 1`: Keras's data parallelism over that many (`_data_parallel`),
+    `batch_size` being the global batch.
     """
-
     from tc import data, models
     from tc.runner import config as config_lib
 
@@ -287,11 +343,12 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     if mixed_precision != "off":
         keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
     try:
-        model = models.build(model_name, dataset.input_shape, dataset.num_classes)
-        model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
-                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        timer = EpochTimer()
-        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
+        with _data_parallel(devices):
+            model = models.build(model_name, dataset.input_shape, dataset.num_classes)
+            model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                          keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            timer = EpochTimer()
+            model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
     finally:
         keras.config.set_dtype_policy(previous)
         keras.backend.clear_session()
@@ -307,6 +364,61 @@ def median_overhead(pairs):
             "ratio": float(np.median([tc_speed / bare_speed for tc_speed, bare_speed in pairs])),
             "pairs": [{"tc_train": tc_speed, "bare_fit": bare_speed,
                        "ratio": tc_speed / bare_speed} for tc_speed, bare_speed in pairs]}
+
+
+def scaling(model_name, per_device_batch, epochs, samples, mixed_precision, peak_tflops,
+            devices):
+    """The scaling figure of one model over `devices` local devices (see the module doc)."""
+    settings = (epochs, samples, mixed_precision)
+    runs = {1: measure(model_name, per_device_batch, *settings, peak_tflops,
+                       strategy="one_device")}
+    bare_speed = {1: bare_keras_throughput(model_name, per_device_batch, *settings)}
+    if devices > 1:
+        runs[devices] = measure(model_name, per_device_batch * devices, *settings, peak_tflops,
+                                strategy="mirrored")
+        bare_speed[devices] = bare_keras_throughput(model_name, per_device_batch * devices,
+                                                    *settings, devices=devices)
+    tc_speed = {n: run["images_per_second"] for n, run in runs.items()}
+    return {"devices": devices, "per_device_batch": per_device_batch,
+            "tc_train_replicas": {str(n): run["replicas"] for n, run in runs.items()},
+            "tc_train": {str(n): speed for n, speed in tc_speed.items()},
+            "bare_fit": {str(n): speed for n, speed in bare_speed.items()},
+            "tc_train_speedup": tc_speed[devices] / tc_speed[1],
+            "bare_fit_speedup": bare_speed[devices] / bare_speed[1],
+            "tc_over_bare": {str(n): tc_speed[n] / bare_speed[n] for n in tc_speed}}
+
+
+def search_wall_time(model_name, points, epochs, batch_size, samples, mixed_precision,
+                     local_workers, scratch):
+    """Seconds of a `points`-beta grid search by `python -m tc.tune` with `--local_workers`,
+    and how many times each trial ran (from the run directories' result.json files)."""
+    import json
+    import subprocess
+
+    output = os.path.join(scratch, f"search_{local_workers}")
+    environment = dict(os.environ)
+    if str(local_workers) == "0" and accelerator_count() > 0:
+        environment["CUDA_VISIBLE_DEVICES"] = "0"  # one accelerator (JAX and TensorFlow GPUs)
+    command = [sys.executable, "-m", "tc.tune", "--tuner=grid", f"--grid_points={points}",
+               "--beta_min=0.01", "--beta_max=10", "--dataset=synthetic_images",
+               f"--dataset_options={dataset_options(model_name, samples)}",
+               f"--model={model_name}", f"--epochs={epochs}", f"--batch_size={batch_size}",
+               f"--mixed_precision={mixed_precision}", "--tensorboard=false",
+               "--save_predictions=false", "--verbose=0", f"--local_workers={local_workers}",
+               f"--output_dir={output}"]
+    started = time.perf_counter()
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise RuntimeError(f"tc.tune --local_workers={local_workers} failed (exit "
+                           f"{completed.returncode}): {completed.stderr[-2000:]}")
+    trials = {}
+    for folder, _, files in os.walk(os.path.join(output, "trials")):
+        if "result.json" in files:
+            with open(os.path.join(folder, "result.json")) as handle:
+                beta = json.load(handle)["beta"]
+            trials[beta] = trials.get(beta, 0) + 1
+    return seconds, trials
 
 
 def main(argv):
@@ -403,6 +515,41 @@ def main(argv):
                   f"{row['packed_with_compile']:.0f} vs {row['sequential_with_compile']:.0f} "
                   f"({row['ratio_with_compile']:.2f}x)", flush=True)
             atomic_write_json(FLAGS.out, payload)
+    if "scaling" in figures:
+        devices = max(accelerator_count(), 1)
+        if keras.backend.backend() == "jax" and not accelerator_count():
+            import jax
+
+            devices = jax.device_count()  # host devices: for trying the figure on a CPU
+        table = payload["scaling"] = {}
+        print(f"tc.bench: scaling over {devices} device(s), {FLAGS.batch_size} images per "
+              f"device, {FLAGS.mixed_precision}: img/s on 1 and {devices}")
+        for name in FLAGS.models:
+            row = table[name] = scaling(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
+                                        FLAGS.mixed_precision, FLAGS.peak_tflops, devices)
+            for label, key in (("tc.train", "tc_train"), ("bare fit", "bare_fit")):
+                speeds = ", ".join(f"{n}: {speed:.0f}" for n, speed in row[key].items())
+                print(f"  {name} {label}: {speeds} ({row[key + '_speedup']:.2f}x)", flush=True)
+            ratios = ", ".join(f"{n}: {ratio:.2f}x" for n, ratio in row["tc_over_bare"].items())
+            print(f"  {name} tc.train / bare fit: {ratios}", flush=True)
+            atomic_write_json(FLAGS.out, payload)
+    if "search" in figures:
+        name = FLAGS.models[0]
+        with tempfile.TemporaryDirectory() as scratch:
+            settings = (name, FLAGS.search_points, FLAGS.epochs, FLAGS.batch_size,
+                        FLAGS.samples, FLAGS.mixed_precision)
+            one, one_trials = search_wall_time(*settings, 0, scratch)
+            every, every_trials = search_wall_time(*settings, FLAGS.search_workers, scratch)
+        payload["search"] = {
+            "model": name, "points": FLAGS.search_points, "epochs": FLAGS.epochs,
+            "local_workers": FLAGS.search_workers, "one_device_seconds": one,
+            "local_workers_seconds": every, "ratio": every / one,
+            "every_trial_once": all(sorted(trials.values()) == [1] * FLAGS.search_points
+                                    for trials in (one_trials, every_trials))}
+        print(f"tc.bench: search, {FLAGS.search_points}-point beta grid of {name}, "
+              f"{FLAGS.epochs} epochs each: one device {one:.0f} s, --local_workers="
+              f"{FLAGS.search_workers} {every:.0f} s ({every / one:.2f}x); every trial once: "
+              f"{payload['search']['every_trial_once']}", flush=True)
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
     return 0

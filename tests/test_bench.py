@@ -32,7 +32,8 @@ def test_measure_runs_the_training_path_and_reports_throughput():
 def test_help_documents_every_figure():
     for figure in bench.FIGURES:
         assert figure in bench.FLAGS["figures"].help, figure
-    for term in ("Loss overhead", "Training throughput", "Training overhead", "Packed sweep"):
+    for term in ("Loss overhead", "Training throughput", "Training overhead", "Packed sweep",
+                 "Scaling", "Search"):
         assert term in bench.__doc__
     assert "betas" in bench.FLAGS["copies"].help
 
@@ -68,3 +69,23 @@ def test_training_overhead_is_the_median_of_per_pair_ratios():
     assert summary["tc_train"] == 105.0 and summary["bare_fit"] == 100.0
     assert [pair["ratio"] for pair in summary["pairs"]] == pytest.approx(ratios)
     assert bench.median_overhead([(67000, 70000)])["ratio"] == pytest.approx(67 / 70)
+
+
+def test_scaling_figure_trains_on_one_and_on_two_devices_beside_a_bare_fit():
+    # The two CPU devices of conftest.py stand for two accelerators.
+    row = bench.scaling("mlp", per_device_batch=50, epochs=2, samples=400,
+                        mixed_precision="off", peak_tflops=790.0, devices=2)
+    assert row["tc_train_replicas"] == {"1": 1, "2": 2}
+    assert set(row["tc_train"]) == set(row["bare_fit"]) == set(row["tc_over_bare"]) == {"1", "2"}
+    assert all(speed > 0 for key in ("tc_train", "bare_fit") for speed in row[key].values())
+    assert row["tc_train_speedup"] == pytest.approx(row["tc_train"]["2"] / row["tc_train"]["1"])
+    assert row["tc_over_bare"]["2"] == pytest.approx(row["tc_train"]["2"] / row["bare_fit"]["2"])
+
+
+@pytest.mark.backend_independent  # tc.tune in a subprocess
+def test_search_figure_times_a_grid_and_counts_each_trial(tmp_path):
+    seconds, trials = bench.search_wall_time("mlp", points=2, epochs=1, batch_size=100,
+                                             samples=200, mixed_precision="off",
+                                             local_workers=0, scratch=str(tmp_path))
+    assert seconds > 0
+    assert sorted(trials) == pytest.approx([0.01, 10.0]) and set(trials.values()) == {1}
