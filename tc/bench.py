@@ -444,8 +444,8 @@ def main(argv):
         for name, ratio in overhead["ratio_to_keras"].items():
             print(f"  {name}: {1e3 * overhead['median_seconds'][name]:.2f} ms ({ratio:.2f}x)")
         atomic_write_json(FLAGS.out, payload)
-    if figures & {"throughput", "training_overhead", "packed_sweep"} or ("auto" in figures
-                                                                       and gpu):
+    if figures & {"throughput", "training_overhead", "packed_sweep", "scaling", "search"} or (
+            "auto" in figures and gpu):
         payload["settings"].update(
             batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, samples=FLAGS.samples,
             mixed_precision=FLAGS.mixed_precision, peak_tflops=FLAGS.peak_tflops)
