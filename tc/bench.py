@@ -320,8 +320,14 @@ def _data_parallel(count):
         return
     import tensorflow as tf
 
-    devices = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))
-    with tf.distribute.MirroredStrategy([device.name for device in devices[:count]]).scope():
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        strategy = tf.distribute.MirroredStrategy([device.name for device in gpus[:count]])
+    else:  # as tc.runner.distribute: CPU collectives' instance keys clash between strategies
+        strategy = tf.distribute.MirroredStrategy(
+            [device.name for device in tf.config.list_logical_devices("CPU")[:count]],
+            cross_device_ops=tf.distribute.ReductionToOneDevice())
+    with strategy.scope():
         yield
 
 
