@@ -286,61 +286,20 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._started)
 
 
-def accelerator_count():
-    """The local GPUs or TPU cores (JAX: its non-CPU devices), 0 on a CPU-only machine."""
-    if keras.backend.backend() == "jax":
-        import jax
-
-        return sum(device.platform != "cpu" for device in jax.devices())
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return len(tf.config.list_logical_devices("GPU"))
-    return 0
-
-
-@contextlib.contextmanager
-def _data_parallel(count):
-    """Keras's own data parallelism over the first `count` local devices (accelerators, else
-    CPUs): `keras.distribution.DataParallel` on JAX, `MirroredStrategy` on TensorFlow; nothing
-    for one device."""
-    if count <= 1:
-        yield
-        return
-    if keras.backend.backend() == "jax":
-        import jax
-
-        devices = [device for device in jax.devices() if device.platform != "cpu"]
-        keras.distribution.set_distribution(keras.distribution.DataParallel(
-            devices=(devices or jax.devices())[:count]))
-        try:
-            yield
-        finally:
-            keras.distribution.set_distribution(None)
-        return
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        strategy = tf.distribute.MirroredStrategy([device.name for device in gpus[:count]])
-    else:  # as tc.runner.distribute: CPU collectives' instance keys clash between strategies
-        strategy = tf.distribute.MirroredStrategy(
-            [device.name for device in tf.config.list_logical_devices("CPU")[:count]],
-            cross_device_ops=tf.distribute.ReductionToOneDevice())
-    with strategy.scope():
-        yield
-
-
-def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision, devices=1):
+def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision,
+                          data_parallel=False):
     """Images/s of a plain `model.fit` on the same model, data, batch and precision.
 
     The built-in `SparseCategoricalCrossentropy`, SGD with momentum, no metrics, numpy arrays in
     memory (normalized once, up front), no callbacks besides an epoch timer; median epoch time
-    after the first. `devices > 1`: Keras's data parallelism over that many (`_data_parallel`),
+    after the first. `data_parallel`: under Keras's own data parallelism over the devices that
+    `tc.train --strategy=mirrored` spans (`keras.distribution.DataParallel` on JAX,
+    `MirroredStrategy` on TensorFlow, as `tc.runner.distribute.place` makes them),
     `batch_size` being the global batch.
     """
     from tc import data, models
     from tc.runner import config as config_lib
+    from tc.runner import distribute
 
     options = config_lib.parse_options(dataset_options(model_name, samples), "dataset_options")
     dataset = data.load("synthetic_images", **options)
@@ -349,7 +308,9 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     if mixed_precision != "off":
         keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
     try:
-        with _data_parallel(devices):
+        placement = (distribute.place("mirrored") if data_parallel
+                     else distribute.Placement("one_device", 1))
+        with placement.scope():
             model = models.build(model_name, dataset.input_shape, dataset.num_classes)
             model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
                           keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -372,9 +333,12 @@ def median_overhead(pairs):
                        "ratio": tc_speed / bare_speed} for tc_speed, bare_speed in pairs]}
 
 
-def scaling(model_name, per_device_batch, epochs, samples, mixed_precision, peak_tflops,
-            devices):
-    """The scaling figure of one model over `devices` local devices (see the module doc)."""
+def scaling(model_name, per_device_batch, epochs, samples, mixed_precision, peak_tflops):
+    """The scaling figure of one model over the N devices that `--strategy=mirrored` spans
+    (see the module doc)."""
+    from tc.runner import distribute
+
+    devices = distribute.place("mirrored").num_replicas
     settings = (epochs, samples, mixed_precision)
     runs = {1: measure(model_name, per_device_batch, *settings, peak_tflops,
                        strategy="one_device")}
@@ -383,7 +347,7 @@ def scaling(model_name, per_device_batch, epochs, samples, mixed_precision, peak
         runs[devices] = measure(model_name, per_device_batch * devices, *settings, peak_tflops,
                                 strategy="mirrored")
         bare_speed[devices] = bare_keras_throughput(model_name, per_device_batch * devices,
-                                                    *settings, devices=devices)
+                                                    *settings, data_parallel=True)
     tc_speed = {n: run["images_per_second"] for n, run in runs.items()}
     return {"devices": devices, "per_device_batch": per_device_batch,
             "tc_train_replicas": {str(n): run["replicas"] for n, run in runs.items()},
@@ -403,7 +367,7 @@ def search_wall_time(model_name, points, epochs, batch_size, samples, mixed_prec
 
     output = os.path.join(scratch, f"search_{local_workers}")
     environment = dict(os.environ)
-    if str(local_workers) == "0" and accelerator_count() > 0:
+    if str(local_workers) == "0" and gpu_present():
         environment["CUDA_VISIBLE_DEVICES"] = "0"  # one accelerator (JAX and TensorFlow GPUs)
     command = [sys.executable, "-m", "tc.tune", "--tuner=grid", f"--grid_points={points}",
                "--beta_min=0.01", "--beta_max=10", "--dataset=synthetic_images",
@@ -522,17 +486,13 @@ def main(argv):
                   f"({row['ratio_with_compile']:.2f}x)", flush=True)
             atomic_write_json(FLAGS.out, payload)
     if "scaling" in figures:
-        devices = max(accelerator_count(), 1)
-        if keras.backend.backend() == "jax" and not accelerator_count():
-            import jax
-
-            devices = jax.device_count()  # host devices: for trying the figure on a CPU
         table = payload["scaling"] = {}
-        print(f"tc.bench: scaling over {devices} device(s), {FLAGS.batch_size} images per "
-              f"device, {FLAGS.mixed_precision}: img/s on 1 and {devices}")
+        print(f"tc.bench: scaling, {FLAGS.batch_size} images per device, "
+              f"{FLAGS.mixed_precision}: img/s on 1 device and on all that --strategy=mirrored "
+              "spans")
         for name in FLAGS.models:
             row = table[name] = scaling(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
-                                        FLAGS.mixed_precision, FLAGS.peak_tflops, devices)
+                                        FLAGS.mixed_precision, FLAGS.peak_tflops)
             for label, key in (("tc.train", "tc_train"), ("bare fit", "bare_fit")):
                 speeds = ", ".join(f"{n}: {speed:.0f}" for n, speed in row[key].items())
                 print(f"  {name} {label}: {speeds} ({row[key + '_speedup']:.2f}x)", flush=True)

@@ -6,8 +6,8 @@ let the distribution tests run a 2-replica `tf.distribute.MirroredStrategy` (Ten
 
 JAX's compiled programs go to a persistent compilation cache for the session (one directory per
 pytest-xdist worker: JAX writes its entries without a lock), which the subprocesses of the tests
-inherit, JAX ones under either backend. Most tests train a model of the same shapes as another, and XLA's CPU compiler took
-three quarters of such a run's time.
+inherit, JAX ones under either backend. Most tests train a model of the same shapes as another,
+and XLA's CPU compiler took three quarters of such a run's time.
 """
 
 import atexit
