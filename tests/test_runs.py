@@ -62,6 +62,24 @@ def _input_shape(run_config):
     return tfds_source.TABLES[run_config.dataset].input_shape
 
 
+def one_step_config(run_config):
+    """The file's run cut to one step of batch 2 through its data pipeline (tfds, mocked), loss,
+    optimizer, beta schedule, logit-norm scaling and probe. An image network is replaced by a
+    small stand-in with the `features` and `logits` layers every model has; a packed grid
+    trains its first copy."""
+    if run_config.is_packed:
+        run_config = packing.copy_configs(run_config)[0]
+    stand_in = {} if len(_input_shape(run_config)) == 1 else dict(  # token sequences: their own
+        model="cnn", model_options="widths=(8,);dense_units=16",
+        track_rank_layers=",".join(name for name in run_config.rank_layers
+                                   if name in ("features", "logits")),
+        probe_layer="features")
+    return dataclasses.replace(
+        run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
+        rank_probe_size=2, output_dir="", tensorboard=False, save_predictions=False, verbose=0,
+        study="", **stand_in)
+
+
 def one_step_key(run_config):
     return (run_config.model_name, run_config.model_options, _input_shape(run_config),
             run_config.loss, run_config.optimizer, run_config.beta_schedule,
@@ -71,7 +89,7 @@ def one_step_key(run_config):
 
 def _with_group(flagfile):
     run_config, _, _ = parse(flagfile)
-    group = (repr(one_step_key(run_config))
+    group = (repr(one_step_key(one_step_config(run_config)))
              if run_config.dataset not in data.BUNDLED and flagfile.parent.name != "fashion_mnist"
              else flagfile.name)
     return pytest.param(flagfile, marks=pytest.mark.xdist_group(group),
@@ -79,7 +97,7 @@ def _with_group(flagfile):
 
 
 @pytest.mark.parametrize("flagfile", [_with_group(path) for path in FLAGFILES])
-def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path, monkeypatch):
+def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     run_config, search_config, entry_point = parse(flagfile)
     assert entry_point in ("tc.train", "tc.tune")
     assert (search_config is not None) == (entry_point == "tc.tune")
@@ -101,34 +119,21 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path, monkeypatch):
         assert all(result["status"] == "completed" and result["epochs_completed"] == 1
                    for result in results)
         return
+    # The full-scale model builds with the file's options and has every layer the file names;
+    # its training step is test_models's (a CPU takes minutes over these networks' steps).
+    model = models.build(run_config.model_name, _input_shape(run_config), 10,
+                         **run_config.parsed_model_options)
+    for name in ("features", *run_config.rank_layers, *run_config.probe_layers):
+        assert model.get_layer(name) is not None, name
     if keras.backend.backend() != "tensorflow":
-        # Full-scale models: a JAX training step recompiles each of them on the CPU (minutes in
-        # all), so this backend checks that the model builds with the file's options; its
-        # training steps are covered by test_models.
-        model = models.build(run_config.model_name, _input_shape(run_config), 10,
-                             **run_config.parsed_model_options)
-        assert model.get_layer("features") is not None
         return
     tfds = pytest.importorskip("tensorflow_datasets")
     if run_config.is_packed:
-        # The whole grid is checked and one copy trains its step: K full-scale copies on the CPU
-        # cost K times one (packed training itself: tests/runner/test_packing.py).
+        # The whole grid is checked and its first copy trains the step (packed training itself:
+        # tests/runner/test_packing.py).
         packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
-        run_config = packing.copy_configs(run_config)[0]
-    one_step = dataclasses.replace(
-        run_config, epochs=1, batch_size=2, eval_batch_size=2, validation_size=2,
-        rank_probe_size=2, output_dir="", data_dir=str(tmp_path / "data"), tensorboard=False,
-        save_predictions=False, verbose=0, study="")
-    key = one_step_key(run_config)
-    if run_config.beta_schedule == "constant":
-        # The step runs eagerly: tracing a full-scale network's train step into a graph takes
-        # tf.function 20-30 s on a CPU, more than the step; the traced step of every model is
-        # tests/test_models.py's, and the GPU runs are JAX's. (A beta schedule's run stays
-        # traced: run eagerly, TensorFlow's data iterator fails on it with "'NoneType' object
-        # has no attribute 'is_set'"; tc.train never runs eagerly.)
-        compile_model = keras.Model.compile
-        monkeypatch.setattr(keras.Model, "compile", lambda model, *args, **kwargs: compile_model(
-            model, *args, **{**kwargs, "run_eagerly": True}))
+    one_step = dataclasses.replace(one_step_config(run_config), data_dir=str(tmp_path / "data"))
+    key = one_step_key(one_step)
     if key not in ONE_STEP_RESULTS:
         with tfds.testing.mock_data(num_examples=4):
             ONE_STEP_RESULTS[key] = assembly.run(

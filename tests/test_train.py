@@ -192,7 +192,9 @@ def test_two_jax_processes_match_one_device_and_resume_after_one_is_killed(tmp_p
     again finish the run with one device's metrics."""
     flags = ["--epochs=3", "--batch_size=32", "--verbose=0", "--tensorboard=false",
              "--rank_probe_size=128"]  # small_config's
-    env = dict(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    # One device per process (the last of a repeated XLA flag holds), compiled as in this one.
+    env = dict(KERAS_BACKEND="jax", XLA_FLAGS=os.environ.get("XLA_FLAGS", "")
+               + " --xla_force_host_platform_device_count=1")
     if BACKEND == "jax":  # the reference: one device, in this process (CI's JAX leg)
         assembly.run_one(small_config("one", strategy="one_device"))
     else:
