@@ -38,6 +38,28 @@ def test_largest_stable_learning_rate_scales_as_inverse_beta_squared():
     assert theory.log_log_slope(betas, rates) == pytest.approx(-2.0, abs=0.2)
 
 
+def test_hessian_vector_product_is_the_central_difference_of_the_gradient():
+    x, targets = theory.gaussian_mixture()
+    rng = np.random.default_rng(3)
+    for beta in (0.1, 3.0):
+        hidden, readout = theory._two_layer_init(x.shape[1], 16, targets.shape[1], 1)
+        readout = readout * 5.0  # away from p = uniform, where the coupling terms vanish
+        direction = (rng.standard_normal(hidden.shape), rng.standard_normal(readout.shape))
+        step = 1e-5
+
+        def gradient(sign):
+            _, grad_hidden, grad_readout = theory._two_layer_loss_and_gradients(
+                hidden + sign * step * direction[0], readout + sign * step * direction[1], x,
+                targets, beta)
+            return grad_hidden, grad_readout
+
+        exact = theory._two_layer_hessian_vector_product(hidden, readout, x, targets, beta,
+                                                          direction)
+        for product, plus, minus in zip(exact, gradient(1.0), gradient(-1.0)):
+            np.testing.assert_allclose(product, (plus - minus) / (2 * step), rtol=1e-5,
+                                       atol=1e-9 * np.abs(product).max())
+
+
 def test_hessian_power_iteration_matches_the_exact_linear_model_curvature():
     # An independent check of the power iteration: a huge-width net is not needed when the
     # eigenvalue is known. For beta = 1 the readout block's top eigenvalue at p = uniform is

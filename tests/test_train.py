@@ -128,13 +128,15 @@ def test_divergence_exit_code_is_distinct(tmp_path):
     assert "status: diverged" in completed.stdout and "diverged at epoch" in completed.stdout
 
 
+# Flags are checked before any Keras code runs: the same on both backends.
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("flag, message", [
     ("--beta=0", "--beta=0.0"), ("--dataset=cifar11", "valid datasets: digits"),
     ("--model=resnet19", "resnet50"), ("--epochs=0", "--epochs=0"),
 ])
 def test_bad_flags_exit_nonzero_with_the_flag_and_valid_values(tmp_path, flag, message):
     output = tmp_path / "never"
-    completed = run_python(["-m", "tc.train", flag, f"--output_dir={output}"])
+    completed = run_python(["-m", "tc.train", flag, f"--output_dir={output}"], backend="jax")
     assert completed.returncode != 0
     assert message in completed.stderr
     assert not output.exists()
@@ -254,6 +256,7 @@ def _help_group(text, title):
     return {entry.split(":")[0]: entry for entry in block.split("\n  --")[1:]}
 
 
+@pytest.mark.backend_independent  # absl's help text: the same whichever backend Keras loads
 def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_apart():
     from tc.runner import config as config_lib
     from tc.runner import search
@@ -264,7 +267,7 @@ def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_a
         config_lib.RunConfig))  # every run flag in exactly one group
     assert [title.split(":")[0] for title in titles] == [
         "data and model", "loss", "optimization", "packed sweep", "run control and measurements"]
-    train = run_python(["-m", "tc.train", "--help"])
+    train = run_python(["-m", "tc.train", "--help"], backend="jax")
     assert train.returncode == 0 and "Traceback" not in train.stderr, train.stderr[-2000:]
     assert train.stdout.startswith("`python -m tc.train`: train one model")
     groups = {title: _help_group(train.stdout, title) for title in titles}
@@ -275,10 +278,10 @@ def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_a
         assert f"(default: {default})" in groups[titles[group]][flag], flag
     assert "<temperature|gradient_decay>" in groups["loss"]["loss"]  # the valid values
     assert _help_group(train.stdout, search.HELP_GROUP[0]) is None
-    tune = run_python(["-m", "tc.tune", "--help"])
+    tune = run_python(["-m", "tc.tune", "--help"], backend="jax")
     assert tune.returncode == 0 and "Traceback" not in tune.stderr, tune.stderr[-2000:]
     search_group = _help_group(tune.stdout, search.HELP_GROUP[0])
     assert set(search_group) == set(search.FLAG_HELP) and "beta_min" in search_group
     assert "learning_rate" in _help_group(tune.stdout, "optimization")
-    full = run_python(["-m", "tc.train", "--helpfull"])  # absl's: every module's flags
+    full = run_python(["-m", "tc.train", "--helpfull"], backend="jax")  # absl's: every module's flags
     assert "--beta:" in full.stdout and "--flagfile:" in full.stdout
