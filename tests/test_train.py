@@ -236,12 +236,15 @@ def test_two_jax_processes_match_one_device_and_resume_after_one_is_killed(tmp_p
             assert row[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (row["epoch"], key)
 
 
+# What the data and the MLP learn, not what a backend does (both train digits end to end in
+# test_default_main_job_completes_with_well_formed_outputs): run once, by JAX.
+@pytest.mark.backend_independent
 def test_an_mlp_on_fashion_mnist_reaches_85_percent_in_three_epochs(tmp_path):
     # Real data: Debian's dataset-fashion-mnist, which CI installs (.ci/run).
     output = tmp_path / "fashion"
     completed = run_python(["-m", "tc.train", "--dataset=fashion_mnist", "--model=mlp",
                             "--epochs=3", "--verbose=0", "--tensorboard=false",
-                            f"--output_dir={output}"])
+                            f"--output_dir={output}"], backend="jax")
     assert completed.returncode == 0, completed.stderr[-3000:]
     result = json.loads((output / "result.json").read_text())
     assert result["final"]["test/accuracy"] >= 0.85, result["final"]
