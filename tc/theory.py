@@ -51,12 +51,18 @@ def gaussian_mixture(examples=64, dimension=8, num_classes=4, separation=3.0, se
     return inputs, np.eye(num_classes)[labels]
 
 
-def _two_layer_loss_and_gradients(hidden_kernel, readout, x, targets, beta):
-    """Loss and `(dL/dV, dL/dW)` of `mean CE(softmax(beta W^T tanh(V^T x)))`."""
+def _two_layer_forward(hidden_kernel, readout, x, targets, beta):
+    """`(h, p, dL/da)` of `L = mean CE(softmax(beta a))`, `a = tanh(x V) W`, `h = tanh(x V)`."""
     hidden = np.tanh(x @ hidden_kernel)
     probabilities = _softmax(beta * (hidden @ readout))
+    return hidden, probabilities, beta * (probabilities - targets) / len(x)
+
+
+def _two_layer_loss_and_gradients(hidden_kernel, readout, x, targets, beta):
+    """Loss and `(dL/dV, dL/dW)` of `mean CE(softmax(beta W^T tanh(V^T x)))`."""
+    hidden, probabilities, logit_gradient = _two_layer_forward(hidden_kernel, readout, x,
+                                                               targets, beta)
     loss = -np.mean(np.sum(targets * np.log(probabilities + 1e-300), axis=1))
-    logit_gradient = beta * (probabilities - targets) / len(x)
     readout_gradient = hidden.T @ logit_gradient
     hidden_gradient = x.T @ ((logit_gradient @ readout.T) * (1.0 - hidden ** 2))
     return loss, hidden_gradient, readout_gradient
@@ -117,27 +123,31 @@ def _initial_point(beta, logit_norm, x, num_classes, width, seed):
     return hidden_kernel, readout * (logit_norm / norm)
 
 
-def _two_layer_hessian_vector_product(hidden_kernel, readout, x, targets, beta, direction):
-    """`H v` of `_two_layer_loss_and_gradients`'s loss, exactly: Pearlmutter's R-operator
-    (the directional derivative of the gradient along `v = (dV, dW)`) pushed through
-    `a = tanh(x V) W`, `p = softmax(beta a)` and the backward pass."""
-    hidden_direction, readout_direction = direction
-    hidden = np.tanh(x @ hidden_kernel)
+def _two_layer_hessian_vector_product(hidden_kernel, readout, x, targets, beta):
+    """`v -> H v` for `_two_layer_loss_and_gradients`'s loss at `(V, W)`, exactly: Pearlmutter's
+    R-operator (the directional derivative of the gradient along `v = (dV, dW)`) pushed through
+    `a = tanh(x V) W`, `p = softmax(beta a)` and the backward pass. The forward pass at the
+    point is computed once, for every `v`."""
+    hidden, probabilities, logit_gradient = _two_layer_forward(hidden_kernel, readout, x,
+                                                               targets, beta)
     slope = 1.0 - hidden ** 2
-    probabilities = _softmax(beta * (hidden @ readout))
-    logit_gradient = beta * (probabilities - targets) / len(x)
-    hidden_change = slope * (x @ hidden_direction)
-    logit_change = beta * (hidden_change @ readout + hidden @ readout_direction)
-    probability_change = probabilities * (
-        logit_change - np.sum(probabilities * logit_change, axis=1, keepdims=True))
-    logit_gradient_change = beta * probability_change / len(x)
-    readout_product = hidden_change.T @ logit_gradient + hidden.T @ logit_gradient_change
     feature_gradient = logit_gradient @ readout.T
-    feature_gradient_change = (logit_gradient_change @ readout.T
-                               + logit_gradient @ readout_direction.T)
-    hidden_product = x.T @ (feature_gradient_change * slope
-                            - 2.0 * feature_gradient * hidden * hidden_change)
-    return hidden_product, readout_product
+
+    def product(direction):
+        hidden_direction, readout_direction = direction
+        hidden_change = slope * (x @ hidden_direction)
+        logit_change = beta * (hidden_change @ readout + hidden @ readout_direction)
+        probability_change = probabilities * (
+            logit_change - np.sum(probabilities * logit_change, axis=1, keepdims=True))
+        logit_gradient_change = beta * probability_change / len(x)
+        readout_product = hidden_change.T @ logit_gradient + hidden.T @ logit_gradient_change
+        feature_gradient_change = (logit_gradient_change @ readout.T
+                                   + logit_gradient @ readout_direction.T)
+        hidden_product = x.T @ (feature_gradient_change * slope
+                                - 2.0 * feature_gradient * hidden * hidden_change)
+        return hidden_product, readout_product
+
+    return product
 
 
 def hessian_top_eigenvalue(beta, logit_norm=1e-3, width=1024, iterations=100, seed=0):
@@ -155,6 +165,7 @@ def hessian_top_eigenvalue(beta, logit_norm=1e-3, width=1024, iterations=100, se
     x, targets = gaussian_mixture(seed=seed)
     hidden_kernel, readout = _initial_point(beta, logit_norm, x, targets.shape[1], width,
                                             seed + 1)
+    hessian_times = _two_layer_hessian_vector_product(hidden_kernel, readout, x, targets, beta)
     split = hidden_kernel.size
     vector = np.random.default_rng(seed + 2).standard_normal(split + readout.size)
     vector /= np.linalg.norm(vector)
@@ -162,10 +173,8 @@ def hessian_top_eigenvalue(beta, logit_norm=1e-3, width=1024, iterations=100, se
     # One BLAS thread: these products are too small to share (threads made them 2-5x slower).
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         for _ in range(iterations):
-            products = _two_layer_hessian_vector_product(
-                hidden_kernel, readout, x, targets, beta,
-                (vector[:split].reshape(hidden_kernel.shape),
-                 vector[split:].reshape(readout.shape)))
+            products = hessian_times((vector[:split].reshape(hidden_kernel.shape),
+                                      vector[split:].reshape(readout.shape)))
             product = np.concatenate([products[0].ravel(), products[1].ravel()])
             eigenvalue = float(vector @ product)
             vector = product / np.linalg.norm(product)

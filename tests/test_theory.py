@@ -53,8 +53,8 @@ def test_hessian_vector_product_is_the_central_difference_of_the_gradient():
                 targets, beta)
             return grad_hidden, grad_readout
 
-        exact = theory._two_layer_hessian_vector_product(hidden, readout, x, targets, beta,
-                                                          direction)
+        exact = theory._two_layer_hessian_vector_product(hidden, readout, x, targets,
+                                                          beta)(direction)
         for product, plus, minus in zip(exact, gradient(1.0), gradient(-1.0)):
             np.testing.assert_allclose(product, (plus - minus) / (2 * step), rtol=1e-5,
                                        atol=1e-9 * np.abs(product).max())

@@ -286,5 +286,6 @@ def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_a
     search_group = _help_group(tune.stdout, search.HELP_GROUP[0])
     assert set(search_group) == set(search.FLAG_HELP) and "beta_min" in search_group
     assert "learning_rate" in _help_group(tune.stdout, "optimization")
-    full = run_python(["-m", "tc.train", "--helpfull"], backend="jax")  # absl's: every module's flags
+    # absl's --helpfull: every module's flags.
+    full = run_python(["-m", "tc.train", "--helpfull"], backend="jax")
     assert "--beta:" in full.stdout and "--flagfile:" in full.stdout
