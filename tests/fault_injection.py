@@ -11,10 +11,10 @@ are made synchronous here, so the points come in the same order in every run.
 
 `list` runs `tc.train` once, printing `fault point <i>: <name>` as each point passes. `kill`
 takes jobs `[{"point": i, "signal": "SIGKILL" or "SIGTERM", "output_dir": ...}, ...]`; for
-each, a child process runs `tc.train` and sends itself the signal at point i, then another child
-runs the same command again, untouched. It prints one JSON line per job with both exit codes and
-the status of each result.json the killed run left. A packed sweep (`--betas=...`) is killed and
-rerun the same way: its points name each copy's files.
+each, a child process runs `tc.train` and sends itself the signal at point i. Then one more
+child runs every job's command again, untouched, one after the other. It prints one JSON line
+per job with both exit codes and the status of each result.json the killed run left. A packed
+sweep (`--betas=...`) is killed and rerun the same way: its points name each copy's files.
 The parent imports everything once and forks the children before any backend is initialized.
 Under JAX the children read the persistent compilation cache of the test session
 (tests/conftest.py), so each compiles its steps only once.
@@ -27,6 +27,11 @@ import signal
 import sys
 
 from absl import app
+# Imported by a run on first use (tc.data.digits, tc.runner.epoch_scalars): imported here once,
+# before the children fork, so that no child imports them again.
+from sklearn import datasets, model_selection  # noqa: F401
+from tensorboard.compat.proto import event_pb2  # noqa: F401
+from tensorboard.summary.writer import record_writer  # noqa: F401
 
 from tc import compat
 from tc import train
@@ -109,8 +114,36 @@ def in_child(work):
             code = work()
         finally:
             os._exit(code)
+    return _exit_code(child)
+
+
+def _exit_code(child):
     _, status = os.waitpid(child, 0)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def rerun_all(commands):
+    """Runs `tc.train` with each flag list in turn, all in one forked child; returns their exit
+    codes. One warm process runs them as a user's fresh rerun of each would (every run seeds
+    itself), without tracing and loading the same programs once per job; a run that crashes the
+    child leaves it and the runs after it with the child's exit code."""
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read_end)
+        code = 1
+        try:
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            for flags in commands:
+                os.write(write_end, f"{run_train(flags)}\n".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as reader:
+        codes = [int(line) for line in reader]
+    crashed = _exit_code(child)
+    return codes + [crashed or 1] * (len(commands) - len(codes))
 
 
 def main():
@@ -122,18 +155,20 @@ def main():
     with open(sys.argv[2]) as handle:
         jobs = json.load(handle)
     common = sys.argv[3:]
+    commands, killed = [], []
     for job in jobs:
         flags = [*common, f"--output_dir={job['output_dir']}"]
 
-        def killed(job=job, flags=flags):
+        def killed_run(job=job, flags=flags):
             install_fault_points(job["output_dir"], job["point"], job["signal"])
             return run_train(flags)
 
-        first = in_child(killed)
-        left = results_left(job["output_dir"])
-        again = in_child(lambda flags=flags: run_train(flags))
-        print(json.dumps({**job, "first_exit": first, "results_left": left,
-                          "rerun_exit": again}), flush=True)
+        first = in_child(killed_run)
+        killed.append({**job, "first_exit": first,
+                       "results_left": results_left(job["output_dir"])})
+        commands.append(flags)
+    for outcome, again in zip(killed, rerun_all(commands)):
+        print(json.dumps({**outcome, "rerun_exit": again}), flush=True)
 
 
 def results_left(output_dir):

@@ -5,6 +5,7 @@ import json
 import os
 import time
 
+import numpy as np
 import pytest
 
 from tc.runner import assembly, run_dir, search
@@ -19,40 +20,57 @@ def base_config(small_config):
                                                **overrides})
 
 
+def _fake_run(calls, fails, configs=None, accuracy=lambda config: 0.5 + 0.01 * config.beta):
+    """A stand-in for assembly.run_one that writes a completed result without training (its
+    val/accuracy `accuracy(config)`), and raises OSError (a full disk) while `fails(beta)` says
+    so. The search's bookkeeping is what these tests check: the grid search test trains."""
+    def run_one(config, *args, **kwargs):
+        calls.append(config.beta)
+        if configs is not None:
+            configs.append(config)
+        if fails(config.beta):
+            raise OSError(28, "No space left on device")
+        result = {"status": "completed", "seed": config.seed, "beta": config.beta,
+                  "learning_rate": config.learning_rate, "epochs": config.epochs,
+                  "final": {"val/accuracy": accuracy(config)}}
+        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"), result)
+        return result
+    return run_one
+
+
 def test_log_grid_includes_both_endpoints():
     grid = search.log_grid(1e-2, 10.0, 6)
     assert grid[0] == 1e-2 and grid[-1] == 10.0 and len(grid) == 6
-    assert grid == pytest.approx(list(10.0 ** __import__("numpy").linspace(-2, 1, 6)))
+    assert grid == pytest.approx(list(10.0 ** np.linspace(-2, 1, 6)))
 
 
 class Interrupt(BaseException):
     """Stands for a kill: keras-tuner does not catch it."""
 
 
-def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch, base_config):
+def test_interrupted_search_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch,
+                                                                     base_config):
     settings = search.SearchConfig(output_dir=str(tmp_path / "resume"), tuner="grid",
                                    grid_points=4)
-    real_run = assembly.run_one
     calls = []
+    completed_run = _fake_run(calls, lambda beta: False)
 
     def interrupted_run(config, *args, **kwargs):
-        calls.append(config.beta)
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise Interrupt()
-        return real_run(config, *args, **kwargs)
+        return completed_run(config)
 
     monkeypatch.setattr(assembly, "run_one", interrupted_run)
     with pytest.raises(Interrupt):
         search.search_beta(base_config(), settings, baseline=False)
-    finished = calls[:2]
+    finished = list(calls)
 
     calls.clear()
-    monkeypatch.setattr(assembly, "run_one", lambda config, *a, **k: (calls.append(config.beta),
-                                                                      real_run(config))[1])
+    monkeypatch.setattr(assembly, "run_one", completed_run)
     summary = search.search_beta(base_config(), settings, baseline=False)
     assert len(summary["trials"]) == 4
     assert all(row["status"] == "completed" for row in summary["trials"])
-    assert not set(finished) & set(calls)  # finished trials were not run again
+    assert len(finished) == 2 and not set(finished) & set(calls)  # not run again
     assert len(calls) == 2
 
 
@@ -110,20 +128,27 @@ def test_grid_search_writes_trials_csv_and_runs_3_trials_packed_in_2_programs_al
             assert together[key] == pytest.approx(one[key], rel=1e-5, abs=1e-6), key
 
 
-def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path, base_config):
+def test_inverse_beta_squared_scaling_sets_each_trial_learning_rate(tmp_path, base_config,
+                                                                     monkeypatch):
     settings = search.SearchConfig(output_dir=str(tmp_path / "scaled"), tuner="grid",
                                    beta_min=0.5, beta_max=2.0, grid_points=2,
                                    tune_learning_rate=True, lr_min=0.01, lr_max=0.04,
                                    lr_grid_points=2, lr_scaling="inverse_beta_squared")
+    trained = []
+    monkeypatch.setattr(assembly, "run_one", _fake_run([], lambda beta: False, trained))
     summary = search.search_beta(base_config(epochs=1), settings, baseline=False)
     assert len(summary["trials"]) == 4
     for row in summary["trials"]:
         assert row["learning_rate"] == pytest.approx(row["eta_tilde"] / row["beta"] ** 2)
+    expected = sorted((beta, eta / beta ** 2) for beta in (0.5, 2.0) for eta in (0.01, 0.04))
+    assert np.allclose(sorted((config.beta, config.learning_rate) for config in trained),
+                       expected, rtol=1e-12)
 
 
-def test_random_search_samples_inside_the_range(tmp_path, base_config):
+def test_random_search_samples_inside_the_range(tmp_path, base_config, monkeypatch):
     settings = search.SearchConfig(output_dir=str(tmp_path / "random"), tuner="random",
                                    max_trials=3, beta_min=0.1, beta_max=1.0)
+    monkeypatch.setattr(assembly, "run_one", _fake_run([], lambda beta: False))
     summary = search.search_beta(base_config(epochs=1), settings, baseline=False)
     assert len(summary["trials"]) == 3
     assert all(0.1 <= row["beta"] <= 1.0 for row in summary["trials"])
@@ -141,15 +166,16 @@ def test_bad_search_settings_are_rejected(overrides, match):
         dataclasses.replace(search.SearchConfig(), **overrides).validate()
 
 
+@pytest.mark.backend_independent  # pinned to JAX: the command's output and exit codes
 def test_tune_command_reports_best_beta_and_rejects_bad_ranges(tmp_path):
     output = tmp_path / "cli"
     completed = run_python(["-m", "tc.tune", "--grid_points=2", "--epochs=1",
-                            f"--output_dir={output}"])
+                            f"--output_dir={output}"], backend="jax")
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "best beta" in completed.stdout and "(beta = 1:" in completed.stdout
     assert os.path.exists(output / "trials.csv")
     bad = run_python(["-m", "tc.tune", "--beta_min=5", "--beta_max=1",
-                      f"--output_dir={tmp_path / 'bad'}"])
+                      f"--output_dir={tmp_path / 'bad'}"], backend="jax")
     assert bad.returncode != 0 and "--beta_min=5.0 must be below --beta_max=1.0" in bad.stderr
     assert not (tmp_path / "bad").exists()
 
@@ -220,9 +246,10 @@ def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exi
         json.loads(state.read_text())
 
 
-def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_config):
+def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_config, monkeypatch):
     settings = search.SearchConfig(output_dir=str(tmp_path / "hyperband"), tuner="hyperband",
                                    beta_min=0.1, beta_max=1.0)
+    monkeypatch.setattr(assembly, "run_one", _fake_run([], lambda beta: False))
     summary = search.search_beta(base_config(epochs=3), settings, baseline=False)
     assert len(summary["trials"]) >= 2
     budgets = set()
@@ -231,21 +258,6 @@ def test_hyperband_trains_each_trial_for_its_bracket_budget(tmp_path, base_confi
         result = json.loads((tmp_path / "hyperband" / row["run_dirs"] / "result.json").read_text())
         budgets.add(result["epochs"])
     assert budgets <= {1, 2, 3} and max(budgets) == 3
-
-
-def _fake_run(calls, fails):
-    """A stand-in for assembly.run_one that writes a completed result without training, and
-    raises OSError (a full disk) while `fails(beta)` says so."""
-    def run_one(config, *args, **kwargs):
-        calls.append(config.beta)
-        if fails(config.beta):
-            raise OSError(28, "No space left on device")
-        result = {"status": "completed", "seed": config.seed, "beta": config.beta,
-                  "learning_rate": config.learning_rate,
-                  "final": {"val/accuracy": 0.5 + 0.01 * config.beta}}
-        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"), result)
-        return result
-    return run_one
 
 
 def test_a_trial_that_failed_outside_training_is_retried_and_never_lets_a_best_be_named(
@@ -304,12 +316,17 @@ def test_a_val_ece_search_does_not_choose_a_collapsed_beta(tmp_path, base_config
         if row["val/accuracy"] >= best_accuracy - search.ACCURACY_MARGIN)
 
 
-def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(tmp_path,
-                                                                             base_config):
+def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(
+        tmp_path, base_config, monkeypatch):
     settings = search.SearchConfig(output_dir=str(tmp_path / "lr"), tuner="grid",
                                    beta_min=0.5, beta_max=2.0, grid_points=2,
                                    tune_learning_rate=True, lr_min=0.01, lr_max=0.1,
                                    lr_grid_points=2, executions_per_trial=2)
+    # Accuracies that differ by beta, learning rate and seed, so that any other mean or choice
+    # of the baseline's scores would give another number.
+    monkeypatch.setattr(assembly, "run_one", _fake_run([], lambda beta: False, accuracy=(
+        lambda config: 0.5 + 0.01 * config.beta + 0.3 * config.learning_rate
+        + 0.001 * config.seed)))
     summary = search.search_beta(base_config(epochs=1), settings)
     (baseline,) = [row for row in run_dir.read_csv(tmp_path / "lr" / "trials.csv")
                    if row["trial_id"] == search.BASELINE_ID]
@@ -321,5 +338,6 @@ def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(t
                               "result.json").read_text())["final"]["val/accuracy"]
                   for k in (0, 1)]
         scores.append(sum(finals) / 2)
+    assert max(scores) == pytest.approx(0.5 + 0.01 + 0.3 * 0.1 + 0.0005)
     assert summary["baseline"] == pytest.approx(max(scores))
     assert baseline["score"] == pytest.approx(max(scores))
