@@ -328,16 +328,18 @@ INTERVAL = r"\[[-+]\d\.\d+, [-+]\d\.\d+\] \(95% CI, (t|BCa bootstrap), n = (\d+)
 TREND = r"Spearman rho [-+]\d\.\d+ \(permutation p = [\d.e-]+, n = (\d+)\)"
 
 
-def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_interval(
-        tmp_path, monkeypatch):
-    # The report's build, as its command runs it, with its figures laid out but not drawn:
-    # drawing them is test_report_command_writes_figures_tables_and_the_claim_table's.
-    from matplotlib import pyplot
-    from tc.analysis import figures, report
-
-    monkeypatch.setattr(figures, "_save", lambda figure, path: (pyplot.close(figure), path)[1])
-    report.build([str(CAMPAIGN)], str(tmp_path), flagfile_root="",
-                 plan_path=f"{ROOT}/runs/fashion_mnist/PLAN.md")
+def test_the_committed_campaign_gives_every_planned_claim_a_verdict_rule_and_interval(tmp_path):
+    # The report's build, as its command runs it, with its figures laid out but not drawn
+    # (test_report_command_writes_figures_tables_and_the_claim_table draws every figure); in a
+    # subprocess, as the report's absl flags would clash with other modules' in this one.
+    completed = run_python(f"""
+        from matplotlib import pyplot
+        from tc.analysis import figures, report
+        figures._save = lambda figure, path: (pyplot.close(figure), path)[1]
+        report.build([{str(CAMPAIGN)!r}], {str(tmp_path)!r}, flagfile_root="",
+                     plan_path={ROOT + "/runs/fashion_mnist/PLAN.md"!r})
+    """)
+    assert completed.returncode == 0, completed.stderr[-3000:]
     table = pd.read_csv(tmp_path / "tables" / "claims.csv").fillna("")
     markdown = (tmp_path / "REPORT.md").read_text()
     assert "## The Fashion-MNIST campaign" in markdown and "A second learning-rate grid" in markdown
