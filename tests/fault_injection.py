@@ -114,10 +114,6 @@ def in_child(work):
             code = work()
         finally:
             os._exit(code)
-    return _exit_code(child)
-
-
-def _exit_code(child):
     _, status = os.waitpid(child, 0)
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
@@ -128,21 +124,16 @@ def rerun_all(commands):
     itself), without tracing and loading the same programs once per job; a run that crashes the
     child leaves it and the runs after it with the child's exit code."""
     read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(read_end)
-        code = 1
-        try:
-            sys.stdout = sys.stderr = open(os.devnull, "w")
-            for flags in commands:
-                os.write(write_end, f"{run_train(flags)}\n".encode())
-            code = 0
-        finally:
-            os._exit(code)
+
+    def reruns():
+        for flags in commands:
+            os.write(write_end, f"{run_train(flags)}\n".encode())
+        return 0
+
+    crashed = in_child(reruns)  # a few bytes a job: the pipe holds them until the child ends
     os.close(write_end)
     with os.fdopen(read_end) as reader:
         codes = [int(line) for line in reader]
-    crashed = _exit_code(child)
     return codes + [crashed or 1] * (len(commands) - len(codes))
 
 
