@@ -62,9 +62,18 @@ def dtype_policy():
 
 
 @pytest.fixture(autouse=True)
-def fresh_keras_state():
-    """Each test starts with a clean Keras name scope and a fixed seed."""
-    keras.backend.clear_session()
+def fresh_keras_state(request):
+    """Each test starts with a clean Keras name scope and a fixed seed.
+
+    Without the full garbage collection `clear_session` runs by default: Python's own collector
+    still frees the earlier tests' models, and a full pass over a worker's heap of Keras, JAX and
+    TensorFlow objects cost up to 2 s before each test late in a session. Tests marked
+    `two_devices` still start from a collected heap, as every test did before: the one abort of
+    XLA's CPU all-reduce over two host devices (tc/runner/distribute.py) seen since came in the
+    first run without it, in such a test.
+    """
+    keras.backend.clear_session(free_memory=request.node.get_closest_marker("two_devices")
+                                is not None)
     keras.utils.set_random_seed(0)
     yield
 

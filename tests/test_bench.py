@@ -71,6 +71,7 @@ def test_training_overhead_is_the_median_of_per_pair_ratios():
     assert bench.median_overhead([(67000, 70000)])["ratio"] == pytest.approx(67 / 70)
 
 
+@pytest.mark.two_devices
 def test_scaling_figure_trains_on_one_and_on_two_devices_beside_a_bare_fit():
     # The two CPU devices of conftest.py stand for two accelerators.
     row = bench.scaling("mlp", per_device_batch=50, epochs=2, samples=400,

@@ -15,6 +15,10 @@ CANONICAL = {  # name: (input_shape, num_classes) the papers use
     "lstm": ((256,), 2), "transformer": ((256,), 2), "vit": ((32, 32, 3), 10),
 }
 TEXT_MODELS = ("lstm", "transformer")
+# Each model's tests run on one pytest worker (`xdist_group`, here and in test_runs.py): under
+# JAX a build compiles an initializer per weight shape, which the model's next build reuses.
+MODEL_PARAMS = [pytest.param(name, marks=pytest.mark.xdist_group(f"model-{name}"))
+                for name in sorted(CANONICAL)]
 
 
 def test_every_registered_model_has_a_canonical_case():
@@ -35,7 +39,7 @@ LITERATURE_COUNTS = {"wrn": (36.5e6, 0.01), "resnet18": (11.2e6, 0.01),
                      "resnet50": (25_636_712, 0)}
 
 
-@pytest.mark.parametrize("name", sorted(CANONICAL))
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_model_outputs_logits_names_its_features_and_has_the_literature_size(name):
     input_shape, num_classes = CANONICAL[name]
     model = models.build(name, input_shape, num_classes)
@@ -72,7 +76,7 @@ STEP_CASES = {  # smaller variants where the canonical model is slow to compile 
 }
 
 
-@pytest.mark.parametrize("name", sorted(CANONICAL))
+@pytest.mark.parametrize("name", MODEL_PARAMS)
 def test_one_sgd_step_lowers_the_loss(name):
     input_shape, num_classes, options = STEP_CASES.get(name, CANONICAL[name] + ({},))
     model = models.build(name, input_shape, num_classes, **options)

@@ -15,7 +15,9 @@ from tests.support import ROOT as ROOT_TEXT
 
 ROOT = pathlib.Path(ROOT_TEXT)
 
-pytestmark = pytest.mark.backend_independent
+# One worker runs them all, one after another: pip builds the wheel and installs the checkout
+# in the checkout's own build/ folder, which two builds at once remove from under each other.
+pytestmark = [pytest.mark.backend_independent, pytest.mark.xdist_group("packaging")]
 
 
 def _declared_version():

@@ -17,7 +17,8 @@ FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
 # model and options, input shape, loss, optimizer, beta schedule, tracked layers, probe and
 # readout scaling (cifar10, cifar100 and svhn grids of one network differ only in data that
 # tfds.testing.mock_data makes up). Such files run on one pytest worker (`xdist_group`), which
-# trains the step once.
+# trains the step once. Under JAX, where they only build their network, the files of one network
+# run on one worker instead, which compiles its initializers once.
 ONE_STEP_RESULTS = {}
 
 
@@ -89,9 +90,14 @@ def one_step_key(run_config):
 
 def _with_group(flagfile):
     run_config, _, _ = parse(flagfile)
-    group = (repr(one_step_key(one_step_config(run_config)))
-             if run_config.dataset not in data.BUNDLED and flagfile.parent.name != "fashion_mnist"
-             else flagfile.name)
+    if flagfile.parent.name == "fashion_mnist" or (
+            run_config.dataset not in data.BUNDLED and keras.backend.backend() != "tensorflow"):
+        # Files that only build their network share its test_models.py group (one worker).
+        group = f"model-{run_config.model_name}"
+    elif run_config.dataset not in data.BUNDLED:
+        group = repr(one_step_key(one_step_config(run_config)))
+    else:
+        group = flagfile.name
     return pytest.param(flagfile, marks=pytest.mark.xdist_group(group),
                         id=flagfile.relative_to(ROOT / "runs").as_posix())
 

@@ -105,6 +105,7 @@ def test_divergence_stops_cleanly_without_a_nan_checkpoint(tmp_path, small_confi
     assert arrays and all(np.all(np.isfinite(a)) for a in arrays if a.dtype.kind == "f")
 
 
+@pytest.mark.two_devices
 def test_two_replicas_match_one_device_after_an_epoch(tmp_path, small_config):
     one = assembly.run_one(small_config("one", strategy="one_device", epochs=1))
     two = assembly.run_one(small_config("two", strategy="mirrored", epochs=1))

@@ -14,8 +14,9 @@ from keras import ops
 import tc
 
 BACKEND = keras.backend.backend()
-pytestmark = pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"),
-                                reason="replicated CPU devices are set up for TF and JAX only")
+pytestmark = [pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"),
+                                 reason="replicated CPU devices are set up for TF and JAX only"),
+              pytest.mark.two_devices]
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ def test_the_flag_is_dropped_from_the_workers_command_line():
 
 
 @pytest.mark.backend_independent  # pinned to JAX: the same processes on both backends
+@pytest.mark.tensorflow_leg  # JAX processes: CI runs them in the TensorFlow leg, the shorter
 def test_a_search_with_two_local_workers_runs_each_trial_once_and_exits(tmp_path):
     output = tmp_path / "search"
     completed = run_python(["-m", "tc.tune", "--local_workers=2", "--grid_points=3",

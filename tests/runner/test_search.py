@@ -181,6 +181,7 @@ def test_tune_command_reports_best_beta_and_rejects_bad_ranges(tmp_path):
 
 
 @pytest.mark.backend_independent  # pinned to JAX: the oracle's bookkeeping is the same on both
+@pytest.mark.tensorflow_leg  # JAX processes: CI runs them in the TensorFlow leg, the shorter
 def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     (port,) = free_ports(1)
     output = tmp_path / "distributed"
