@@ -1,4 +1,4 @@
-"""Backend-neutral test helpers: gradients, small models, and subprocesses."""
+"""Backend-neutral test helpers: gradients, small models, subprocesses, and worker groups."""
 
 import os
 import socket
@@ -8,6 +8,7 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 
@@ -78,6 +79,13 @@ BLOCK_TENSORFLOW = textwrap.dedent("""
 
     sys.meta_path.insert(0, BlockTensorFlow())
 """)
+
+
+def model_group(name):
+    """The mark that runs a test on the pytest worker of network `name`'s other builds
+    (`xdist_group`): under JAX a build compiles an initializer per weight shape, which the
+    network's next build in the same process reuses."""
+    return pytest.mark.xdist_group(f"model-{name}")
 
 
 def free_ports(count):

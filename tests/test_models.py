@@ -7,6 +7,7 @@ from keras import ops
 
 import tc
 from tc import models
+from tests.support import model_group
 
 CANONICAL = {  # name: (input_shape, num_classes) the papers use
     "wrn": ((32, 32, 3), 10), "resnet18": ((32, 32, 3), 10), "resnet34": ((32, 32, 3), 100),
@@ -15,10 +16,8 @@ CANONICAL = {  # name: (input_shape, num_classes) the papers use
     "lstm": ((256,), 2), "transformer": ((256,), 2), "vit": ((32, 32, 3), 10),
 }
 TEXT_MODELS = ("lstm", "transformer")
-# Each model's tests run on one pytest worker (`xdist_group`, here and in test_runs.py): under
-# JAX a build compiles an initializer per weight shape, which the model's next build reuses.
-MODEL_PARAMS = [pytest.param(name, marks=pytest.mark.xdist_group(f"model-{name}"))
-                for name in sorted(CANONICAL)]
+# Each model's tests run on one pytest worker, with test_runs.py's files of that model.
+MODEL_PARAMS = [pytest.param(name, marks=model_group(name)) for name in sorted(CANONICAL)]
 
 
 def test_every_registered_model_has_a_canonical_case():

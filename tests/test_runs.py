@@ -10,6 +10,7 @@ from absl import flags
 from tc.runner import config as config_lib
 from tc import data, models
 from tc.runner import assembly, packing, search
+from tests.support import model_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
@@ -92,13 +93,12 @@ def _with_group(flagfile):
     run_config, _, _ = parse(flagfile)
     if flagfile.parent.name == "fashion_mnist" or (
             run_config.dataset not in data.BUNDLED and keras.backend.backend() != "tensorflow"):
-        # Files that only build their network share its test_models.py group (one worker).
-        group = f"model-{run_config.model_name}"
+        mark = model_group(run_config.model_name)  # files that only build their network
     elif run_config.dataset not in data.BUNDLED:
-        group = repr(one_step_key(one_step_config(run_config)))
+        mark = pytest.mark.xdist_group(repr(one_step_key(one_step_config(run_config))))
     else:
-        group = flagfile.name
-    return pytest.param(flagfile, marks=pytest.mark.xdist_group(group),
+        mark = pytest.mark.xdist_group(flagfile.name)
+    return pytest.param(flagfile, marks=mark,
                         id=flagfile.relative_to(ROOT / "runs").as_posix())
 
 
