@@ -4,6 +4,7 @@ import ast
 import email
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -15,9 +16,21 @@ from tests.support import ROOT as ROOT_TEXT
 
 ROOT = pathlib.Path(ROOT_TEXT)
 
-# One worker runs them all, one after another: pip builds the wheel and installs the checkout
-# in the checkout's own build/ folder, which two builds at once remove from under each other.
-pytestmark = [pytest.mark.backend_independent, pytest.mark.xdist_group("packaging")]
+pytestmark = pytest.mark.backend_independent
+
+
+def _source_tree(directory):
+    """A private copy of what the build reads (pyproject.toml, README.md, tc/), for pip to build.
+
+    pip builds a local directory in place, in its build/ and *.egg-info folders: builds of the
+    checkout itself would share them with every other build there (another test, a developer's
+    `pip install -e .`). CI once saw such a build fail halfway through copying tc/runner.
+    """
+    shutil.copytree(ROOT / "tc", directory / "tc",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, directory / name)
+    return directory
 
 
 def _declared_version():
@@ -29,11 +42,12 @@ def _declared_version():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     pytest.importorskip("setuptools")  # the build backend, in the venv (no download)
+    source = _source_tree(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("wheel")
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                            "--no-build-isolation", str(ROOT), "-w", str(out)],
+                            "--no-build-isolation", str(source), "-w", str(out)],
                            capture_output=True, text=True, cwd=out, timeout=300)
-    assert built.returncode == 0, built.stderr[-2000:]
+    assert built.returncode == 0, built.stderr[-6000:]
     return zipfile.ZipFile(next(out.glob("*.whl")))
 
 
@@ -69,11 +83,12 @@ def test_pip_install_into_a_fresh_environment_gives_a_working_main_job_command(t
     site_packages = next(environment.glob("lib/python*/site-packages"))
     (site_packages / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = environment / "bin" / "python"
+    source = _source_tree(tmp_path / "source")
     installed = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         str(ROOT)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert installed.returncode == 0, installed.stderr[-2000:]
-    # tc comes from the new environment's own copy, not from the checkout.
+         str(source)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert installed.returncode == 0, installed.stderr[-6000:]
+    # tc comes from the new environment's own copy, not from the checkout or the source copy.
     where = subprocess.run([str(python), "-c", "import tc; print(tc.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert where.stdout.strip().startswith(str(site_packages)), where.stdout + where.stderr
