@@ -91,10 +91,11 @@ def one_step_key(run_config):
 
 def _with_group(flagfile):
     run_config, _, _ = parse(flagfile)
+    full_scale = run_config.dataset not in data.BUNDLED
     if flagfile.parent.name == "fashion_mnist" or (
-            run_config.dataset not in data.BUNDLED and keras.backend.backend() != "tensorflow"):
+            full_scale and keras.backend.backend() != "tensorflow"):
         mark = model_group(run_config.model_name)  # files that only build their network
-    elif run_config.dataset not in data.BUNDLED:
+    elif full_scale:
         mark = pytest.mark.xdist_group(repr(one_step_key(one_step_config(run_config))))
     else:
         mark = pytest.mark.xdist_group(flagfile.name)
