@@ -1,4 +1,5 @@
-"""Schedules for `beta`, and the callback that drives a loss's `beta` from one.
+"""Schedules for `beta`, the callback that drives a loss's `beta` from one, and the learning-rate
+schedule of a tc run (`WarmupDecay`).
 
 Paper 2 (Zhang & Xie, arXiv 2210.17145) warms the gradient-decay `beta` up from a small value
 (below 1: large margin, fast early progress) to its final value. The exact schedule is not
@@ -18,11 +19,13 @@ import abc
 import math
 
 import keras
+from keras import ops
 
 from tc import beta as beta_lib
 from tc import compat
 
 UNITS = ("step", "epoch")
+LR_DECAYS = ("constant", "cosine", "step")
 
 
 class BetaSchedule(abc.ABC):
@@ -210,3 +213,64 @@ class BetaScheduler(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self.schedule.unit == "step":
             self._set_beta(self.schedule(self._epoch_start_step + batch))
+
+
+@keras.saving.register_keras_serializable(package="tc")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A learning-rate schedule: linear warm-up, then constant, cosine or step decay.
+
+    The schedule behind `tc.train --lr_schedule`, usable in any Keras optimizer:
+
+        lr(t) = peak * min(1, (t + 1) / warmup_steps) * decay(t)
+
+    with `decay(t)` = 1 (constant); `(1 + cos(pi * clip((t - warmup_steps) / (total_steps -
+    warmup_steps), 0, 1))) / 2` (cosine, to 0 at `total_steps`); or `factor ** #{b in boundaries:
+    t >= b}` (step). Paper 1 (Agarwala et al., arXiv 2010.07344) tunes the peak rate jointly
+    with `beta`.
+
+    Args:
+        peak: the peak learning rate, positive and finite.
+        total_steps: the training length in optimizer steps (the cosine's end).
+        warmup_steps: steps of the linear warm-up (0 = none).
+        decay: "constant", "cosine" or "step".
+        boundaries: the steps at which a step decay multiplies the rate by `factor`.
+        factor: the step decay's multiplier.
+
+    Example:
+        ```python
+        optimizer = keras.optimizers.SGD(tc.schedules.WarmupDecay(
+            0.1, total_steps=10_000, warmup_steps=500, decay="cosine"), momentum=0.9)
+        ```
+    """
+
+    def __init__(self, peak, total_steps, warmup_steps=0, decay="constant", boundaries=(),
+                 factor=0.1):
+        if decay not in LR_DECAYS:
+            raise ValueError(f"`decay` must be one of {LR_DECAYS}; got {decay!r}.")
+        if not (math.isfinite(peak) and peak > 0):
+            raise ValueError(f"The peak learning rate must be positive and finite; got {peak!r}.")
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.decay = decay
+        self.boundaries = tuple(int(b) for b in boundaries)
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        scale = ops.convert_to_tensor(1.0, "float32")
+        if self.warmup_steps:
+            scale = ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
+        if self.decay == "cosine":
+            span = max(self.total_steps - self.warmup_steps, 1)
+            progress = ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
+            scale = scale * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        elif self.decay == "step":
+            for boundary in self.boundaries:
+                scale = scale * ops.where(step >= boundary, self.factor, 1.0)
+        return self.peak * scale
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "decay": self.decay,
+                "boundaries": list(self.boundaries), "factor": self.factor}

@@ -7,8 +7,59 @@ import pytest
 
 import tc
 from tc import data, losses
-from tc.runner import assembly, run_dir
+from tc.runner import assembly, run_dir, search
 from tests.support import run_python
+
+# Each kind of run whose model.keras a user reloads: the keyword arguments of small_config.
+RUN_KINDS = {
+    "default": {},
+    "gradient_decay_warmup": dict(loss="gradient_decay", beta=2.0, beta_schedule="log_linear",
+                                  beta_start=0.2, beta_warmup=2),
+    "cosine_with_warmup": dict(lr_schedule="cosine", lr_warmup_epochs=1),
+    "step_with_warmup": dict(lr_schedule="step", lr_warmup_epochs=1, lr_decay_epochs="2"),
+}
+
+
+def test_every_kind_of_run_reloads_in_a_fresh_process_with_only_keras_and_tc(
+        tmp_path, small_config):
+    directories = {}
+    for kind, overrides in RUN_KINDS.items():
+        (result,) = assembly.run(small_config(name=kind, **overrides))
+        assert result["status"] == "completed", kind
+        directories[kind] = result["run_dir"]
+    assembly.run(small_config(name="packed", betas="0.5,2"))
+    directories["packed_copy"] = str(tmp_path / "packed" / "beta2")
+    settings = search.SearchConfig(output_dir=str(tmp_path / "search"), tuner="grid",
+                                   grid_points=2)
+    summary = search.search_beta(small_config(output_dir="", epochs=2), settings,
+                                 baseline=False)
+    trial = next(row for row in summary["trials"] if row["status"] == "completed")
+    directories["search_trial"] = str(tmp_path / "search" / trial["run_dirs"])
+    # Only `import keras, tc`: no runner module may be needed to load a run's model.
+    evaluated = run_python(f"""
+        import json, sys
+        import keras, tc
+        from tc import data
+        x, y = data.load("digits").arrays("test")
+        out = {{}}
+        for kind, path in {directories!r}.items():
+            model = keras.models.load_model(path + "/model.keras")
+            logs = model.evaluate(x, y, batch_size=256, return_dict=True, verbose=0)
+            out[kind] = {{"accuracy": logs["accuracy"], "ece": logs["ece"]}}
+        loaded = tc.load_run({directories["default"]!r})
+        out["load_run"] = type(loaded.model).__name__
+        out["runner_loaded"] = sorted(m for m in sys.modules if m.startswith("tc.runner"))
+        print(json.dumps(out))
+    """)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    reloaded = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert reloaded.pop("load_run") == "Functional"
+    assert reloaded.pop("runner_loaded") == []
+    assert set(reloaded) == set(directories)
+    for kind, path in directories.items():
+        final = json.loads((tmp_path / path / "result.json").read_text())["final"]
+        assert reloaded[kind]["accuracy"] == pytest.approx(final["test/accuracy"], abs=1e-6), kind
+        assert reloaded[kind]["ece"] == pytest.approx(final["test/ece"], abs=1e-6), kind
 
 
 def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_model(

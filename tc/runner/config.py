@@ -10,13 +10,13 @@ import dataclasses
 import math
 import sys
 
-from tc import data, models
+from tc import data, models, schedules
 from tc.runner import run_dir as run_dir_lib
 
 LOSSES = ("temperature", "gradient_decay")
 BETA_SCHEDULES = ("constant", "log_linear", "cosine")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
-LR_SCHEDULES = ("constant", "cosine", "step")
+LR_SCHEDULES = schedules.LR_DECAYS
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("off", "bfloat16", "float16")
 # Flags that change how a run is shown or started, never its results: left out of flags.txt.

@@ -1,4 +1,5 @@
-"""`tc.runner.optimization`: optimizers and the warm-up / decay schedule, against closed forms."""
+"""`tc.runner.optimization` and `tc.schedules.WarmupDecay`: optimizers and the warm-up / decay
+schedule, against closed forms."""
 
 import math
 
@@ -6,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from tc import schedules
 from tc.runner import optimization
 
 
@@ -14,7 +16,7 @@ def rates(schedule, steps):
 
 
 def test_warmup_then_cosine_matches_the_closed_form():
-    schedule = optimization.WarmupDecay(0.2, total_steps=100, warmup_steps=10, decay="cosine")
+    schedule = schedules.WarmupDecay(0.2, total_steps=100, warmup_steps=10, decay="cosine")
     steps = np.arange(100)
     expected = [0.2 * min(1, (t + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(max(
         (t - 10) / 90, 0), 1))) for t in steps]
@@ -22,14 +24,14 @@ def test_warmup_then_cosine_matches_the_closed_form():
 
 
 def test_step_decay_multiplies_at_each_boundary():
-    schedule = optimization.WarmupDecay(1.0, 100, decay="step", boundaries=(10, 20), factor=0.5)
+    schedule = schedules.WarmupDecay(1.0, 100, decay="step", boundaries=(10, 20), factor=0.5)
     np.testing.assert_allclose(rates(schedule, [0, 9, 10, 19, 20, 99]),
                                [1, 1, 0.5, 0.5, 0.25, 0.25], rtol=1e-6)
 
 
 def test_the_schedule_round_trips_through_its_config():
-    schedule = optimization.WarmupDecay(0.1, 50, 5, "step", (10,), 0.3)
-    again = optimization.WarmupDecay(**schedule.get_config())
+    schedule = schedules.WarmupDecay(0.1, 50, 5, "step", (10,), 0.3)
+    again = schedules.WarmupDecay(**schedule.get_config())
     np.testing.assert_allclose(rates(again, range(50)), rates(schedule, range(50)))
 
 
@@ -50,6 +52,6 @@ def test_each_optimizer_flag_builds_its_optimizer(small_config, name, kind, mome
 
 def test_bad_schedules_are_refused():
     with pytest.raises(ValueError, match="`decay` must be one of"):
-        optimization.WarmupDecay(0.1, 10, decay="linear")
+        schedules.WarmupDecay(0.1, 10, decay="linear")
     with pytest.raises(ValueError, match="positive and finite"):
-        optimization.WarmupDecay(float("nan"), 10)
+        schedules.WarmupDecay(float("nan"), 10)
