@@ -64,7 +64,9 @@ import time
 
 import keras
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from tc.runner import command_line
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["resnet18", "resnet34", "vgg16", "wrn", "vit", "mlp"],
@@ -400,8 +402,9 @@ def main(argv):
     figures = set(FLAGS.figures)
     unknown = figures - set(FIGURES)
     if unknown:
-        raise app.UsageError(f"--figures: unknown {sorted(unknown)}; valid: "
-                             f"{', '.join(FIGURES)}.")
+        raise command_line.CommandLineError(
+            f"--figures={','.join(FLAGS.figures)}: unknown {sorted(unknown)}; valid: "
+            f"{', '.join(FIGURES)}.")
     gpu = gpu_present()
     payload = {"settings": {"backend": backend, "gpu": gpu}}
     if figures & {"auto", "loss_overhead"}:
@@ -523,7 +526,7 @@ def main(argv):
 
 def run():
     """The console command (`tc-bench`), the same as `python -m tc.bench`."""
-    app.run(main)
+    command_line.run(main, __name__, command_line.module_groups("benchmark", __name__))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,14 @@ SIGINT (the same command resumes; see `tc.runner.interruption`), 1 failed or bad
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tc import data as data_lib
 from tc.runner import assembly
 from tc.runner import config as config_lib
-from tc.runner import distribute
+from tc.runner import command_line, distribute
 from tc.runner import interruption
+from tc.runner.command_line import CommandLineError
 from tc.runner.run_dir import RunDirectoryConflict
 
 config_lib.define_flags()
@@ -61,12 +62,11 @@ def main(argv):
 
 
 def _main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # every setting is a flag
     try:
         run_config = config_lib.from_flags(FLAGS)
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        raise CommandLineError(error) from None
     try:
         with interruption.handling_signals():
             results = assembly.run(run_config)
@@ -74,7 +74,7 @@ def _main(argv):
             RunDirectoryConflict) as error:
         # Bad input found before training: nothing was written. Errors while training propagate
         # with their traceback, and result.json says "failed".
-        raise app.UsageError(str(error)) from None
+        raise CommandLineError(error) from None
     for result in results:
         if len(results) > 1:
             print(f"\nbeta = {result['beta']:g}", end="")
@@ -84,8 +84,7 @@ def _main(argv):
 
 def run():
     """The console command (`tc-train`), the same as `python -m tc.train`."""
-    config_lib.help_as_main_module(__name__)
-    app.run(main, flags_parser=config_lib.parse_command_line)
+    command_line.run(main, __name__, config_lib.HELP_GROUPS)
 
 
 if __name__ == "__main__":

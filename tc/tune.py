@@ -20,10 +20,11 @@ On one host, `--local_workers=auto` starts them itself, one worker per GPU.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from tc import data as data_lib
-from tc.runner import assembly, interruption, local_workers, search
+from tc.runner import assembly, command_line, interruption, local_workers, search
+from tc.runner.command_line import CommandLineError
 from tc.runner import config as config_lib
 
 config_lib.define_flags()
@@ -33,8 +34,7 @@ flags.adopt_module_key_flags(config_lib)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # every setting is a flag
     try:
         base = config_lib.from_flags(FLAGS, overwrite=False, output_dir="")
         search_settings = search.from_flags(FLAGS)
@@ -43,7 +43,7 @@ def main(argv):
                              "a packed tc.train sweep; tc.tune searches with --beta_min, "
                              "--beta_max, --lr_min, --lr_max and --executions_per_trial.")
     except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        raise CommandLineError(error) from None
     if "KERASTUNER_TUNER_ID" not in os.environ:
         gpus = local_workers.visible_gpus()
         count = local_workers.worker_count(search_settings.local_workers, gpus)
@@ -53,7 +53,7 @@ def main(argv):
         with interruption.handling_signals():
             summary = search.search_beta(base, search_settings)
     except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError) as error:
-        raise app.UsageError(str(error)) from None
+        raise CommandLineError(error) from None
     except interruption.Interrupted as stopped:
         print(f"\n{stopped}")
         sys.exit(assembly.STATUS_EXIT_CODES["interrupted"])
@@ -81,8 +81,7 @@ def main(argv):
 
 def run():
     """The console command (`tc-tune`), the same as `python -m tc.tune`."""
-    config_lib.help_as_main_module(__name__)
-    app.run(main, flags_parser=config_lib.parse_command_line)
+    command_line.run(main, __name__, config_lib.HELP_GROUPS + (search.HELP_GROUP,))
 
 
 if __name__ == "__main__":

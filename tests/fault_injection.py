@@ -98,7 +98,7 @@ def install_fault_points(output_dir, target, signal_name):
 def run_train(flags):
     try:
         app.run(train.main, argv=["tc.train", *flags],
-                flags_parser=config_lib.parse_command_line)
+                flags_parser=command_line.parse_command_line)
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     return 0

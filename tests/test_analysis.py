@@ -411,3 +411,66 @@ def test_each_further_probed_layer_gets_its_own_probe_row():
         "Linear-probe transfer of the features to OOD data gets worse at high T.",
         "Linear-probe transfer of layer dense0 to OOD data gets worse at high T."]
     assert [row.verdict for row in rows] == [statistics.REPRODUCED, statistics.CONTRADICTED]
+
+
+# Phrases of this repository's own campaign text (runs/report_notes.md, runs/fashion_mnist/):
+# none may reach the report of someone else's runs.
+CAMPAIGN_PHRASES = ("Fashion-MNIST", "fashion_mnist", "reproduce.sh", "H100", "H200",
+                    "PLAN.md", "campaign", "committed CPU runs", "Full scale")
+
+
+def test_a_report_on_a_users_own_folder_says_only_what_its_runs_say_and_splits_budgets(
+        tmp_path):
+    # A user's folder: beta sweeps of the same MLP on digits at 3 and at 30 epochs, 3 seeds.
+    mine = tmp_path / "mine"
+    for epochs in (3, 30):
+        for beta in (0.1, 1.0, 10.0):
+            for seed in range(3):
+                tiny_run(mine, f"e{epochs}_b{beta}_s{seed}", epochs=epochs, beta=beta, seed=seed,
+                         values={"train/accuracy": 1.0})
+    out = tmp_path / "report"
+    # The figures' lines are recorded instead of drawn: which lines each figure labels.
+    completed = run_python(f"""
+        import json
+        from matplotlib import pyplot
+        from tc.analysis import figures, report
+        drawn = {{}}
+        def record(figure, path):
+            drawn[path.rsplit("/", 1)[-1]] = [
+                axis.get_legend_handles_labels()[1] for axis in figure.axes]
+            pyplot.close(figure)
+            return path
+        figures._save = record
+        report.build([{str(mine)!r}], {str(out)!r})
+        print(json.dumps(drawn))
+    """)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    drawn = json.loads(completed.stdout.strip().splitlines()[-1])
+    markdown = (out / "REPORT.md").read_text()
+    for phrase in CAMPAIGN_PHRASES:
+        assert phrase not in markdown, phrase
+    # Each budget is its own scope: two curves, two rows per beta, claims per budget.
+    sweep = pd.read_csv(out / "tables" / "p1_beta_sweep.csv")
+    assert sorted(sweep["model"].unique()) == ["mlp (3 epochs)", "mlp (30 epochs)"]
+    assert len(sweep) == 6 and (sweep["final/test/accuracy/count"] == 3).all()
+    (curve_axis,) = drawn["p1_accuracy_vs_beta.png"]
+    assert {"mlp (3 epochs) on digits", "mlp (30 epochs) on digits"} <= set(curve_axis)
+    assert not any(label == "mlp on digits" for label in curve_axis)
+    scopes = set(pd.read_csv(out / "tables" / "claims.csv")["scope"])
+    assert {"mlp (3 epochs) on digits", "mlp (30 epochs) on digits"} <= scopes
+    assert "mlp on digits" not in scopes
+
+
+def test_a_missing_runs_folder_is_an_error_of_the_library_call_too(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such directory"):
+        load.load([str(tmp_path), str(tmp_path / "nowhere")])
+
+
+def test_the_colour_scale_of_an_accuracy_heatmap_stays_inside_0_and_1():
+    from tc.analysis import figures
+
+    assert figures.heatmap_range(np.array([[1.0]])) == {"vmin": pytest.approx(0.9), "vmax": 1.0}
+    assert figures.heatmap_range(np.array([[0.03]])) == {"vmin": 0.0, "vmax": 0.1}
+    for values in ([[0.5]], [[0.97, 0.99], [0.2, 1.0]], [[0.0]]):
+        scale = figures.heatmap_range(np.array(values))
+        assert 0.0 <= scale["vmin"] < scale["vmax"] <= 1.0, values

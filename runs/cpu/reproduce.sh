@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs the five CPU reproductions into runs/results/cpu/ (about 20 minutes on 2 cores), then
-# regenerates runs/results/REPORT.md and its figures from them. Checkpoints and keras-tuner's
+# regenerates runs/results/REPORT.md and its figures from them (a report of OTHER_RESULTS_DIR
+# alone goes beside it, in report/). Checkpoints and keras-tuner's
 # resume state are deleted at the end to keep the committed results small; everything the report
 # uses stays (flags.txt, metrics.csv, result.json, predictions.npz, trials.csv).
 #
@@ -16,4 +17,8 @@ for seed in 0 1 2; do
     --output_dir=$out/paper2_digits_warmup/seed$seed
 done
 find "$out" \( -name checkpoints -o -name tuner \) -type d -prune -exec rm -rf {} +
-python -m tc.analysis.report --runs "$out" --out "$(dirname "$out")"
+if [ "$out" = runs/results/cpu ]; then
+  python -m tc.analysis.report --flagfile=runs/report.cfg  # the repository's report
+else
+  python -m tc.analysis.report --runs="$out" --out="$(dirname "$out")/report"
+fi

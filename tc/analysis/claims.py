@@ -70,8 +70,11 @@ def _trend_rule(effect, direction):
                              alpha=TREND_ALPHA)
 
 
-FIT_NOTE = ("; runs below the fit threshold of final train accuracy (0.90 on fashion_mnist, "
-            f"{FIT_THRESHOLD:.2f} elsewhere) are left out")
+def _fit_rule(runs):
+    """The fit filter's part of a rule, with the threshold of the scope's dataset."""
+    dataset = runs["dataset"].iloc[0] if len(runs) and "dataset" in runs else ""
+    return (f"; runs below the fit threshold of final train accuracy "
+            f"({fit_threshold(dataset):.2f}) are left out")
 
 
 def fit_threshold(dataset):
@@ -232,7 +235,7 @@ def _p1_beta_vs_norm(grid):
                     f"{{{', '.join(f'{n:g}' for n in norms)}}}")
         rows.append(_paired_claim(
             P1, claim, scope, np.array(beta_spread), np.array(norm_spread), +1, effect,
-            all_runs, FIT_NOTE + SUBGRID_RULE,
+            all_runs, _fit_rule(all_runs) + SUBGRID_RULE,
             note=_join(subgrid_note, _fit_note(all_runs, group),
                        _missing_cells_note(missing, planned))))
     return rows
@@ -315,7 +318,7 @@ def _p1_dynamical(sweep, all_rates, derivation_checks):
         rows.append(_unless_on_grid_edge(_paired_claim(
             P1, claim, scope, best, worst, +1,
             "test accuracy of the beta with the best validation accuracy minus that of the "
-            "beta with the worst", all_runs, FIT_NOTE,
+            "beta with the worst", all_runs, _fit_rule(all_runs),
             note=_join(_fit_note(all_runs, group), "argmax invariance: the reparametrization "
                        f"identity, {identity.evidence}")), group, all_rates))
     return rows
@@ -339,7 +342,7 @@ def _p1_tuning_helps(sweep, all_rates):
         rows.append(_unless_on_grid_edge(_paired_claim(
             P1, claim, scope, a, b, +1,
             f"test accuracy at the beta chosen on mean validation accuracy (here {chosen:g}) "
-            "minus at beta = 1, each at its tuned learning rate", all_runs, FIT_NOTE,
+            "minus at beta = 1, each at its tuned learning rate", all_runs, _fit_rule(all_runs),
             note=_fit_note(all_runs, group)), group, all_rates))
     return rows
 
@@ -386,7 +389,7 @@ def _p2_generalization(sweep):
         rows.append(_paired_claim(
             P2, claim, scope, best, worst, +1,
             "test accuracy of the beta with the best validation accuracy minus that of the "
-            "beta with the worst", all_runs, FIT_NOTE, note=_fit_note(all_runs, group)))
+            "beta with the worst", all_runs, _fit_rule(all_runs), note=_fit_note(all_runs, group)))
     return rows
 
 

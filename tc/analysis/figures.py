@@ -146,12 +146,18 @@ def beta_logit_norm_heatmap(grid_runs, path):
 def heatmap_range(values, span=0.10):
     """`vmin` and `vmax` of a heatmap of accuracies: the best cell down to `span` below it, so
     one diverged cell (accuracy 0.1) does not flatten the differences that matter; cells below
-    are drawn at the bottom colour and keep their number."""
+    are drawn at the bottom colour and keep their number. The range stays inside [0, 1], and a
+    grid whose cells are all equal (one cell) still spans `span`."""
     finite = np.asarray(values, float)[np.isfinite(values)]
     if finite.size == 0:
         return {}
-    top = float(finite.max())
-    return {"vmin": max(float(finite.min()), top - span), "vmax": top}
+    top = min(float(finite.max()), 1.0)
+    bottom = max(float(finite.min()), top - span)
+    if bottom >= top:  # every cell equal
+        bottom = top - span
+    if bottom < 0.0:
+        bottom, top = 0.0, max(top, span)
+    return {"vmin": bottom, "vmax": top}
 
 
 def contrasting_text_colour(rgba):

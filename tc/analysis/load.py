@@ -221,13 +221,19 @@ def _experiment(root, path):
 
 
 def load(roots):
-    """The `Results` of every run and tuner directory under `roots` (a path or a list)."""
+    """The `Results` of every run and tuner directory under `roots` (a path or a list).
+
+    Raises:
+        FileNotFoundError: a root is not a directory (a mistyped path would otherwise read as
+            a folder without runs).
+    """
     roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+    missing = [str(root) for root in roots if not os.path.isdir(root)]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)}: no such directory; give folders that "
+                                "hold run or tuner directories.")
     runs, epochs, trials, problems = [], [], [], []
     for root in map(str, roots):
-        if not os.path.isdir(root):
-            problems.append({"run_dir": root, "problem": "not a directory"})
-            continue
         for path in find_run_directories(root):
             experiment = _experiment(root, path)
             try:

@@ -1,8 +1,8 @@
-"""`python -m tc.analysis.report --runs DIR --out DIR` (the command `tc-report`): the reproduction
-report of a folder of runs.
+"""`python -m tc.analysis.report --runs DIR [--out DIR]` (the command `tc-report`): the
+reproduction report of a folder of runs.
 
 Loads every run and tuner directory under `--runs` (see `tc.analysis.load`), then writes to
-`--out`:
+`--out` (default `./tc_report`):
 
     REPORT.md     each paper's claims with a verdict and the numbers, beside the figures
     figures/      the papers' figures (PNG)
@@ -12,37 +12,45 @@ It also runs the derivation checks of `tc.analysis.derivations` (about 20 s), an
 long the full-scale flagfiles under `--flagfiles` take on one GPU from the throughput measured
 in `--throughput` (a JSON file of images per second per model; left out when it is missing).
 A run with missing or corrupt files is listed under "Skipped runs" and does not stop the report.
+
+The report says only what its runs say. Text about how a campaign was run comes from the files
+given with `--notes` and `--plan`; this repository's own report is
+`python -m tc.analysis.report --flagfile=runs/report.cfg`. Within each study, runs of one model
+and dataset that differ in their training budget or recipe (`BUDGET_FLAGS`) are never pooled:
+each budget is a scope of its own, named after it (for example `mlp (30 epochs) on digits`).
 """
 
 import dataclasses
 import glob
 import json
 import os
-import sys
 
 import numpy as np
 import pandas as pd
-from absl import app, flags
+from absl import flags
 
 from tc.analysis import claims as claims_lib
 from tc.analysis import derivations, figures, load, studies
 from tc import calibration
+from tc.runner import command_line
 from tc.runner import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_multi_string("runs", ["runs/results/cpu", "runs/results/fashion_mnist"],
-                          "Run or tuner directories to read (repeat the flag for several).")
-flags.DEFINE_string("plan", "runs/fashion_mnist/PLAN.md", "The campaign plan whose changes and "
-                    "chunk log the report lists ('' = none); its log is LOG.md beside the "
-                    "campaign's results.")
-flags.DEFINE_string("out", "runs/results", "Where REPORT.md, figures/ and tables/ go.")
-flags.DEFINE_string("flagfiles", "runs", "Folder of full-scale flagfiles to estimate GPU time "
-                    "for ('' = skip); its cpu/ subfolder is left out.")
-flags.DEFINE_list("throughput", ["runs/results/gpu_throughput.json",
-                                 "runs/results/gpu_throughput_imagenet.json"],
-                  "tc.bench JSON files of measured training images/s per model on one GPU, for "
-                  "the time estimates (missing files are skipped).")
-flags.DEFINE_integer("num_bins", 15, "Bins of the reliability diagrams and ECE/MCE.")
+flags.DEFINE_multi_string("runs", None, "Run or tuner directories to read (repeat the flag for "
+                          "several); required.")
+flags.DEFINE_string("out", "tc_report", "Where REPORT.md, figures/ and tables/ go.")
+flags.DEFINE_string("notes", "", "A markdown file of notes on these runs (how they were made, "
+                    "what they are evidence of) that the report prints after its introduction "
+                    "('' = none).")
+flags.DEFINE_string("plan", "", "The campaign plan whose changes and chunk log the report lists "
+                    "('' = none); its log is LOG.md beside the campaign's results.")
+flags.DEFINE_string("flagfiles", "", "Folder of full-scale flagfiles to estimate GPU time for "
+                    "('' = skip); its cpu/ subfolder is left out.")
+flags.DEFINE_list("throughput", [], "tc.bench JSON files of measured training images/s per "
+                  "model on one GPU, for the time estimates (missing files are skipped).")
+flags.DEFINE_integer("num_bins", 15, "Bins of the reliability diagrams and ECE/MCE.",
+                     lower_bound=2)
+flags.mark_flag_as_required("runs")
 
 # --- tables ------------------------------------------------------------------------------------
 
@@ -217,6 +225,7 @@ def campaign_section(plan_path, run_roots):
     with open(plan_path) as handle:
         plan = handle.read()
     changes = plan.split("## Changes", 1)[1].strip() if "## Changes" in plan else "None."
+    title = plan.splitlines()[0].lstrip("# ").split(":")[0].strip() if plan.strip() else ""
     logs = [os.path.join(root, "LOG.md") for root in run_roots
             if os.path.exists(os.path.join(root, "LOG.md"))]
     log_text = ""
@@ -224,19 +233,27 @@ def campaign_section(plan_path, run_roots):
         with open(path) as handle:
             log_text += handle.read()
     return "\n".join([
-        "## The Fashion-MNIST campaign\n",
-        f"The studies, rules and fit threshold were committed in `{plan_path}` before any of its "
-        "results; the verdicts above follow that plan. Changes made after seeing data, as "
-        "the plan records them:\n",
+        f"## {title or 'The campaign'}\n",
+        f"The plan of these runs is `{plan_path}`. Changes made to it after seeing data, as the "
+        "plan records them:\n",
         changes + "\n",
         "Each program of the campaign, as the chunk runner logged it (exit 3: a copy diverged; "
         "124: stopped at the chunk's budget and discarded):\n",
         log_text or "No chunk has run.\n"])
 
 
-def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path=""):
-    """Writes the report, figures and tables under `out`; returns the `Report`."""
+def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path="",
+          notes_path=""):
+    """Writes the report, figures and tables under `out`; returns the `Report`.
+
+    Raises:
+        FileNotFoundError: a folder of `run_roots`, or `notes_path`, does not exist.
+    """
     results = load.load(run_roots)
+    notes = ""
+    if notes_path:
+        with open(notes_path) as handle:
+            notes = handle.read().strip() + "\n"
     runs, epochs = results.runs, results.epochs
     tables_dir, figures_dir = os.path.join(out, "tables"), os.path.join(out, "figures")
     os.makedirs(tables_dir, exist_ok=True)
@@ -288,7 +305,13 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
         p2_curves = p2_curves.assign(curve=[
             f"warm-up {r.beta_start:g} -> {r.beta:g}" if r.beta_schedule != "constant"
             else f"beta = {r.beta:g}" for r in p2_curves.itertuples()])
-    p1_curve_betas = sorted(p1_best["beta"].unique())[::2] if not p1_best.empty else None
+    # At most 5 betas in the training curves (every second one of a longer sweep), named.
+    p1_betas = sorted(p1_best["beta"].unique()) if not p1_best.empty else []
+    p1_curve_betas = p1_betas[::2] if len(p1_betas) > 5 else p1_betas
+    p1_curve_title = "Paper 1: training curves, each beta at its best learning rate (seed 0)"
+    if len(p1_curve_betas) < len(p1_betas):
+        p1_curve_title += ("\nevery second beta of the sweep: "
+                           + ", ".join(f"{beta:g}" for beta in p1_curve_betas))
     made = {
         "p1_accuracy_vs_beta": figures.accuracy_vs_beta(
             p1_best, os.path.join(figures_dir, "p1_accuracy_vs_beta.png")),
@@ -297,9 +320,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
         "p1_training_curves": figures.training_curves(
             epochs, first_seed_runs(p1_best, p1_curve_betas),
             os.path.join(figures_dir, "p1_training_curves.png"), "beta",
-            ("train/loss", "val/accuracy"),
-            "Paper 1: training curves, each beta at its best learning rate (seed 0)",
-            "beta = {:g}"),
+            ("train/loss", "val/accuracy"), p1_curve_title, "beta = {:g}"),
         "p2_calibration_vs_beta": figures.calibration_vs_beta(
             p2_sweep, scaling, os.path.join(figures_dir, "p2_calibration_vs_beta.png")),
         "p2_reliability_diagrams": figures.reliability_diagrams(
@@ -336,7 +357,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     study_runs = {"p1_sweep": p1_sweep, "p1_grid": p1_grid, "p2_sweep": p2_sweep,
                   "p2_warmup": p2_warmup, "p3_sweep": p3_sweep}
     markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs,
-                         campaign_section(plan_path, run_roots))
+                         campaign_section(plan_path, run_roots), notes)
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
     return Report(markdown, made, claim_table, results)
 
@@ -374,14 +395,30 @@ def describe(runs, extra=None):
     return ", ".join(parts)
 
 
-def _digits_split():
-    from tc import data
+def _full_scale_section(table):
+    """The GPU-time estimates of the `--flagfiles`, when the report was given some."""
+    if table.empty:
+        return ""
+    return "\n".join([
+        "## Full scale: what to run with data and GPUs\n",
+        "Each flagfile is one command (its first line). GPU hours are estimated, not measured: "
+        "runs x epochs x training examples / the training throughput that `python -m tc.bench` "
+        "measured for the model (the `--throughput` files), on synthetic data of the dataset's "
+        "shape, after compilation and with the per-epoch validation pass. A blank estimate "
+        "means the model's throughput was not measured.\n",
+        markdown_table(table, digits=3)])
 
-    sizes = data.load("digits").split_sizes
-    return " / ".join(f"{sizes[split]:,}" for split in ("train", "validation", "test"))
+
+def _fit_thresholds(runs):
+    """The fit thresholds of the datasets in `runs`, in words."""
+    datasets = sorted(runs["dataset"].dropna().unique()) if len(runs) else []
+    special = [f"{claims_lib.fit_threshold(name):g} on {name}" for name in datasets
+               if claims_lib.fit_threshold(name) != claims_lib.FIT_THRESHOLD]
+    return ", ".join([f"{claims_lib.FIT_THRESHOLD:g}"] + special)
 
 
-def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, campaign=""):
+def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, campaign="",
+              notes=""):
     runs = results.runs
     count = len(runs)
     status = runs["status"].value_counts().to_dict() if count else {}
@@ -395,9 +432,9 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
         f"{len(results.problems)} directories skipped (listed at the end). Every number below "
         "comes from the run directories under the `--runs` folders or from the derivation "
         "checks run by the report itself, and every table is also in `tables/` as CSV.\n",
-        "**How claims are judged** (`tc/analysis/claims.py`, rules fixed before the data): each "
-        "empirical claim measures one effect per model and dataset, either paired by seed with "
-        "a 95% interval (Student's t below 30 seeds, where the bootstrap under-covers; BCa "
+        "**How claims are judged** (`tc/analysis/claims.py`, `tc/analysis/statistics.py`): "
+        "each empirical claim measures one effect per model and dataset, either paired by seed "
+        "with a 95% interval (Student's t below 30 seeds, where the bootstrap under-covers; BCa "
         "bootstrap with 10,000 resamples from 30 on) or as a Spearman trend over all runs with "
         "a permutation p-value. *Reproduced*: the interval excludes zero in the claimed "
         "direction (a trend: p < "
@@ -405,18 +442,11 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
         "other direction; *inconclusive*: neither, with the smallest effect the data could "
         f"have detected; *not judged*: fewer than {claims_lib.MIN_SEEDS} seeds, a tuned "
         "learning rate on the edge of its grid, or runs that did not fit their training set "
-        f"(final train accuracy below {claims_lib.FIT_THRESHOLD}; "
-        f"{claims_lib.FIT_THRESHOLDS['fashion_mnist']} on Fashion-MNIST, as its plan set). "
-        "With 3 seeds the t "
-        "interval is wide: only large effects can be seen, and each inconclusive row says how "
-        "large. The checks of our own derivations are a separate table at the end and are not "
+        f"(final train accuracy below {_fit_thresholds(runs)}). With few seeds the t interval "
+        "is wide: only large effects can be seen, and each inconclusive row says how large. "
+        "The checks of our own derivations are a separate table at the end and are not "
         "counted as reproductions.\n",
-        f"The committed CPU runs use scikit-learn's digits ({_digits_split()} train / "
-        "validation / test 8x8 images) and `synthetic` Gaussian mixtures with small MLPs; "
-        "`sh runs/cpu/reproduce.sh` reruns them (about 20 minutes on 2 CPU cores), then this "
-        "report. At this scale a claim that is not reproduced is evidence about small models on "
-        "small data, not a refutation. The Fashion-MNIST runs (60,000 + 10,000 real images) come "
-        "from the GPU campaign of `runs/fashion_mnist/PLAN.md` (its section below).\n",
+        notes,
         f"**Verdicts of the empirical claims:** "
         f"{', '.join(f'{v} {k}' for k, v in verdicts.items())}.\n",
         "## All empirical claims\n",
@@ -456,18 +486,7 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
         "(`tc/analysis/derivations.py`). They test our reading of the papers and our code, not "
         "the papers' empirical claims.\n",
         markdown_table(derivation_table) if not derivation_table.empty else "None.\n",
-        "## Full scale: what to run with data and GPUs\n",
-        "Each flagfile is one command (its first line). GPU hours are estimated, not measured: "
-        "runs x epochs x training examples / the training throughput that `python -m tc.bench` "
-        "measured for the model through tc.train's own loop (JAX, bf16, batch 512; 256 for "
-        "ResNet-50), on synthetic data of the dataset's shape, on one H100 80GB "
-        "(`runs/results/gpu_throughput*.json`). The throughput is after compilation and "
-        "includes the per-epoch validation pass; these measurements predate the epoch-end "
-        "fixes that brought tc.train to 0.97x of a bare `fit` on an H200 (see the README's "
-        "performance section), so they overstate the hours. ResNet-50 at 224x224 is bound by "
-        "the host-side input path (its MFU is 1.5%). A blank estimate means the model's "
-        "throughput was not measured (the LSTM).\n",
-        markdown_table(tables["full_scale"], digits=3),
+        _full_scale_section(tables["full_scale"]),
         "## Skipped runs\n",
         markdown_table(results.problems) if len(results.problems) else "None.\n",
     ]
@@ -478,10 +497,14 @@ def main(argv):
     del argv
     missing = [root for root in FLAGS.runs if not os.path.isdir(root)]
     if missing:
-        raise app.UsageError(f"--runs={','.join(missing)}: no such directory; give folders "
-                             "that hold run or tuner directories.")
+        raise command_line.CommandLineError(
+            f"--runs={','.join(missing)}: no such directory; give folders that hold run or "
+            "tuner directories.")
+    for flag in ("notes", "plan"):
+        if FLAGS[flag].value and not os.path.isfile(FLAGS[flag].value):
+            raise command_line.CommandLineError(f"--{flag}={FLAGS[flag].value}: no such file.")
     report = build(FLAGS.runs, FLAGS.out, FLAGS.flagfiles, FLAGS.throughput, FLAGS.num_bins,
-                   FLAGS.plan)
+                   FLAGS.plan, FLAGS.notes)
     written = [path for path in report.figures.values() if path]
     print(f"tc.analysis.report: {len(report.results.runs)} runs, "
           f"{len(report.results.problems)} skipped; {len(written)} figures; "
@@ -493,8 +516,8 @@ def main(argv):
 
 def run():
     """The console command (`tc-report`), the same as `python -m tc.analysis.report`."""
-    app.run(main)
+    command_line.run(main, __name__, command_line.module_groups("report", __name__))
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    run()

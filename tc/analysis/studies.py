@@ -12,7 +12,10 @@ A run that records none (runs of older versions, or typed by hand) is placed by 
 | paper 3, temperature sweep | p3_temperature_sweep | temperature CE with `--probe_dataset` |
 | paper 3, learning-rate control | p3_lr_control | (recorded study only) |
 
-Each selection keeps runs of any status; `completed` filters to finished ones. Where the
+Each selection keeps runs of any status; `completed` filters to finished ones. Within a study,
+runs of one model and dataset that differ in a flag of `BUDGET_FLAGS` (their training budget or
+recipe) are never pooled: each such model gets the budget in its name, `mlp (30 epochs)`, so
+every table, figure and claim treats the budgets as separate scopes. Where the
 learning rate was searched too, `best_learning_rate` keeps, for each beta, the learning rate
 with the best mean validation accuracy over seeds (paper 1 tunes it jointly with beta).
 """
@@ -22,6 +25,9 @@ import pandas as pd
 STUDIES = ("p1_beta_sweep", "p1_logit_norm_grid", "p2_decay_sweep", "p2_warmup",
            "p3_temperature_sweep", "p3_lr_control")
 GROUP = ["dataset", "model"]
+# Flags that change what a run's numbers mean (how long and how it trained): runs that differ in
+# one are not pooled into one curve or one claim.
+BUDGET_FLAGS = ("epochs", "optimizer", "batch_size", "lr_schedule", "weight_decay")
 SCORE = "best/val/accuracy"
 
 
@@ -42,7 +48,32 @@ def _of_study(runs, name, by_flags):
     recorded = runs["study"].fillna("") if "study" in runs else pd.Series("", index=runs.index)
     chosen = by_flags(runs[recorded == ""])
     keep = (recorded == name) | runs.index.isin(chosen.index)
-    return runs[keep]
+    return split_budgets(runs[keep])
+
+
+def split_budgets(runs):
+    """`runs` with each model that trained under several `BUDGET_FLAGS` settings on one dataset
+    renamed per setting, e.g. `mlp (3 epochs)` and `mlp (30 epochs)`; others unchanged."""
+    flags = [flag for flag in BUDGET_FLAGS if flag in runs]
+    if runs.empty or not flags or not set(GROUP) <= set(runs):
+        return runs
+    renamed = runs["model"].copy()
+    for _, group in runs.groupby(GROUP, dropna=False):
+        varying = [flag for flag in flags if group[flag].nunique(dropna=False) > 1]
+        if not varying:
+            continue
+        for index, run in group.iterrows():
+            setting = ", ".join(_budget_text(flag, run[flag]) for flag in varying)
+            renamed.loc[index] = f"{run['model']} ({setting})"
+    return runs.assign(model=renamed)
+
+
+def _budget_text(flag, value):
+    if flag == "epochs":
+        return f"{int(value)} epochs"
+    if flag == "batch_size":
+        return f"batch {int(value)}"
+    return f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}"
 
 
 def _p1_beta_by_flags(runs):

@@ -8,7 +8,6 @@ and `define_flags()` / `from_flags()` connect the dataclass to absl.
 import ast
 import dataclasses
 import math
-import sys
 
 from tc import data, models, schedules
 from tc.runner import run_dir as run_dir_lib
@@ -444,44 +443,7 @@ def _exact_float_parser():
     return ExactFloatParser()
 
 
-def parse_command_line(argv):
-    """absl's flag parsing for the entry points (`app.run(main, flags_parser=...)`), with tc's
-    grouped `--help` (tc.runner.flag_help) and a message instead of a traceback for a flagfile
-    that is not text."""
-    from absl import app, flags
-
-    from tc.runner import flag_help
-
-    if flag_help.wants_help(argv):
-        groups = list(HELP_GROUPS)
-        if "tuner" in flags.FLAGS:  # tc.tune
-            from tc.runner import search
-
-            groups.append(search.HELP_GROUP)
-        flag_help.print_help_and_exit(groups, flags.FLAGS)
-    try:
-        return app.parse_flags_with_usage(argv)
-    except UnicodeDecodeError as error:
-        named = [argument.split("=", 1)[1] for argument in argv[1:]
-                 if argument.startswith(("--flagfile=", "-flagfile="))]
-        unreadable = [path for path in named if not _is_text(path)]
-        sys.stderr.write(
-            f"FATAL Flags parsing error: --flagfile={unreadable[0] if unreadable else '...'} is "
-            f"not a text file of flags (byte {error.start} is not UTF-8); a flagfile holds one "
-            "--flag=value per line.\n")
-        sys.exit(1)
-
-
-def _is_text(path):
-    try:
-        with open(path, encoding="utf-8") as file:
-            file.read()
-        return True
-    except (OSError, UnicodeDecodeError):
-        return False
-
-
-# `--help` lists the run flags in these groups (tc.runner.flag_help); each field is in one.
+# `--help` lists the run flags in these groups (tc.runner.command_line); each field is in one.
 HELP_GROUPS = (
     ("data and model", ("dataset", "data_dir", "dataset_options", "validation_size", "model",
                         "model_options", "init_logit_norm")),
@@ -517,17 +479,3 @@ def from_flags(flag_values=None, **overrides):
     values = {field.name: flag_values[field.name].value for field in dataclasses.fields(RunConfig)}
     values.update(overrides)
     return RunConfig(**values).validate()
-
-
-def help_as_main_module(module_name):
-    """Makes a console command's `--help` (`tc-train`, `tc-tune`) show what `python -m` shows:
-    the module's docstring and its key flags. absl files both under the main module, which for
-    a console command is the launcher script that pip wrote, not the module."""
-    from absl import flags
-
-    module = sys.modules[module_name]
-    for flag in flags.FLAGS.get_key_flags_for_module(module):
-        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    launcher = sys.modules["__main__"]
-    if launcher is not module:
-        launcher.__doc__ = module.__doc__

@@ -114,7 +114,7 @@ def test_a_flagfile_that_is_not_text_is_a_message_with_exit_code_1(tmp_path, cap
     binary = tmp_path / "run.cfg"
     binary.write_bytes(b"--beta=1\n\x8f\xff\x00\x13")
     with pytest.raises(SystemExit) as exited:
-        config_lib.parse_command_line(["tc.train", f"--flagfile={binary}"])
+        command_line.parse_command_line(["tc.train", f"--flagfile={binary}"])
     assert exited.value.code == 1
     message = capsys.readouterr().err
     assert f"--flagfile={binary} is not a text file of flags (byte 9 is not UTF-8)" in message

@@ -1,0 +1,155 @@
+"""The command line of tc's entry points (`tc.train`, `tc.tune`, `tc.bench`,
+`tc.analysis.report` and their console commands `tc-train`, `tc-tune`, `tc-bench`, `tc-report`).
+
+`run(main, module_name, help_groups)` is what each entry point's `run()` calls:
+- `--help` prints the command's docstring, then its flags in named groups, each with its
+  default and valid values; `--helpfull` stays absl's, with every flag of every module;
+- bad input is one line on stderr, `<command>: error: <message>`, and exit code 1: a flag absl
+  cannot parse, and every `CommandLineError` that `main` raises (tc's own validation, a refusal
+  before training). Nothing else is printed, so the line that names the flag and the value is
+  the last one, not buried under the flags' help.
+
+The groups are the entry point's to give (`tc.runner.config.HELP_GROUPS` for the run flags,
+`tc.runner.search.HELP_GROUP` for the search); `module_groups` makes one group of the flags a
+module defines, for the commands whose flags are few.
+"""
+
+import functools
+import os
+import sys
+import textwrap
+
+HELP_ARGUMENTS = ("--help", "-help", "-h", "--h", "-?", "--helpshort", "-helpshort")
+WIDTH = 80
+
+
+class CommandLineError(Exception):
+    """Bad input, found before anything was written: printed as one line, exit code 1."""
+
+
+def wants_help(argv):
+    """Whether the command line asks for `--help` (absl's spellings of it, `--helpfull` aside)."""
+    return any(argument in HELP_ARGUMENTS for argument in argv[1:])
+
+
+def render(doc, groups, flag_values):
+    """The help text: `doc`, then each `(title, flag names)` group of `flag_values` that is
+    defined, flag by flag."""
+    lines = [(doc or "").strip(), ""]
+    for title, names in groups:
+        defined = [name for name in names if name in flag_values]
+        if not defined:
+            continue
+        lines.append(f"{title}:")
+        for name in defined:
+            lines.extend(_entry(flag_values[name]))
+        lines.append("")
+    lines.append("--helpfull lists every flag, absl's own and the libraries' included.")
+    return "\n".join(lines) + "\n"
+
+
+def _entry(flag):
+    # absl puts an enum's values at the start of its help: "<a|b|c>: ...".
+    lines = textwrap.wrap(f"--{flag.name}: {flag.help or ''}", WIDTH, initial_indent="  ",
+                          subsequent_indent="    ", break_on_hyphens=False)
+    lines.append(f"    (default: {flag.default_as_str})")
+    return lines
+
+
+def module_groups(title, module_name):
+    """`[(title, names)]` of the flags that module `module_name` defines, in definition order."""
+    from absl import flags
+
+    # absl files the flags of a module run as `python -m` under its path, sys.argv[0].
+    name = sys.argv[0] if module_name == "__main__" else module_name
+    defined = flags.FLAGS.flags_by_module_dict().get(name, ())
+    return [(title, tuple(flag.name for flag in defined))]
+
+
+def command_name():
+    """How the running command calls itself in its messages: `tc-train`, or `tc.train` for
+    `python -m tc.train`."""
+    launcher = os.path.basename(sys.argv[0]) if sys.argv else "tc"
+    if launcher.endswith(".py"):
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        return spec.name if spec is not None else launcher
+    return launcher
+
+
+def fail(message):
+    """Writes `<command>: error: <message>` as the one line on stderr and exits with code 1."""
+    sys.stdout.flush()
+    text = " ".join(str(message).split())
+    sys.stderr.write(f"{command_name()}: error: {text}\n")
+    sys.stderr.flush()
+    sys.exit(1)
+
+
+def parse_command_line(argv, help_groups=()):
+    """absl's flag parsing (`app.run(main, flags_parser=...)`), with the grouped `--help` of
+    `help_groups` (a list, or a function that returns one once the flags are defined), and a
+    flag absl refuses as one line naming the flag and the value."""
+    from absl import flags
+
+    if wants_help(argv):
+        groups = help_groups() if callable(help_groups) else help_groups
+        sys.stdout.write(render(sys.modules["__main__"].__doc__, groups, flags.FLAGS))
+        sys.stdout.flush()
+        sys.exit(0)
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as error:
+        fail(error)
+    except UnicodeDecodeError as error:
+        named = [argument.split("=", 1)[1] for argument in argv[1:]
+                 if argument.startswith(("--flagfile=", "-flagfile="))]
+        unreadable = [path for path in named if not _is_text(path)]
+        fail(f"--flagfile={unreadable[0] if unreadable else '...'} is not a text file of flags "
+             f"(byte {error.start} is not UTF-8); a flagfile holds one --flag=value per line.")
+
+
+def _is_text(path):
+    try:
+        with open(path, encoding="utf-8") as file:
+            file.read()
+        return True
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def help_as_main_module(module_name):
+    """Makes a console command's `--help` (`tc-train`, `tc-tune`) show what `python -m` shows:
+    the module's docstring and its key flags. absl files both under the main module, which for
+    a console command is the launcher script that pip wrote, not the module."""
+    from absl import flags
+
+    module = sys.modules[module_name]
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    launcher = sys.modules["__main__"]
+    if launcher is not module:
+        launcher.__doc__ = module.__doc__
+
+
+def run(main, module_name, help_groups=()):
+    """Runs an entry point's `main(argv)` under absl, as described in the module docstring.
+
+    `main` may raise `CommandLineError` for bad input; positional arguments are refused before
+    it is called.
+    """
+    from absl import app
+
+    help_as_main_module(module_name)
+
+    def guarded(argv):
+        try:
+            if len(argv) > 1:
+                raise CommandLineError(f"unexpected arguments {argv[1:]}: every setting is a "
+                                       "--flag=value (see --help)")
+            return main(argv)
+        except CommandLineError as error:
+            fail(error)
+
+    app.run(guarded, flags_parser=functools.partial(parse_command_line,
+                                                    help_groups=help_groups))
