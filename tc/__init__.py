@@ -15,9 +15,25 @@ predictions on small models) serve the analysis; `tc.load_run(path)` reads a run
 `python -m tc.train` back (flags, metrics, result and the trained model).
 """
 
-from tc import (
+from tc import console as _console
+
+_console.quiet_tensorflow()  # before Keras imports its backend
+
+try:
+    import keras as _keras  # noqa: F401  (loads the backend that KERAS_BACKEND names)
+except ModuleNotFoundError as _error:
+    _backend = (_error.name or "").split(".")[0]
+    if _backend not in ("tensorflow", "jax", "torch"):
+        raise
+    raise ImportError(
+        f"tc needs a Keras backend, and Keras's backend {_backend!r} is not installed: "
+        "pip install 'tc-temperature[tensorflow]' (or install jax and set KERAS_BACKEND=jax)."
+    ) from None
+
+from tc import (  # noqa: E402
                 beta,
                 calibration,
+                console,
                 data,
                 layers,
                 losses,
@@ -33,5 +49,5 @@ from tc.saved_runs import load_run
 
 __version__ = "0.1.0"
 
-__all__ = ["beta", "calibration", "data", "layers", "load_run", "losses", "metrics", "models",
+__all__ = ["beta", "calibration", "console", "data", "layers", "load_run", "losses", "metrics", "models",
            "ood", "representation", "saved_runs", "schedules", "theory"]

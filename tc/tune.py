@@ -65,7 +65,8 @@ def main(argv):
     extra = " and the beta = 1 baseline" if len(trials) < len(summary["trials"]) else ""
     print(f"\n{len(trials)} trials{extra}; trials.csv in {search_settings.output_dir}/")
     if summary["incomplete"]:
-        print(f"no best beta: trials {', '.join(summary['incomplete'])} did not finish for a "
+        print(f"no best beta: trials {', '.join(map(search.trial_name, summary['incomplete']))} "
+              "did not finish for a "
               "reason outside training (their reasons are in trials.csv); run the same command "
               "again to retry them")
         sys.exit(1)
@@ -76,7 +77,8 @@ def main(argv):
           + (f" (beta = 1: {baseline:.4f})" if baseline is not None else ""))
     if summary["passed_over"]:
         print(f"passed over for their accuracy (more than {search.ACCURACY_MARGIN:g} below the "
-              f"best trial's val/accuracy): trials {', '.join(summary['passed_over'])}")
+              "best trial's val/accuracy): trials "
+              f"{', '.join(map(search.trial_name, summary['passed_over']))}")
 
 
 def run():

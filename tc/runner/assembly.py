@@ -151,12 +151,20 @@ def check_layers(model, config):
 
 
 def scale_initial_logits(config, model, loss, rank_inputs):
-    """Rescales the readout to `--init_logit_norm`, if set: the mean ||beta z0|| on the inputs."""
+    """Rescales the readout to `--init_logit_norm`, if set: the mean ||beta z0|| on the inputs.
+
+    Returns what result.json records of it, `{"target", "before", "after", "examples"}` (the
+    mean ||beta z0|| measured before and after the rescaling), or None without the flag.
+    """
     if config.initial_logit_norm is None:
-        return
+        return None
     # ||beta z0|| with the temperature the loss starts at; gradient decay has none.
     norm_beta = beta_lib.variable_value(loss.beta) if config.loss == "temperature" else 1.0
-    layers.set_initial_logit_norm(model, rank_inputs, config.initial_logit_norm, beta=norm_beta)
+    before = layers.mean_logit_norm(model, rank_inputs, norm_beta)
+    after = layers.set_initial_logit_norm(model, rank_inputs, config.initial_logit_norm,
+                                          beta=norm_beta)
+    return {"target": config.initial_logit_norm, "before": before, "after": after,
+            "examples": int(len(rank_inputs))}
 
 
 def member_configs(config):
@@ -191,6 +199,10 @@ def run(config, extra_callbacks=(), members=None):
     # A completed run is returned as it is, never trained or written again.
     outcomes = [RunDirectory(member_config.run_dir, writable=False).completed_result(
         member_config.to_flagfile()) for member_config in configs]
+    for member_config, outcome in zip(configs, outcomes):
+        if outcome and config.verbose:
+            print(f"tc: {member_config.run_dir} already completed; nothing trained, nothing "
+                  "written (its result.json follows)", flush=True)
     if all(outcomes):
         return outcomes
     with precision_policy(config):
@@ -408,7 +420,8 @@ def _start(config, prepared, completed, rank_inputs):
                 checkpoint.restore(member.model, member.resume_from, member.optimizer_variables())
         return
     for member in prepared.members:
-        scale_initial_logits(member.config, member.model, member.loss, rank_inputs)
+        member.directory.initial_logit_norm = scale_initial_logits(
+            member.config, member.model, member.loss, rank_inputs)
 
 
 def _callbacks(config, prepared, inputs, extra_callbacks):
@@ -498,6 +511,8 @@ def _member_result(config, prepared, member, timing, inputs):
                                       if getattr(config, flag) and config.is_packed}}
     if member.directory.rolled_back:
         result["rolled_back"] = member.directory.rolled_back
+    if member.directory.initial_logit_norm is not None:
+        result["initial_logit_norm"] = member.directory.initial_logit_norm
     if result["status"] == "completed" and prepared.tracked_examples:
         result["example_learning"] = example_learning.summarize(
             member.directory, config.epochs, prepared.tracked_examples[1])

@@ -7,7 +7,9 @@
 - bad input is one line on stderr, `<command>: error: <message>`, and exit code 1: a flag absl
   cannot parse, and every `CommandLineError` that `main` raises (tc's own validation, a refusal
   before training). Nothing else is printed, so the line that names the flag and the value is
-  the last one, not buried under the flags' help.
+  the last one, not buried under the flags' help;
+- the libraries' Python INFO logs are off unless `--verbosity` is given (TensorFlow's C++ logs:
+  see `tc.console`).
 
 The groups are the entry point's to give (`tc.runner.config.HELP_GROUPS` for the run flags,
 `tc.runner.search.HELP_GROUP` for the search); `module_groups` makes one group of the flags a
@@ -18,6 +20,8 @@ import functools
 import os
 import sys
 import textwrap
+
+from tc import console
 
 HELP_ARGUMENTS = ("--help", "-help", "-h", "--h", "-?", "--helpshort", "-helpshort")
 WIDTH = 80
@@ -143,6 +147,13 @@ def run(main, module_name, help_groups=()):
     help_as_main_module(module_name)
 
     def guarded(argv):
+        from absl import flags, logging
+
+        if not flags.FLAGS["verbosity"].present:
+            # Python-side INFO lines of the libraries (JAX's "Unable to initialize backend
+            # 'tpu'") are not the command's output; --verbosity=0 brings them back.
+            logging.set_verbosity(logging.WARNING)
+        console.single_python_log()
         try:
             if len(argv) > 1:
                 raise CommandLineError(f"unexpected arguments {argv[1:]}: every setting is a "

@@ -33,14 +33,34 @@ LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
 LR_SCALING_POWERS = {"none": 0, "inverse_beta": 1, "inverse_beta_squared": 2}
 
 
+# The valid range of each integer flag. The upper bounds refuse what no run could finish (a
+# million epochs) or hold (a batch of ten million); seeds are what NumPy and Keras accept.
+MAX_SEED = 2**32 - 1
+INTEGER_RANGES = {
+    "epochs": (1, 10**6), "batch_size": (1, 10**6), "eval_batch_size": (1, 10**6),
+    "beta_warmup": (1, 10**9), "rank_probe_size": (2, 10**6), "probe_size": (2, 10**7),
+    "lr_warmup_epochs": (0, 10**6), "validation_size": (-1, 10**9),
+    "max_copies_per_program": (0, 10**4), "track_example_learning": (0, 10**7),
+    "seed": (0, MAX_SEED), "shuffle_seed": (-1, MAX_SEED),
+}
+
+
 def scaled_learning_rate(rate, beta, lr_scaling):
     """The rate a run trains at under `--lr_scaling`: rate / beta^2, rate / beta, or rate."""
     return rate / beta ** LR_SCALING_POWERS[lr_scaling]
 
 
 def _names(text):
-    """The names of a comma-separated flag value, e.g. 'dense0, features'."""
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+    """The names of a comma-separated flag value, e.g. 'dense0, features' ('' = none).
+
+    Raises ValueError for an empty item (`'dense0,,features'`), as `_numbers` does.
+    """
+    if not text.strip():
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise ValueError(f"{text!r} has an empty item")
+    return names
 
 
 def _field(default, help_text, choices=None):
@@ -194,7 +214,7 @@ class RunConfig:
     @property
     def decay_epochs(self):
         if self.lr_decay_epochs.strip():
-            return tuple(int(e) for e in self.lr_decay_epochs.split(","))
+            return _numbers(self.lr_decay_epochs, int)
         return (self.epochs // 2, (3 * self.epochs) // 4)
 
     @property
@@ -247,14 +267,19 @@ class RunConfig:
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"--{name}={value!r} is not valid: it must be positive and "
                                  "finite (0 < value < inf).")
-        for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_batch_size", 1),
-                              ("beta_warmup", 1), ("rank_probe_size", 2), ("probe_size", 2),
-                              ("lr_warmup_epochs", 0), ("validation_size", -1),
-                              ("max_copies_per_program", 0), ("track_example_learning", 0)):
-            if getattr(self, name) < minimum:
-                raise ValueError(f"--{name}={getattr(self, name)!r} is not valid: it must be an "
-                                 f"integer >= {minimum}.")
+        for name, (minimum, maximum) in INTEGER_RANGES.items():
+            value = getattr(self, name)
+            if not minimum <= value <= maximum:
+                raise ValueError(f"--{name}={value!r} is not valid: it must be an integer in "
+                                 f"[{minimum}, {maximum:,}].")
         self._validate_sweep_lists()
+        for flag in ("track_rank_layers", "probe_layer"):
+            try:
+                _names(getattr(self, flag))
+            except ValueError:
+                raise ValueError(f"--{flag}={getattr(self, flag)!r} must be comma-separated "
+                                 "layer names with no empty item, e.g. 'dense0,features'."
+                                 ) from None
         run_dir_lib.check_output_directory(self.run_dir)
         for flag in ("dataset", "probe_dataset"):
             name = getattr(self, flag)
@@ -309,17 +334,18 @@ class RunConfig:
     def _validate_sweep_lists(self):
         lists = (("betas", float, "positive", lambda v: math.isfinite(v) and v > 0),
                  ("learning_rates", float, "positive", lambda v: math.isfinite(v) and v > 0),
-                 ("seeds", int, "integers", lambda v: True),
+                 ("seeds", int, f"integers in [0, {MAX_SEED}]", lambda v: 0 <= v <= MAX_SEED),
                  ("init_logit_norms", float, "positive", lambda v: math.isfinite(v) and v > 0),
                  ("readout_init_scales", float, ">= 0", lambda v: math.isfinite(v) and v >= 0))
         for flag, kind, rule, valid in lists:
             text = getattr(self, flag)
             try:
                 values = _numbers(text, kind)
-            except ValueError:
+            except ValueError as error:
+                empty = " with no empty item" if "empty item" in str(error) else ""
                 raise ValueError(f"--{flag}={text!r} must be a comma-separated list of numbers "
-                                 f"({rule}), e.g. {'0,1,2' if kind is int else '0.01,0.1,1'}."
-                                 ) from None
+                                 f"({rule}){empty}, e.g. "
+                                 f"{'0,1,2' if kind is int else '0.01,0.1,1'}.") from None
             bad = [v for v in values if not valid(v)]
             if bad:
                 raise ValueError(f"--{flag}={text!r}: {bad} not valid; every value must be "
@@ -381,8 +407,17 @@ class RunConfig:
 
 
 def _numbers(text, kind):
-    """`'0.1, 1,10'` -> `(0.1, 1.0, 10.0)` with `kind=float`; `''` -> `()`."""
-    return tuple(kind(part) for part in (item.strip() for item in text.split(",")) if part)
+    """`'0.1, 1,10'` -> `(0.1, 1.0, 10.0)` with `kind=float`; `''` -> `()`.
+
+    Raises ValueError for an empty item (`'1,,2'`, `'1,'`): a list that says two values where
+    three were typed is a typo, not a sweep of two.
+    """
+    if not text.strip():
+        return ()
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ValueError(f"{text!r} has an empty item")
+    return tuple(kind(item) for item in items)
 
 
 def parse_options(text, flag_name):

@@ -276,6 +276,10 @@ class RunDirectory:
         self.rolled_back = None
         # An `epoch_scalars.EpochScalars`, given each complete set of rows after metrics.csv.
         self.scalars = None
+        # What the run measured before its first step (`--init_logit_norm`'s ||beta z0||
+        # before and after rescaling): carried in every state.json, so a resumed run still
+        # reports it.
+        self.initial_logit_norm = None
 
     def file(self, *parts):
         return os.path.join(self.path, *parts)
@@ -424,6 +428,7 @@ class RunDirectory:
         state = _read_state(state_path)
         if state is None:
             return self._recover_without_state(rows)
+        self.initial_logit_norm = state.get("initial_logit_norm")
         candidates = [state, *([state["previous"]] if state.get("previous") else [])]
         problems = [self._problem(candidate, rows) for candidate in candidates]
         good = [index for index, problem in enumerate(problems) if problem is None]
@@ -547,6 +552,8 @@ class RunDirectory:
         previous = _read_state(self.file("checkpoints", "state.json"))
         state = {"completed_epochs": completed_epochs, "checkpoint": name,
                  "checkpoint_sha256": file_sha256(path), "metrics_sha256": rows_sha256(rows)}
+        if self.initial_logit_norm is not None:
+            state["initial_logit_norm"] = self.initial_logit_norm
         if previous and previous.get("completed_epochs") == completed_epochs - 1 > 0:
             state["previous"] = {key: previous[key] for key in (
                 "completed_epochs", "checkpoint", "checkpoint_sha256", "metrics_sha256")

@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-from tc import compat
+from tc import compat, console
 from tc.runner import assembly, interruption, local_workers, run_dir
 from tc.runner import config as config_lib
 
@@ -251,7 +251,7 @@ def _watch_workers(oracle, search):
         time.sleep(min(5.0, search.worker_timeout / 4))
         for tuner, trial_id in oracle.hand_back_silent(search.worker_timeout):
             print(f"tc.tune: no word from {tuner} for {search.worker_timeout:g} s; "
-                  + (f"trial {trial_id} goes to the next worker that asks" if trial_id
+                  + (f"trial {trial_name(trial_id)} goes to the next worker that asks" if trial_id
                      else "no longer waiting for it"), flush=True)
 
 
@@ -356,6 +356,15 @@ def _oracle(search, hp, max_epochs):
 TRIAL_RETRIES = 2
 
 
+def trial_name(trial_id):
+    """A trial as the console names it: keras-tuner's own number (`Trial #1` is trial id 0),
+    with its directory under trials/, e.g. `#1 (trials/0)`."""
+    try:
+        return f"#{int(trial_id) + 1} (trials/{trial_id})"
+    except ValueError:
+        return f"{trial_id} (trials/{trial_id})"
+
+
 def _execution_configs(base, search, trial_id, values, root="trials"):
     """The run of each seed of a trial, in `<search>/<root>/<trial_id>/seed<k>`."""
     # Hyperband gives each trial its bracket's epoch budget (trained from scratch).
@@ -450,7 +459,8 @@ def make_tuner(base, search):
             executions = [list(_execution_configs(base, search, trial.trial_id,
                                                   trial.hyperparameters.values))
                           for trial in trials]
-            print(f"tc.tune: trials {', '.join(t.trial_id for t in trials)} run packed on "
+            print(f"tc.tune: trials {', '.join(trial_name(t.trial_id) for t in trials)} run "
+                  "packed on "
                   f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
             outcomes = [[] for _ in trials]
             heartbeat = Heartbeat(self.oracle, [trial.trial_id for trial in trials])
@@ -470,7 +480,7 @@ def make_tuner(base, search):
 
         def run_trial(self, trial, *args, **kwargs):
             values = trial.hyperparameters.values
-            print(f"tc.tune: trial {trial.trial_id} (beta={values['beta']:.4g}) runs on "
+            print(f"tc.tune: trial {trial_name(trial.trial_id)} (beta={values['beta']:.4g}) runs on "
                   f"{os.environ.get('KERASTUNER_TUNER_ID', 'this process')}", flush=True)
             results = []
             heartbeat = Heartbeat(self.oracle, [trial.trial_id])
@@ -575,7 +585,8 @@ def search_beta(base, search, baseline=True):
         compat.retry_trials(tuner.oracle, [row["trial_id"] for row in trial_table(search)
                                            if row["status"] != "completed"
                                            and not row["diverged"]])
-    tuner.search()
+    with console.expected_retracing():
+        tuner.search()
     if is_worker():  # the chief exports once every worker is done
         return {"trials": None, "best": None, "baseline": None, "worker": True}
     rows = trial_table(search)

@@ -65,3 +65,25 @@ def test_a_second_signal_stops_at_once_and_handlers_are_restored():
                 interruption.raise_if_requested("the search")
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before and not interruption.requested()
+
+
+def test_the_initial_logit_norm_is_recorded_and_survives_a_resume_and_a_rerun_says_so(
+        small_config, capsys):
+    config = small_config(epochs=2, init_logit_norm="3", verbose=1)
+    with interruption.handling_signals():
+        stopped = assembly.run_one(config, extra_callbacks=[SignalAt(signal.SIGTERM, 1, 2)])
+    assert stopped["status"] == "interrupted"
+    measured = stopped["initial_logit_norm"]
+    # The readout was rescaled from what the initialization gave to the target, on the run's
+    # rank-probe inputs (--rank_probe_size of the test split).
+    assert measured["target"] == 3.0 and measured["examples"] == config.rank_probe_size == 128
+    assert measured["after"] == pytest.approx(3.0, rel=1e-3)
+    assert measured["before"] > 0 and abs(measured["before"] - 3.0) > 0.1
+    with interruption.handling_signals():
+        resumed = assembly.run_one(config)
+    assert resumed["status"] == "completed" and resumed["initial_logit_norm"] == measured
+    capsys.readouterr()
+    again = assembly.run_one(config)
+    assert again == resumed
+    assert capsys.readouterr().out == (f"tc: {config.run_dir} already completed; nothing "
+                                       "trained, nothing written (its result.json follows)\n")
