@@ -255,6 +255,14 @@ class RunConfig:
 
     def validate(self):
         """Raises ValueError naming the flag and the valid values for the first bad field."""
+        # The datasets first: the default model and run directory are named after the dataset.
+        for flag in ("dataset", "probe_dataset"):
+            name = getattr(self, flag)
+            if name or flag == "dataset":
+                try:
+                    data.check_name(name)
+                except ValueError as error:
+                    raise ValueError(f"--{flag}={name!r}: {error}") from None
         for field in dataclasses.fields(self):
             choices = field.metadata["choices"]
             value = getattr(self, field.name)
@@ -281,13 +289,6 @@ class RunConfig:
                                  "layer names with no empty item, e.g. 'dense0,features'."
                                  ) from None
         run_dir_lib.check_output_directory(self.run_dir)
-        for flag in ("dataset", "probe_dataset"):
-            name = getattr(self, flag)
-            if name or flag == "dataset":
-                try:
-                    data.check_name(name)
-                except ValueError as error:
-                    raise ValueError(f"--{flag}={name!r}: {error}") from None
         if self.study and not self.study.replace("_", "").isalnum():
             raise ValueError(f"--study={self.study!r} must be a name of letters, digits and "
                              "underscores, e.g. p1_beta_sweep.")

@@ -301,6 +301,8 @@ class RunDirectory:
         flags_path = self.file("flags.txt")
         if self.writable:
             self._refuse_foreign_files(flagfile)  # before the lock file is written
+            if not overwrite:  # as is a run of other flags: its directory gets no lock file
+                self._refuse_other_flags(_read_text(flags_path), flagfile)
             self.lock()
         existing = _read_text(flags_path)
         if not self.writable:
@@ -309,15 +311,19 @@ class RunDirectory:
             # it could write anything); a cluster must share the output directory to resume.
             return self.resume_state() if existing == flagfile else None
         if os.path.isdir(self.path) and os.listdir(self.path) and existing != flagfile:
-            if existing is not None and not overwrite:
-                raise RunDirectoryConflict(
-                    f"{self.path} holds a run with different flags; choose another --output_dir "
-                    "or pass --overwrite to replace it.")
+            if not overwrite:
+                self._refuse_other_flags(existing, flagfile)
             self.remove_run()
         if not os.path.exists(flags_path):
             atomic_write_text(flags_path, flagfile)
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         return self.resume_state()
+
+    def _refuse_other_flags(self, existing, flagfile):
+        if existing is not None and existing != flagfile:
+            raise RunDirectoryConflict(
+                f"{self.path} holds a run with different flags; choose another --output_dir "
+                "or pass --overwrite to replace it.")
 
     def _refuse_foreign_files(self, flagfile):
         if _read_text(self.file("flags.txt")) == flagfile:
