@@ -13,7 +13,9 @@ from tc.runner import assembly, packing, search
 from tests.support import model_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FLAGFILES = sorted((ROOT / "runs").rglob("*.cfg"))
+# The flagfiles of runs (tc.train, tc.tune); runs/report.cfg is the report's.
+FLAGFILES = sorted(path for path in (ROOT / "runs").rglob("*.cfg")
+                   if path.read_text().startswith(("# python -m tc.train", "# python -m tc.tune")))
 # Full-scale files that take the same path through the code share one trained step: the same
 # model and options, input shape, loss, optimizer, beta schedule, tracked layers, probe and
 # readout scaling (cifar10, cifar100 and svhn grids of one network differ only in data that
