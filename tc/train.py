@@ -44,15 +44,16 @@ def describe(result):
         probe = result["linear_probe"]
         lines.append(f"linear probe on {probe['dataset']} ({probe['layer']}): accuracy "
                      f"{probe['accuracy']:.4f}")
-    files = ["flags.txt", "metrics.csv", "result.json"]
-    if result.get("model_file"):
-        files.append(result["model_file"])
-    if result.get("predictions"):
-        files.append(result["predictions"])
-    files.append("checkpoints/")
-    if os.path.isdir(os.path.join(result["run_dir"], "tensorboard")):
-        files.append("tensorboard/")
-    lines.append(f"outputs: {result['run_dir']}/ ({', '.join(files)})")
+    # The files the run directory holds now (a run stopped before its first epoch has no
+    # metrics.csv; one stopped before it started, no directory).
+    names = ["flags.txt", "metrics.csv", "result.json", result.get("model_file"),
+             result.get("predictions"), "checkpoints/", "tensorboard/"]
+    files = [name for name in names
+             if name and os.path.exists(os.path.join(result["run_dir"], name))]
+    if files:
+        lines.append(f"outputs: {result['run_dir']}/ ({', '.join(files)})")
+    else:
+        lines.append(f"nothing was written to {result['run_dir']}")
     return "\n".join(lines)
 
 

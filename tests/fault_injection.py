@@ -36,7 +36,7 @@ from tensorboard.summary.writer import record_writer  # noqa: F401
 from tc import compat
 from tc import train
 from tc.runner import assembly, callbacks, results, run_dir
-from tc.runner import config as config_lib
+from tc.runner import command_line
 
 
 def install_fault_points(output_dir, target, signal_name):

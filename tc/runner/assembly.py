@@ -490,6 +490,12 @@ def _train_members(config, prepared, timing, extra_callbacks):
         timing["fit_seconds"] = time.time() - fit_started
         outcomes = [_member_result(config, prepared, member, timing, inputs)
                     for member in members]
+    except OSError:
+        # The disk or the file system refused a write (full, read-only, a path under a file):
+        # nothing about the run failed. Its last commit stands as it was, and the same command
+        # resumes it once the path is writable; a "failed" result.json would only overwrite
+        # what it recorded (an interrupted run's status).
+        raise
     except Exception as error:
         for member in members:
             member.directory.write_result(results.failed_result(config, member.directory, error))

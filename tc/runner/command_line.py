@@ -7,7 +7,8 @@
 - bad input is one line on stderr, `<command>: error: <message>`, and exit code 1: a flag absl
   cannot parse, and every `CommandLineError` that `main` raises (tc's own validation, a refusal
   before training). Nothing else is printed, so the line that names the flag and the value is
-  the last one, not buried under the flags' help;
+  the last one, not buried under the flags' help; an OSError on a path (a full disk, a
+  read-only folder) is such a line too, naming the path and what to do;
 - the libraries' Python INFO logs are off unless `--verbosity` is given (TensorFlow's C++ logs:
   see `tc.console`).
 
@@ -79,6 +80,33 @@ def command_name():
         spec = getattr(main, "__spec__", None)
         return spec.name if spec is not None else launcher
     return launcher
+
+
+# What to do about an OS error on a path, by its errno name.
+_REMEDIES = {
+    "ENOSPC": "the disk is full: free space there, then run the same command again (it resumes "
+              "from the last committed epoch)",
+    "EDQUOT": "the disk quota is used up: free space, then run the same command again",
+    "EACCES": "permission denied: make it writable (or choose another --output_dir), then run "
+              "the same command again",
+    "EPERM": "permission denied: make it writable (or choose another --output_dir), then run "
+             "the same command again",
+    "EROFS": "the file system is read-only: choose another --output_dir",
+    "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+    "EISDIR": "it is a folder where a file belongs: move it away or choose another path",
+    "ENOENT": "it does not exist",
+}
+
+
+def os_error_message(error):
+    """One line on an OSError: the path, what happened, and what to do."""
+    import errno
+
+    name = errno.errorcode.get(error.errno, "")
+    where = error.filename if error.filename is not None else "a file"
+    what = error.strerror or str(error)
+    remedy = _REMEDIES.get(name, "fix the path, then run the same command again")
+    return f"{where}: {what} ({remedy})."
 
 
 def fail(message):
@@ -161,6 +189,8 @@ def run(main, module_name, help_groups=()):
             return main(argv)
         except CommandLineError as error:
             fail(error)
+        except OSError as error:  # a full disk, a read-only folder: no traceback for those
+            fail(os_error_message(error))
 
     app.run(guarded, flags_parser=functools.partial(parse_command_line,
                                                     help_groups=help_groups))

@@ -38,8 +38,9 @@ import io
 import json
 import math
 import os
-import shutil
+import re
 import socket
+import sys
 import tempfile
 import zipfile
 
@@ -63,6 +64,33 @@ MODEL = "model.keras"
 RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", MODEL,
                "checkpoints", "tensorboard", "example_learning.npz", "example_learning", LOCK)
 TEMPORARY_PREFIX = ".tmp-"
+# The files tc writes inside the run's folders: `--overwrite` removes these names and no others.
+OWN_FILES = {"checkpoints": re.compile(r"ckpt-\d+\.npz|state\.json"),
+             "tensorboard": re.compile(r"events\.out\.tfevents\..+\.tc"),
+             "example_learning": re.compile(r"epoch_\d+\.npz")}
+
+
+def _remove_own_files(folder, name):
+    """Removes the files of `OWN_FILES[name]` (and temporaries) in `folder`, then the folder if
+    nothing else is left; returns what was kept, as `name/entry`."""
+    own = OWN_FILES.get(name)
+    kept = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if (entry.startswith(TEMPORARY_PREFIX) or (own and own.fullmatch(entry))) and (
+                os.path.isfile(path) or os.path.islink(path)):
+            os.remove(path)
+        else:
+            kept.append(f"{name}/{entry}")
+    if not kept:
+        os.rmdir(folder)
+    return kept
+
+
+def temporary_prefix():
+    """The prefix of this process's temporary files: `.tmp-<host>-<pid>-`, so that a leftover
+    file names the writer that left it."""
+    return f"{TEMPORARY_PREFIX}{socket.gethostname()}-{os.getpid()}-"
 
 
 class RunDirectoryConflict(ValueError):
@@ -100,7 +128,7 @@ def _atomic_write(path, write, mode):
     directories on a shared filesystem are read by other users (workers, the analysis)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=TEMPORARY_PREFIX)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=temporary_prefix())
     try:
         os.chmod(temporary, _FILE_MODE)
         with os.fdopen(descriptor, mode) as handle:
@@ -185,9 +213,29 @@ def _format(value):
     return repr(value) if isinstance(value, float) else value
 
 
-def read_csv(path):
+def read_csv(path, intact_prefix=False):
+    """The rows of a CSV file that tc wrote (metrics.csv, trials.csv), cells parsed to numbers.
+
+    A row whose cells do not match the header (a file cut short inside its last row, a stray
+    comma) is damage: a ValueError that names the file and the line, or, with `intact_prefix`,
+    the end of what is returned (the rows before it), for a resume whose checksums then judge
+    what is left.
+    """
+    rows = []
     with open(path, newline="") as handle:
-        return [{key: _parse(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"{path}: line {reader.line_num} has "
+                                     f"{len([v for v in row.values() if v is not None])} cells "
+                                     f"where the header has {len(reader.fieldnames)}")
+                rows.append({key: _parse(value) for key, value in row.items()})
+        except (ValueError, csv.Error) as error:
+            if intact_prefix:
+                return rows
+            raise ValueError(str(error)) from None
+    return rows
 
 
 def _parse(text):
@@ -292,38 +340,72 @@ class RunDirectory:
         """Starts or resumes the run whose flags are `flagfile`; returns the resume state or None.
 
         `flags.txt` is the first file written, so a directory is recognisably a tc run from its
-        first byte. `overwrite` replaces a run with other flags, removing only a run's own files.
+        first byte. `overwrite` replaces a run with other flags, or one that cannot be resumed,
+        removing only the files tc wrote (`remove_run`).
 
         Raises:
-            RunDirectoryConflict: the directory holds a run with other flags and `overwrite` is
-                False, or it holds files that are not a tc run's (never removed).
+            RunDirectoryConflict: the directory holds a run with other flags, or tc's files
+                without a flags.txt, and `overwrite` is False; or it holds files that are not a
+                tc run's (never removed).
+            DamagedRunError: the run cannot be resumed and `overwrite` is False.
         """
         flags_path = self.file("flags.txt")
         if self.writable:
             self._refuse_foreign_files(flagfile)  # before the lock file is written
-            if not overwrite:  # as is a run of other flags: its directory gets no lock file
-                self._refuse_other_flags(_read_text(flags_path), flagfile)
+            if not overwrite:  # as is another run: its directory gets no lock file
+                self._refuse_other_run(_read_text(flags_path), flagfile)
             self.lock()
+            self.remove_temporaries()
         existing = _read_text(flags_path)
         if not self.writable:
             # Another process (the chief) checks and prepares the directory. This one resumes
             # only a run of the same flags, which the chief resumes too (it found them before
             # it could write anything); a cluster must share the output directory to resume.
             return self.resume_state() if existing == flagfile else None
-        if os.path.isdir(self.path) and os.listdir(self.path) and existing != flagfile:
+        if existing != flagfile and self._run_entries():
             if not overwrite:
-                self._refuse_other_flags(existing, flagfile)
-            self.remove_run()
+                self._refuse_other_run(existing, flagfile)
+            self._replace_run()
         if not os.path.exists(flags_path):
             atomic_write_text(flags_path, flagfile)
         os.makedirs(self.checkpoint_dir, exist_ok=True)
-        return self.resume_state()
+        try:
+            return self.resume_state()
+        except DamagedRunError:
+            if not overwrite:
+                raise
+        self._replace_run()
+        atomic_write_text(flags_path, flagfile)
+        os.makedirs(self.checkpoint_dir, exist_ok=True)
+        return None
 
-    def _refuse_other_flags(self, existing, flagfile):
+    def _replace_run(self):
+        kept = self.remove_run()
+        if kept:
+            print(f"tc: {self.path}: --overwrite kept {len(kept)} file(s) tc did not write: "
+                  f"{', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}", file=sys.stderr,
+                  flush=True)
+
+    def _run_entries(self):
+        """The directory's entries a run writes that hold something: the lock, temporary
+        files and empty folders aside."""
+        if not os.path.isdir(self.path):
+            return []
+        return sorted(entry for entry in os.listdir(self.path)
+                      if entry in RUN_ENTRIES and entry != LOCK
+                      and not (os.path.isdir(self.file(entry)) and not os.listdir(self.file(entry))))
+
+    def _refuse_other_run(self, existing, flagfile):
         if existing is not None and existing != flagfile:
             raise RunDirectoryConflict(
                 f"{self.path} holds a run with different flags; choose another --output_dir "
                 "or pass --overwrite to replace it.")
+        if existing is None and self._run_entries():
+            entries = self._run_entries()
+            raise RunDirectoryConflict(
+                f"{self.path} holds a run's files ({', '.join(entries[:4])}) but no flags.txt, "
+                "so whose run it is cannot be told; choose another --output_dir or pass "
+                "--overwrite to replace them.")
 
     def _refuse_foreign_files(self, flagfile):
         if _read_text(self.file("flags.txt")) == flagfile:
@@ -387,16 +469,37 @@ class RunDirectory:
                       if entry not in RUN_ENTRIES and not entry.startswith(TEMPORARY_PREFIX))
 
     def remove_run(self):
-        """Removes the run's own files (see RUN_ENTRIES) and leftover temporaries, nothing else."""
-        for entry in os.listdir(self.path):
+        """Removes the files tc wrote, by name (`RUN_ENTRIES`; inside checkpoints/,
+        tensorboard/ and example_learning/ only the names of `OWN_FILES`), and leftover
+        temporaries. A folder that still holds another file is kept with it. Returns the kept
+        files, relative to the directory."""
+        kept = []
+        for entry in sorted(os.listdir(self.path)):
+            target = self.file(entry)
             if entry == LOCK:
                 continue  # held by this process: removing it would let another take a new one
-            if entry in RUN_ENTRIES or entry.startswith(TEMPORARY_PREFIX):
-                target = self.file(entry)
+            if entry.startswith(TEMPORARY_PREFIX):
+                os.remove(target)
+            elif entry in RUN_ENTRIES:
                 if os.path.isdir(target) and not os.path.islink(target):
-                    shutil.rmtree(target)
+                    kept.extend(_remove_own_files(target, entry))
                 else:
                     os.remove(target)
+        return kept
+
+    def remove_temporaries(self):
+        """Removes the temporary files of writers that did not finish (killed mid-write): the
+        process that holds the lock is the only writer of the directory, so every temporary
+        file in it is an orphan. Returns their paths."""
+        removed = []
+        for folder in (self.path, *(self.file(name) for name in OWN_FILES)):
+            if not os.path.isdir(folder):
+                continue
+            for entry in os.listdir(folder):
+                if entry.startswith(TEMPORARY_PREFIX):
+                    os.remove(os.path.join(folder, entry))
+                    removed.append(os.path.join(folder, entry))
+        return removed
 
     def completed_result(self, flagfile):
         """The result.json of this directory's run, if it is a completed run of `flagfile`;
@@ -508,7 +611,8 @@ class RunDirectory:
         path = self.file("metrics.csv")
         if not os.path.exists(path):
             return []
-        rows = read_csv(path)
+        # A damaged row ends what is read: the state's checksums decide what can be resumed.
+        rows = read_csv(path, intact_prefix=True)
         if completed_epochs is not None:
             rows = [row for row in rows if row["epoch"] <= completed_epochs]
         return rows
@@ -584,7 +688,7 @@ class RunDirectory:
             return
         from tc import compat  # Keras, which the readers of run directories do without
 
-        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=TEMPORARY_PREFIX,
+        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=temporary_prefix(),
                                                  suffix=".keras")
         os.close(descriptor)
         try:

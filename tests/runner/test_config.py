@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tc.runner import command_line
 from tc.runner import config as config_lib
 
 

@@ -255,3 +255,83 @@ def test_a_completed_run_is_returned_as_it_is(tmp_path):
     assert directory.completed_result("--beta=2.0\n") is None  # another run's flags
     run_dir.atomic_write_json(str(path / "result.json"), {"status": "interrupted"})
     assert directory.completed_result("--beta=1.0\n") is None
+
+
+@pytest.mark.parametrize("keep", [0.05, 0.2, 0.5, 0.8])
+def test_a_last_metrics_row_cut_inside_rolls_back_to_the_epoch_before(tmp_path, keep):
+    committed_run(tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.csv"
+    text = metrics.read_text()
+    last_row_start = text.rstrip("\n").rfind("\n") + 1
+    cut = last_row_start + int(keep * (len(text) - last_row_start))
+    metrics.write_text(text[:cut])  # the row stops mid-row
+    header, last = text.splitlines()[0], text[last_row_start:cut]
+    if last.count(",") < header.count(","):  # fewer cells than the header: damage, named
+        with pytest.raises(ValueError, match=r"metrics.csv: line 4 has \d+ cells where the "):
+            run_dir.read_csv(str(metrics))
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 2
+    assert directory.rolled_back["from_epoch"] == 3 and directory.rolled_back["to_epoch"] == 2
+    assert [row["epoch"] for row in directory.metrics_rows(2)] == [1, 2]
+
+
+def test_overwrite_trains_a_run_that_cannot_be_resumed_afresh(tmp_path):
+    committed_run(tmp_path / "run")
+    for name in ("ckpt-00002.npz", "ckpt-00003.npz"):
+        _truncate(tmp_path / "run" / "checkpoints" / name)
+    before = sorted(os.listdir(tmp_path / "run"))
+    with pytest.raises(run_dir.DamagedRunError, match="--overwrite"):
+        run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=1.0\n")
+    assert sorted(os.listdir(tmp_path / "run")) == before
+    directory = run_dir.RunDirectory(str(tmp_path / "run"))
+    assert directory.prepare("--beta=1.0\n", overwrite=True) is None
+    assert sorted(os.listdir(tmp_path / "run")) == [".lock", "checkpoints", "flags.txt"]
+    assert os.listdir(tmp_path / "run" / "checkpoints") == []
+
+
+def test_a_runs_files_without_flags_are_refused_unless_overwrite(tmp_path):
+    committed_run(tmp_path / "run")
+    (tmp_path / "run" / "flags.txt").unlink()
+    before = sorted(os.listdir(tmp_path / "run"))
+    with pytest.raises(run_dir.RunDirectoryConflict, match="but no flags.txt") as refused:
+        run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=2.0\n")
+    assert "checkpoints, metrics.csv" in str(refused.value)
+    assert sorted(os.listdir(tmp_path / "run")) == before  # nothing deleted
+    assert run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=2.0\n",
+                                                               overwrite=True) is None
+    assert (tmp_path / "run" / "flags.txt").read_text() == "--beta=2.0\n"
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+def test_overwrite_keeps_a_users_files_in_checkpoints_and_tensorboard_and_says_so(
+        tmp_path, capsys):
+    committed_run(tmp_path / "run")
+    run = tmp_path / "run"
+    (run / "checkpoints" / "notes.txt").write_text("mine")
+    (run / "tensorboard").mkdir()
+    ours = run / "tensorboard" / "events.out.tfevents.1796590000.host.123.tc"
+    theirs = run / "tensorboard" / "events.out.tfevents.1796590000.host.456"
+    ours.write_bytes(b"tc")
+    theirs.write_bytes(b"another tool")
+    run_dir.RunDirectory(str(run)).prepare("--beta=2.0\n", overwrite=True)
+    assert sorted(os.listdir(run / "checkpoints")) == ["notes.txt"]
+    assert sorted(os.listdir(run / "tensorboard")) == [theirs.name]
+    assert (run / "checkpoints" / "notes.txt").read_text() == "mine"
+    message = capsys.readouterr().err
+    assert "--overwrite kept 2 file(s) tc did not write: checkpoints/notes.txt, " \
+           f"tensorboard/{theirs.name}" in message
+
+
+def test_temporary_files_name_their_writer_and_the_next_lock_holder_removes_them(tmp_path):
+    import socket
+
+    assert run_dir.temporary_prefix() == f".tmp-{socket.gethostname()}-{os.getpid()}-"
+    committed_run(tmp_path / "run")
+    orphans = [tmp_path / "run" / ".tmp-deadhost-1-a1b2", tmp_path / "run" / "checkpoints" /
+               ".tmp-deadhost-1-c3d4", tmp_path / "run" / ".tmp-deadhost-2-e5f6.keras"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a checkpoint")
+    directory, state = reopened(tmp_path / "run")
+    assert state["completed_epochs"] == 3
+    assert not any(orphan.exists() for orphan in orphans)
+    assert not list((tmp_path / "run").rglob(".tmp-*"))

@@ -219,7 +219,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exi
     killed_trial = None
     for line in doomed.stdout:  # its first trial starts: kill it in its first epochs
         if line.startswith("tc.tune: trial"):
-            killed_trial = line.split()[2]
+            killed_trial = " ".join(line.split()[2:4])  # "#1 (trials/0)"
             break
     doomed.kill()
     doomed.communicate()
@@ -237,9 +237,10 @@ def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exi
     trials = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
     assert len(trials) == 3 and all(row["status"] == "completed" for row in trials)
     assert len({row["beta"] for row in trials}) == 3  # every grid point once
-    ran = [line.split()[2] for line in outputs["tuner0"][0].splitlines()
-           if line.startswith("tc.tune: trial")]
-    assert sorted(ran) == sorted(str(row["trial_id"]) for row in trials)  # the killed one too
+    ran = [line.split()[3] for line in outputs["tuner0"][0].splitlines()
+           if line.startswith("tc.tune: trial")]  # "tc.tune: trial #1 (trials/0) ..."
+    assert sorted(ran) == sorted(f"(trials/{row['trial_id']})" for row in trials)  # and the
+    # killed one
     for row in trials:
         assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 4
     # keras-tuner's own state files are whole JSON (written atomically).
