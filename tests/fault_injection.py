@@ -3,9 +3,9 @@
     python -m tests.fault_injection list <tc.train flags...>
     python -m tests.fault_injection kill <jobs.json> <tc.train flags...>
 
-The fault points, in the order a run passes them: taking the directory's lock; before and after
-every file the run directory writes (each through a temporary file renamed into place,
-model.keras included); the set-up before `fit`; the start of each epoch, its second training
+The fault points, in the order a run passes them: taking the directory's lock; before, while
+(its temporary file written, not yet renamed into place) and after every file the run directory
+writes (model.keras: before and after); the set-up before `fit`; the start of each epoch, its second training
 step, its end, the rank activations and the epoch's record; the results after training. Commits
 are made synchronous here, so the points come in the same order in every run.
 
@@ -65,9 +65,17 @@ def install_fault_points(output_dir, target, signal_name):
         write()
         point(f"after writing {name}")
 
+    def writing(path, write):
+        # Inside the write: the temporary file holds the content, not yet renamed into place.
+        def written(handle):
+            write(handle)
+            handle.flush()
+            point(f"while writing {os.path.relpath(path, output_dir)}")
+        return written
+
     original_write = run_dir._atomic_write
     run_dir._atomic_write = lambda path, write, mode: around_write(
-        path, lambda: original_write(path, write, mode))
+        path, lambda: original_write(path, writing(path, write), mode))
     original_write_model = run_dir.RunDirectory.write_model
     run_dir.RunDirectory.write_model = lambda self, model: around_write(
         self.file(run_dir.MODEL), lambda: original_write_model(self, model))

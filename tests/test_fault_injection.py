@@ -3,8 +3,9 @@ every rerun completes with the metrics of an uninterrupted run and leaves no tem
 same for a packed sweep of two copies, whose points name each copy's files.
 
 The fault points (tests/fault_injection.py) are every phase of run start and of an epoch, and
-before and after every file write. A SIGTERM comes at every phase; a SIGKILL between every
-pair of writes, where the files it leaves differ. The runs are
+before, while and after every file write. A SIGTERM comes at every phase; a SIGKILL between every
+pair of writes, where the files it leaves differ, and inside the writes of the checkpoints and
+of result.json, which leave a temporary file that the rerun must remove. The runs are
 pinned to JAX: what is tested is the run directory's files and the resume, which are the same
 code on both backends (a TensorFlow preemption and resume: tests/test_train.py).
 """
@@ -51,8 +52,8 @@ def test_the_fault_points_cover_run_start_every_epoch_phase_and_every_file_write
     kind, _, points = uninterrupted
     copies = RUNS[kind][1]
     prefix = "" if kind == "single" else f"{copies[0]}/"
-    assert points[:3] == ["lock", f"before writing {prefix}flags.txt",
-                          f"after writing {prefix}flags.txt"]
+    assert points[:4] == ["lock", f"before writing {prefix}flags.txt",
+                          f"while writing {prefix}flags.txt", f"after writing {prefix}flags.txt"]
     for copy in copies:
         folder = "" if copy == "." else f"{copy}/"
         for epoch in (1, 2):
@@ -78,8 +79,12 @@ def _points_to_kill(points, signal_name):
         # "before writing" point. Every point from one "after writing" to the next "before
         # writing" leaves the same files: one kill per such stretch covers every state a kill
         # can leave (commits are synchronous here).
+        # Killed inside a write, a temporary file is left: those of the checkpoints (the
+        # largest files) and of result.json (the last) must be gone after the rerun.
         return [index for index, point in enumerate(points)
-                if index <= 1 or point.startswith("after writing")]
+                if index <= 1 or point.startswith("after writing") or (
+                    point.startswith("while writing") and (
+                        "checkpoints/ckpt-" in point or point.endswith("result.json")))]
     indices = [index for index, point in enumerate(points) if point in TERM_PHASES]
     # The second epoch's phases, and those outside the epochs.
     second_epoch = [index for index, point in enumerate(points) if point == "epoch start"][1]
