@@ -146,7 +146,20 @@ DAMAGE = {
     "labels_of_another_length": _arrays(lambda arrays: arrays.__setitem__(
         "test_labels", arrays["test_labels"][:-1])),
     "garbled_example_learning": _write("example_learning.npz", b"PK\x03\x04garbage", "wb"),
+    "no_flags": _remove("flags.txt"),
+    "empty_metrics": _write("metrics.csv", ""),
+    "fifo_metrics": lambda path: (os.remove(os.path.join(path, "metrics.csv")),
+                                  os.mkfifo(os.path.join(path, "metrics.csv"))),
+    "fifo_result": lambda path: (os.remove(os.path.join(path, "result.json")),
+                                 os.mkfifo(os.path.join(path, "result.json"))),
 }
+# What a person reads in "Skipped runs" for some of them.
+REASONS = {"no_flags": "no flags.txt", "empty_metrics": "metrics.csv holds no epoch",
+           "fifo_metrics": "metrics.csv is not a regular file",
+           "fifo_result": "result.json is not a regular file",
+           "no_result": "no result.json", "result_is_a_directory": "result.json is a folder",
+           "truncated_result": "result.json is not valid JSON",
+           "binary_flags": "flags.txt is not text", "cut_metrics_row": "metrics.csv: line"}
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +188,11 @@ def test_every_damaged_run_is_skipped_and_listed(damaged_root):
                for path, problem in zip(results.problems["run_dir"], results.problems["problem"])}
     assert set(skipped) == set(DAMAGE), set(DAMAGE) ^ set(skipped)
     assert all(problem for problem in skipped.values())
+    for name, expected in REASONS.items():
+        assert expected in skipped[name], (name, skipped[name])
+    # Reasons in words: no exception's class name for a person to decode.
+    assert not [problem for problem in skipped.values()
+                if problem.split(":")[0].endswith(("Error", "Exception"))]
     assert len(results.runs) == 9 and (results.runs["status"] == "completed").all()
 
 

@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -65,7 +66,11 @@ def parse_flagfile(text):
         if kind is bool:
             values[name] = raw.lower() in ("true", "1", "yes")
         elif kind in (int, float):
-            values[name] = kind(float(raw)) if kind is int else float(raw)
+            try:
+                values[name] = kind(float(raw)) if kind is int else float(raw)
+            except (ValueError, OverflowError):
+                what = "an integer" if kind is int else "a number"
+                raise ValueError(f"flags.txt's --{name}={raw} is not {what}") from None
         else:
             values[name] = raw
     norm = values.get("init_logit_norm", "")
@@ -93,6 +98,7 @@ def _check_number(value, where, allow_nan=False):
 
 
 def _read_arrays(path, names):
+    _regular_file(path)
     try:
         with np.load(path) as archive:
             return {name: archive[name] for name in names if name in archive}
@@ -156,29 +162,73 @@ def _check_run(row, epochs, path):
     if row["predictions"] is not None:
         _check_predictions(row["predictions"])
     learning = os.path.join(path, "example_learning.npz")
-    if os.path.exists(learning):
+    if os.path.lexists(learning):
         _check_arrays(learning, {"learned_at": 1, "margin": 2, "nll": 2})
+
+
+# The largest file the analysis opens: tc's own files of one run are far smaller (a ResNet's
+# predictions.npz is a few MB); anything larger is not what the run wrote.
+MAX_FILE_BYTES = 1 << 30
+
+
+def _regular_file(path):
+    """`path`, if it is a regular file of at most MAX_FILE_BYTES; else ValueError. A FIFO or a
+    device would block the report on its first read."""
+    name = os.path.basename(path)
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        raise ValueError(f"no {name}") from None
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a folder" if stat.S_ISDIR(status.st_mode) else "not a regular file"
+        raise ValueError(f"{name} is {kind}")
+    if status.st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{name} is {status.st_size / 2**30:.1f} GiB, larger than any file "
+                         "a run writes")
+    return path
+
+
+def _read_text(path):
+    try:
+        with open(_regular_file(path), encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{os.path.basename(path)} is not text (byte {error.start} is not "
+                         "UTF-8)") from None
+
+
+def reason(error):
+    """Why a run was skipped, in words: tc's own checks say it already; an OS error names the
+    file and what the system said; anything else keeps its kind."""
+    if isinstance(error, json.JSONDecodeError):
+        return f"result.json is not valid JSON ({error.msg}, line {error.lineno})"
+    if isinstance(error, ValueError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = os.path.basename(error.filename) if error.filename else "a file"
+        return f"{where}: {error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _load_run(path):
     """`(run row, epoch rows)` of one run directory; raises on a missing or corrupt file."""
-    with open(os.path.join(path, "flags.txt")) as handle:
-        row = parse_flagfile(handle.read())
+    row = parse_flagfile(_read_text(os.path.join(path, "flags.txt")))
     if not row.get("model") and row.get("dataset"):  # flags.txt records the default as ""
         row["model"] = default_model(row["dataset"])
     result_path = os.path.join(path, "result.json")
-    if not os.path.exists(result_path):
+    if not os.path.lexists(result_path):
         raise ValueError("no result.json (the run is unfinished, or was killed)")
-    with open(result_path) as handle:
-        result = json.load(handle)
+    result = json.loads(_read_text(result_path))
     if not isinstance(result, dict) or "status" not in result:
         raise ValueError("result.json has no status")
     if not isinstance(result.get("status"), str):
         raise ValueError(f"result.json's status is {result['status']!r}")
     metrics_path = os.path.join(path, "metrics.csv")
-    epochs = run_dir_lib.read_csv(metrics_path) if os.path.exists(metrics_path) else []
+    present = os.path.lexists(metrics_path)
+    epochs = run_dir_lib.read_csv(_regular_file(metrics_path)) if present else []
     if result["status"] != "failed" and not epochs and result.get("epochs_completed"):
-        raise ValueError("result.json reports epochs but metrics.csv is missing")
+        raise ValueError("result.json reports epochs but metrics.csv "
+                         + ("holds no epoch" if present else "is missing"))
     row.update({
         "status": result["status"],
         "epochs_completed": result.get("epochs_completed", len(epochs)),
@@ -203,14 +253,23 @@ def _load_run(path):
     return row, epochs
 
 
-def find_run_directories(root):
-    """Every directory under `root` (itself included) that holds a flags.txt, sorted."""
+# Files that only a run directory holds: a directory with one of them but no flags.txt is a run
+# that lost its flags (or was copied without them), listed as skipped rather than passed over.
+RUN_MARKS = ("result.json", "metrics.csv", "predictions.npz")
+
+
+def find_run_directories(root, without_flags=None):
+    """Every directory under `root` (itself included) that holds a flags.txt, sorted. Those
+    that hold another run file but no flags.txt are appended to `without_flags`, if given."""
     found = []
     for directory, subdirectories, files in os.walk(root):
         subdirectories[:] = sorted(d for d in subdirectories
                                    if d not in ("checkpoints", "tensorboard", "tuner"))
         if "flags.txt" in files:
             found.append(directory)
+            subdirectories[:] = []
+        elif without_flags is not None and any(name in files for name in RUN_MARKS):
+            without_flags.append(directory)
             subdirectories[:] = []
     return sorted(found)
 
@@ -234,26 +293,30 @@ def load(roots):
                                 "hold run or tuner directories.")
     runs, epochs, trials, problems = [], [], [], []
     for root in map(str, roots):
-        for path in find_run_directories(root):
+        without_flags = []
+        for path in find_run_directories(root, without_flags):
             experiment = _experiment(root, path)
             try:
                 row, rows = _load_run(path)
             except Exception as error:  # any damage skips the run, named, and nothing else
-                problems.append({"run_dir": path, "problem": f"{type(error).__name__}: {error}"})
+                problems.append({"run_dir": path, "problem": reason(error)})
                 continue
             row.update(run_dir=path, experiment=experiment)
             runs.append(row)
             keys = {key: row.get(key) for key in CURVE_KEYS}
             epochs.extend({**epoch_row, **keys, "run_dir": path, "experiment": experiment}
                           for epoch_row in rows)
+        problems.extend({"run_dir": path, "problem": "no flags.txt: the run's flags are lost, "
+                         "so it cannot be placed in a study"} for path in without_flags)
         for directory, subdirectories, files in os.walk(root):
             subdirectories[:] = [d for d in subdirectories if d not in ("trials", "tuner")]
             if "trials.csv" in files:
                 try:
-                    frame = pd.read_csv(os.path.join(directory, "trials.csv"),
+                    frame = pd.read_csv(_regular_file(os.path.join(directory, "trials.csv")),
                                         dtype={"trial_id": str})
                 except (OSError, ValueError) as error:
-                    problems.append({"run_dir": directory, "problem": f"trials.csv: {error}"})
+                    problems.append({"run_dir": directory,
+                                     "problem": f"trials.csv: {reason(error)}"})
                     continue
                 frame.insert(0, "experiment", _experiment(root, directory))
                 frame.insert(1, "tuner_dir", directory)
