@@ -217,3 +217,13 @@ def test_a_missing_runs_folder_is_an_error_not_an_empty_report(tmp_path):
     assert completed.returncode == 1
     assert "nowhere: no such directory" in completed.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_under_a_file_is_one_line_naming_it(damaged_root, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    completed = run_python(["-m", "tc.analysis.report", f"--runs={damaged_root / 'good'}",
+                            f"--out={tmp_path / 'a_file' / 'report'}"])
+    assert completed.returncode == 1
+    assert completed.stderr.strip().splitlines() == [
+        f"tc.analysis.report: error: {tmp_path / 'a_file' / 'report'}: Not a directory "
+        "(a part of the path is a file, not a folder: choose another path)."]
