@@ -96,3 +96,17 @@ def test_readme_test_command_is_ci():
                                          "scikit-learn"])
 def test_requirements_pin_the_stack(requirement):
     assert requirement in (ROOT / "requirements.txt").read_text()
+
+
+def test_the_readme_results_are_what_the_report_generates():
+    import pandas as pd
+
+    from tc.analysis import summary as summary_lib
+
+    block = README.split("<!-- results: runs/results/SUMMARY.md -->\n", 1)[1].split(
+        "<!-- end of results -->", 1)[0]
+    summary = (ROOT / "runs" / "results" / "SUMMARY.md").read_text()
+    assert block == summary
+    claims = pd.read_csv(ROOT / "runs" / "results" / "tables" / "claims.csv",
+                         keep_default_na=False)
+    assert summary_lib.results_summary(claims) == summary

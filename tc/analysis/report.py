@@ -5,6 +5,7 @@ Loads every run and tuner directory under `--runs` (see `tc.analysis.load`), the
 `--out` (default `./tc_report`):
 
     REPORT.md     each paper's claims with a verdict and the numbers, beside the figures
+    SUMMARY.md    the verdicts alone, a table per dataset (what the README shows)
     figures/      the papers' figures (PNG)
     tables/       every table the report quotes, as CSV (runs.csv has one row per run)
 
@@ -31,6 +32,7 @@ from absl import flags
 
 from tc.analysis import claims as claims_lib
 from tc.analysis import derivations, figures, load, studies
+from tc.analysis.summary import markdown_table, results_summary
 from tc import calibration
 from tc.runner import command_line
 from tc.runner import run_dir as run_dir_lib
@@ -53,24 +55,6 @@ flags.DEFINE_integer("num_bins", 15, "Bins of the reliability diagrams and ECE/M
 flags.mark_flag_as_required("runs")
 
 # --- tables ------------------------------------------------------------------------------------
-
-
-def markdown_table(frame, digits=4):
-    """`frame` as a GitHub markdown table, floats to `digits` significant digits."""
-    if frame.empty:
-        return "(no rows)\n"
-
-    def cell(value):
-        if value is None:
-            return ""
-        if isinstance(value, (float, np.floating)):
-            return "" if np.isnan(value) else f"{value:.{digits}g}"
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |",
-             "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 def seed_summary(table):
@@ -359,6 +343,7 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs,
                          campaign_section(plan_path, run_roots), notes)
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
+    run_dir_lib.atomic_write_text(os.path.join(out, "SUMMARY.md"), results_summary(claim_table))
     return Report(markdown, made, claim_table, results)
 
 
@@ -423,7 +408,6 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
     count = len(runs)
     status = runs["status"].value_counts().to_dict() if count else {}
     roots = " ".join(f"--runs={root}" for root in run_roots)
-    verdicts = claim_table["verdict"].value_counts().to_dict()
     derivation_table = tables["derivations"]
     text = [
         "# tc reproduction report\n",
@@ -447,8 +431,13 @@ def _markdown(run_roots, out, results, tables, made, claim_table, study_runs, ca
         "The checks of our own derivations are a separate table at the end and are not "
         "counted as reproductions.\n",
         notes,
-        f"**Verdicts of the empirical claims:** "
-        f"{', '.join(f'{v} {k}' for k, v in verdicts.items())}.\n",
+        "**Verdicts of the empirical claims, per dataset** (a claim counted once per model; "
+        "one judged in parts, per layer or per OOD score, counts as its parts' verdict where "
+        "they agree and as mixed where they differ; no correction for multiplicity): "
+        + "; ".join(f"{dataset}: " + ", ".join(f"{count} {verdict}" for verdict, count in
+                                               counts.items())
+                    for dataset, counts in claims_lib.tally(claim_table).items())
+        + ".\n",
         "## All empirical claims\n",
         markdown_table(claim_table[["paper", "claim", "scope", "verdict", "effect"]]),
         campaign,
