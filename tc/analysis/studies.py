@@ -11,6 +11,7 @@ A run that records none (runs of older versions, or typed by hand) is placed by 
 | paper 2, warm-up | p2_warmup | gradient-decay CE with a beta schedule |
 | paper 3, temperature sweep | p3_temperature_sweep | temperature CE with `--probe_dataset` |
 | paper 3, learning-rate control | p3_lr_control | (recorded study only) |
+| a campaign's pilot (its epoch count) | confirmatory_pilot | (recorded study only; no claim) |
 
 Each selection keeps runs of any status; `completed` filters to finished ones. Within a study,
 runs of one model and dataset that differ in a flag of `BUDGET_FLAGS` (their training budget or
@@ -23,7 +24,7 @@ with the best mean validation accuracy over seeds (paper 1 tunes it jointly with
 import pandas as pd
 
 STUDIES = ("p1_beta_sweep", "p1_logit_norm_grid", "p2_decay_sweep", "p2_warmup",
-           "p3_temperature_sweep", "p3_lr_control")
+           "p3_temperature_sweep", "p3_lr_control", "confirmatory_pilot")
 GROUP = ["dataset", "model"]
 # Flags that change what a run's numbers mean (how long and how it trained): runs that differ in
 # one are not pooled into one curve or one claim.
