@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 
 from tc.data import preprocessing
+from tc.data.order import epoch_order
 
 SPLITS = ("train", "validation", "test")
 
@@ -61,11 +62,6 @@ def check_labels(labels, num_classes, dataset_name, split):
             f"[0, {num_classes}), e.g. {sorted(set(bad.tolist()))[:5]}."
         )
     return labels
-
-
-def epoch_order(num_examples, seed, epoch):
-    """The training order of epoch `epoch`: a permutation of `range(num_examples)` from (seed, epoch)."""
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(int(num_examples))
 
 
 def keep_classes(splits, classes, num_classes, dataset_name):

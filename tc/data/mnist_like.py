@@ -16,9 +16,7 @@ standard deviation of its own training split, and not augmented unless `augment`
 
 import os
 
-import numpy as np
-
-from tc.data import base, idx, preprocessing, tfds_source
+from tc.data import idx, images, tfds_source
 
 PACKAGED_DIRECTORIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 DEBIAN_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
@@ -78,26 +76,4 @@ def load(name, data_dir=None, validation_size=5000, data_seed=0, classes=None, a
         train, test = tfds_source.read_arrays(
             name, tfds_dir, ("image", "label"), download,
             hint=f"({where} TFDS found none in {tfds_dir}.) {how_to_prepare(name, tfds_dir)}")
-    return from_arrays(name, train, test, validation_size, data_seed, classes, augment)
-
-
-def from_arrays(name, train, test, validation_size, data_seed, classes, augment, num_classes=10,
-                statistics=base.channel_statistics):
-    """An `ArrayDataset` of `(N, H, W)` or `(N, H, W, C)` uint8 images and integer labels.
-
-    `statistics(train_images)` gives the per-channel `(mean, std)` the images are normalized
-    with (by default computed from the training split).
-    """
-    if augment not in preprocessing.AUGMENTATIONS:
-        raise ValueError(f"augment={augment!r} is not valid; valid values: "
-                         f"{', '.join(preprocessing.AUGMENTATIONS)}.")
-    train, test = ((x[..., None] if x.ndim == 3 else x, np.asarray(y).astype(np.int32))
-                   for x, y in (train, test))
-    splits, num_classes = base.train_validation_test(train, test, num_classes, name,
-                                                     validation_size, data_seed, classes)
-    mean, std = statistics(splits["train"][0])
-    spec = base.DatasetSpec(
-        name=name, num_classes=num_classes, input_shape=tuple(splits["train"][0].shape[1:]),
-        split_sizes={split: len(y) for split, (_, y) in splits.items()},
-        preprocessing="mnist", mean=mean, std=std, augmentation=augment)
-    return base.ArrayDataset(spec, splits)
+    return images.from_arrays(name, train, test, validation_size, data_seed, classes, augment)

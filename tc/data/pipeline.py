@@ -1,7 +1,7 @@
 """`tf.data` pipelines: per-epoch deterministic training streams and plain evaluation streams.
 
 Training stream = epochs `first_epoch .. first_epoch + num_epochs - 1` back to back, each in its
-own order (`base.epoch_order(n, seed, epoch)` for in-memory data; a shuffle buffer seeded from
+own order (`order.epoch_order(n, seed, epoch)` for in-memory data; a shuffle buffer seeded from
 (seed, epoch) for streamed data, one concatenated pipeline per epoch), with full batches only. Pass it to `fit` with
 `steps_per_epoch = dataset.steps_per_epoch(batch_size)` and `initial_epoch = first_epoch`: a
 resumed run then sees the same batches as an uninterrupted one.
@@ -17,7 +17,7 @@ normalization.
 
 import numpy as np
 
-from tc.data import base, preprocessing
+from tc.data import order, preprocessing
 
 SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs apart in the stateless seed
 
@@ -116,7 +116,7 @@ def array_pipeline(dataset, split, batch_size, seed=0, first_epoch=0, num_epochs
     num_examples = len(raw_x)
 
     def order_of(epoch):
-        return base.epoch_order(num_examples, seed, epoch).astype(np.int64)
+        return order.epoch_order(num_examples, seed, epoch).astype(np.int64)
 
     def one_epoch(epoch):
         order = tf.numpy_function(order_of, [epoch], tf.int64, stateful=False)

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from tc.data import base
+from tc.data import base, images
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -286,12 +286,10 @@ def load_any(name, data_dir=None, validation_size=5000, data_seed=0, classes=Non
                                 keys=(image_key, label_key))
     train = _to_numpy(builder, name, data_dir, "train", (image_key, label_key))
     test = _to_numpy(builder, name, data_dir, _test_split(builder), (image_key, label_key))
-    from tc.data import mnist_like
-
-    return mnist_like.from_arrays(f"{ANY_PREFIX}{name}", train, test, validation_size,
-                                  data_seed, classes, augment, num_classes=num_classes,
-                                  statistics=lambda x: cached_statistics(
-                                      builder, data_dir, lambda: base.channel_statistics(x)))
+    return images.from_arrays(f"{ANY_PREFIX}{name}", train, test, validation_size,
+                              data_seed, classes, augment, num_classes=num_classes,
+                              statistics=lambda x: cached_statistics(
+                                  builder, data_dir, lambda: base.channel_statistics(x)))
 
 
 def tfds_numpy(dataset):
