@@ -39,10 +39,11 @@ def test_a_search_with_two_local_workers_runs_each_trial_once_and_exits(tmp_path
     rows = run_dir.read_csv(output / "trials.csv")
     trials = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
     assert len(trials) == 3 and all(row["status"] == "completed" for row in trials)
-    started = {worker: [line.split()[3] for line in completed.stdout.splitlines()
+    # "[tuner0] tc.tune: trial #1 (trials/0) (beta=...) runs on tuner0": the trial's folder.
+    started = {worker: [line.split()[4] for line in completed.stdout.splitlines()
                         if line.startswith(f"[{worker}] tc.tune: trial")]
                for worker in ("tuner0", "tuner1")}
     # Every trial ran once, on one of the two workers (which one took how many is the oracle's).
     assert sorted(started["tuner0"] + started["tuner1"]) == sorted(
-        str(row["trial_id"]) for row in trials)
+        f"(trials/{row['trial_id']})" for row in trials)
     assert completed.stdout.count("worker done; the chief writes trials.csv") == 2

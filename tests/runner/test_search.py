@@ -199,9 +199,9 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     rows = run_dir.read_csv(output / "trials.csv")
     assert len(rows) == 4 and all(row["status"] == "completed" for row in rows)
     assert len({row["beta"] for row in rows}) == 4  # no grid point twice
-    started = [line.split()[2] for name in ("tuner0", "tuner1")
+    started = [line.split()[3] for name in ("tuner0", "tuner1")  # "trial #1 (trials/0) ..."
                for line in outputs[name][0].splitlines() if line.startswith("tc.tune: trial")]
-    assert sorted(started) == sorted(str(row["trial_id"]) for row in rows)  # each trial once
+    assert sorted(started) == sorted(f"(trials/{row['trial_id']})" for row in rows)  # once
     for row in rows:
         assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
 
