@@ -104,3 +104,22 @@ def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_mode
 def test_a_directory_that_is_not_a_run_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a tc run"):
         tc.load_run(str(tmp_path))
+
+
+def test_train_eval_records_the_fit_of_the_unaugmented_training_examples(small_config, tmp_path):
+    # --train_eval_size: the first N training examples, without augmentation, at each epoch end.
+    # The last epoch's train_eval/accuracy is the trained model's accuracy on those examples.
+    for name, overrides in (("single", {}), ("packed", {"betas": "0.5,2"})):
+        results = assembly.run(small_config(name=name, epochs=2, train_eval_size=200,
+                                            **overrides))
+        x, y = data.load("digits").arrays("train")
+        for result in results:
+            path = result["run_dir"]
+            rows = run_dir.read_csv(f"{path}/metrics.csv")
+            assert [row["epoch"] for row in rows] == [1, 2]
+            model = tc.load_run(path).model
+            predicted = np.argmax(model.predict(x[:200], verbose=0), axis=-1)
+            assert rows[-1]["train_eval/accuracy"] == pytest.approx(
+                np.mean(predicted == y[:200]), abs=1e-6), (name, path)
+            assert result["final"]["train_eval/accuracy"] == rows[-1]["train_eval/accuracy"]
+            assert "--train_eval_size=200" in (tmp_path / path / "flags.txt").read_text()

@@ -428,7 +428,7 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
     members = prepared.members
     num_outputs = len(members) if prepared.packed else 1
     evaluation_data = [packing.labels_for_outputs(data, num_outputs) if prepared.packed else data
-                       for data in (inputs.validation, inputs.test)]
+                       for data in (inputs.validation, inputs.test, inputs.train_eval)]
     rank_activations = callbacks.RankActivations([member.model for member in members],
                                                  config.rank_layers, inputs.rank_inputs,
                                                  config.eval_batch_size)

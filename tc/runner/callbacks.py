@@ -135,8 +135,9 @@ class EpochRecorder:
     def start_epoch(self):
         self._epoch_started = time.perf_counter()
 
-    def record(self, epoch, logs, test_logs=None, ranks_later=None):
-        """Judges and commits epoch `epoch` from its Keras logs and test logs."""
+    def record(self, epoch, logs, test_logs=None, ranks_later=None, train_eval_logs=None):
+        """Judges and commits epoch `epoch` from its Keras logs, test logs and the logs of the
+        un-augmented training examples (`--train_eval_size`, as `train_eval/`)."""
         if self.guard.diverged_at is not None:
             return
         row = {"epoch": epoch + 1, "learning_rate": self.learning_rate(),
@@ -144,6 +145,8 @@ class EpochRecorder:
         row.update(split_logs(logs))
         if test_logs:
             row.update(_renamed(test_logs, "test"))
+        if train_eval_logs:
+            row.update(_renamed(train_eval_logs, "train_eval"))
         snapshot = checkpoint.snapshot(self.model, self.optimizer_variables())
         if self.guard.check(epoch, row, snapshot):
             self.run_dir.commit_divergence(self.guard.diverged_at)
@@ -169,13 +172,14 @@ class EpochEnd(keras.callbacks.Callback):
     single run's keys (`same_logs` for a single run). Validation runs here, not in `fit`.
     """
 
-    def __init__(self, recorders, rank_activations, validation_data, test_data, eval_batch_size,
-                 logs_of=same_logs):
+    def __init__(self, recorders, rank_activations, validation_data, test_data, train_eval_data,
+                 eval_batch_size, logs_of=same_logs):
         super().__init__()
         self.recorders = recorders
         self.rank_activations = rank_activations
         self.validation_data = validation_data
         self.test_data = test_data
+        self.train_eval_data = train_eval_data
         self.eval_batch_size = eval_batch_size
         self.logs_of = logs_of
 
@@ -187,11 +191,13 @@ class EpochEnd(keras.callbacks.Callback):
         if interruption.requested():
             return  # the epoch did not run to its end: the last commit stays the resume point
         logs = {} if logs is None else logs
-        test_logs = evaluation.evaluate_with_validation(
-            self.model, logs, self.validation_data, self.test_data, self.eval_batch_size) or {}
+        test_logs, train_eval_logs = evaluation.evaluate_with_validation(
+            self.model, logs, self.validation_data, self.test_data, self.eval_batch_size,
+            self.train_eval_data)
         self.rank_activations.take()
         for index, recorder in enumerate(self.recorders):
-            recorder.record(epoch, self.logs_of(logs, index), self.logs_of(test_logs, index),
-                            self.rank_activations.ranks_later(index))
+            recorder.record(epoch, self.logs_of(logs, index), self.logs_of(test_logs or {}, index),
+                            self.rank_activations.ranks_later(index),
+                            self.logs_of(train_eval_logs or {}, index))
         if all(recorder.guard.diverged_at for recorder in self.recorders):
             self.model.stop_training = True

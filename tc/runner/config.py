@@ -25,7 +25,7 @@ NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program", "coordinator_a
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
                    "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
-                   "shuffle_seed", "data_order", "track_example_learning")
+                   "shuffle_seed", "data_order", "track_example_learning", "train_eval_size")
 GRIDS = ("product", "zip")
 DATA_ORDERS = ("shared", "per_copy")
 LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
@@ -41,6 +41,7 @@ INTEGER_RANGES = {
     "beta_warmup": (1, 10**9), "rank_probe_size": (2, 10**6), "probe_size": (2, 10**7),
     "lr_warmup_epochs": (0, 10**6), "validation_size": (-1, 10**9),
     "max_copies_per_program": (0, 10**4), "track_example_learning": (0, 10**7),
+    "train_eval_size": (0, 10**7),
     "seed": (0, MAX_SEED), "shuffle_seed": (-1, MAX_SEED),
 }
 
@@ -175,6 +176,11 @@ class RunConfig:
                                             "record each epoch's margin and loss, and the epoch "
                                             "from which each stays correctly classified, in "
                                             "example_learning.npz (0 = off).")
+    train_eval_size: int = _field(0, "Training examples (the first of the training split, "
+                                     "without augmentation) evaluated at each epoch end as "
+                                     "train_eval/: the fit that a fit filter judges, not the "
+                                     "running mean over augmented batches that train/ is "
+                                     "(0 = off).")
     save_predictions: bool = _field(True, "Write predictions.npz: the validation and test logits "
                                           "whose softmax the metrics scored, and the labels.")
     tensorboard: bool = _field(True, "Write metrics.csv's columns as TensorBoard scalars "
@@ -496,7 +502,7 @@ HELP_GROUPS = (
         "process_id", "mixed_precision", "verbose",
         "tensorboard", "save_predictions", "track_rank_layers", "rank_probe_size",
         "probe_dataset", "probe_dataset_options", "probe_layer", "probe_size",
-        "track_example_learning", "study")),
+        "track_example_learning", "train_eval_size", "study")),
 )
 
 

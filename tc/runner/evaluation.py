@@ -126,10 +126,11 @@ def _keras_evaluate(model, data, batch_size):
                           callbacks=compat.StepQuietCallbackList(model=model))
 
 
-def evaluate_with_validation(model, logs, validation_data, test_data, batch_size):
-    """Evaluates both splits; adds the validation logs to the epoch's `logs` as `fit` would
-    (`val_loss`, ...) and returns the test logs."""
-    validation_logs, test_logs = evaluate_splits(model, [validation_data, test_data],
-                                                 batch_size)
+def evaluate_with_validation(model, logs, validation_data, test_data, batch_size,
+                             train_eval_data=None):
+    """Evaluates the splits; adds the validation logs to the epoch's `logs` as `fit` would
+    (`val_loss`, ...) and returns `(test logs, train_eval logs)` (None where there is no data)."""
+    validation_logs, test_logs, train_eval_logs = evaluate_splits(
+        model, [validation_data, test_data, train_eval_data], batch_size)
     logs.update({f"val_{key}": value for key, value in (validation_logs or {}).items()})
-    return test_logs
+    return test_logs, train_eval_logs

@@ -19,13 +19,15 @@ AUGMENTED_ON_HOST = ("imagenet",)
 @dataclasses.dataclass
 class Inputs:
     """What `fit` and the epoch end read: the training stream, the evaluation splits as `(x, y)`
-    arrays or `tf.data` datasets (validation None when the dataset has none), and the fixed
-    test inputs whose activations the ranks are measured on."""
+    arrays or `tf.data` datasets (validation None when the dataset has none), the fixed
+    test inputs whose activations the ranks are measured on, and the un-augmented training
+    examples of `--train_eval_size` (None when it is 0)."""
 
     train: object
     validation: object
     test: object
     rank_inputs: object
+    train_eval: object = None
 
 
 def load_dataset(config):
@@ -61,7 +63,12 @@ def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
         validation = (device_stream.on_device(dataset.arrays("validation")) if has_validation
                       else None)
         test = device_stream.on_device(dataset.arrays("test"))
-        return Inputs(train, validation, test, test[0][:config.rank_probe_size])
+        train_eval = None
+        if config.train_eval_size:
+            x, y = dataset.arrays("train")
+            train_eval = device_stream.on_device((x[:config.train_eval_size],
+                                                  y[:config.train_eval_size]))
+        return Inputs(train, validation, test, test[0][:config.rank_probe_size], train_eval)
     train = dataset.tf_dataset("train", config.batch_size, seed=config.data_order_seed,
                                first_epoch=initial_epoch,
                                num_epochs=max(config.epochs - initial_epoch, 1))
@@ -72,7 +79,12 @@ def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
     test = dataset.tf_dataset("test", config.eval_batch_size)
     rank_inputs = np.concatenate([x.numpy() for x, _ in test.unbatch().batch(
         config.rank_probe_size).take(1)])
-    return Inputs(train, validation, test, rank_inputs)
+    train_eval = None
+    if config.train_eval_size:  # in the split's order, without augmentation
+        train_eval = dataset.tf_dataset("train", config.eval_batch_size, training=False
+                                        ).unbatch().take(config.train_eval_size).batch(
+                                            config.eval_batch_size)
+    return Inputs(train, validation, test, rank_inputs, train_eval)
 
 
 def load_probe_dataset(config, dataset):

@@ -100,8 +100,12 @@ def test_validation_logs_join_the_epoch_logs_as_fit_would_name_them():
     model, _ = compiled_model()
     validation, test = split(60, seed=4), split(40, seed=5)
     logs = {"loss": 1.0}
-    test_logs = evaluation.evaluate_with_validation(model, logs, validation, test, 32)
+    train = split(30, seed=6)
+    test_logs, train_logs = evaluation.evaluate_with_validation(model, logs, validation, test,
+                                                                32, train)
     expected = keras_logs(model, *validation, 32)
     assert set(logs) == {"loss"} | {f"val_{key}" for key in expected}
     np.testing.assert_allclose(logs["val_loss"], expected["loss"], rtol=1e-5)
     np.testing.assert_allclose(test_logs["accuracy"], keras_logs(model, *test, 32)["accuracy"])
+    np.testing.assert_allclose(train_logs["accuracy"], keras_logs(model, *train, 32)["accuracy"])
+    assert evaluation.evaluate_with_validation(model, {}, validation, test, 32)[1] is None
