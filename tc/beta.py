@@ -20,6 +20,9 @@ from keras import ops
 
 from tc import compat
 
+__all__ = ["beta_variable_of", "BetaTracker", "check_beta", "check_beta_variable",
+           "make_beta_variable", "track_beta", "variable_value"]
+
 
 def check_beta(value, name="beta"):
     """Returns `value` as a float after checking that it is positive and finite.

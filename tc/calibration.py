@@ -22,6 +22,9 @@ the same definition as `tc.metrics.ExpectedCalibrationError`, here on numpy arra
 
 import numpy as np
 
+__all__ = ["calibration_errors", "fit_temperature", "negative_log_likelihood", "reliability_bins",
+           "softmax", "temperature_scaling_report"]
+
 
 def softmax(logits, temperature=1.0):
     """Row-wise `softmax(logits / temperature)` in float64."""

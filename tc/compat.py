@@ -22,6 +22,12 @@ import os
 
 import keras
 
+__all__ = ["ALLOW_UNTESTED_ENV", "apply_multi_worker_fixes", "attach_metric",
+           "check_keras_version", "concrete_values", "hand_back_trial", "keep_waiting_for",
+           "keras_version", "optimizer_variable_index", "oracle_files", "retry_trials",
+           "running_trials", "save_model", "set_random_seed", "stateless_test_step",
+           "StepQuietCallbackList", "sync_jax_state", "TESTED_KERAS", "UnsupportedKerasVersion"]
+
 # Keras versions tc was tested with: [first, last] inclusive, as (major, minor).
 TESTED_KERAS = ((3, 15), (3, 15))
 ALLOW_UNTESTED_ENV = "TC_ALLOW_UNTESTED_KERAS"

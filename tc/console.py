@@ -29,6 +29,9 @@ import re
 import sys
 import tempfile
 
+__all__ = ["expected_retracing", "filter_log_lines", "filtered_stderr", "LOG_LEVEL_VARIABLE",
+           "quiet_tensorflow", "SET_BY_TC", "single_python_log"]
+
 LOG_LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
 # Set beside it when tc chose the level, so that tc's own subprocesses (search workers) quiet
 # TensorFlow's start-up too, and a level the user set is never taken for tc's.

@@ -14,6 +14,9 @@ from keras import ops
 
 from tc import beta as beta_lib
 
+__all__ = ["find_readout", "InverseTemperature", "mean_logit_norm", "set_initial_logit_norm",
+           "TemperatureSoftmax"]
+
 
 @keras.saving.register_keras_serializable(package="tc")
 class InverseTemperature(keras.layers.Layer):

@@ -36,6 +36,12 @@ from tc import beta as beta_lib
 from tc import compat
 from tc import schedules
 
+__all__ = ["beta_config", "beta_state", "check_label_mode", "check_label_range",
+           "check_label_shape", "check_label_smoothing", "dense_targets",
+           "gradient_decay_cross_entropy", "GradientDecayCrossEntropy", "LABEL_MODES",
+           "labels_in_range", "sparse_cross_entropy", "temperature_cross_entropy",
+           "TemperatureCrossEntropy"]
+
 LABEL_MODES = ("sparse", "categorical")
 
 

@@ -29,6 +29,9 @@ from keras import ops
 from tc import beta as beta_lib
 from tc import losses as losses_lib
 
+__all__ = ["check_num_bins", "ExpectedCalibrationError", "LogitNorm", "MaximumCalibrationError",
+           "NegativeLogLikelihood", "ScoredProbabilities"]
+
 
 class ScoredProbabilities:
     """Turns `y_pred` into the probabilities a metric scores. See the module docstring."""

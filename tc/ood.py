@@ -21,6 +21,8 @@ in-distribution inputs are. All numpy, float64: analysis measures, identical on 
 
 import numpy as np
 
+__all__ = ["auroc", "energy", "fpr_at_tpr", "max_softmax_probability", "PrincipalSubspaceScore"]
+
 
 def _logits(logits):
     logits = np.asarray(logits, dtype=np.float64)

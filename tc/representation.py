@@ -25,6 +25,10 @@ from keras import ops
 
 from tc.compat import StepQuietCallbackList
 
+__all__ = ["activation_model", "background_rank_row", "effective_rank", "extractor_outputs",
+           "layer_activations", "linear_probe_accuracy", "numerical_rank", "rank_row",
+           "RankTracker", "singular_values"]
+
 
 def _feature_matrix(features, center):
     matrix = np.asarray(ops.convert_to_numpy(features), dtype=np.float64)

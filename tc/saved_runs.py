@@ -16,6 +16,8 @@ import dataclasses
 import json
 import os
 
+__all__ = ["load_run", "read_flags", "SavedRun"]
+
 
 @dataclasses.dataclass
 class SavedRun:

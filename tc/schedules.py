@@ -24,6 +24,9 @@ from keras import ops
 from tc import beta as beta_lib
 from tc import compat
 
+__all__ = ["BetaSchedule", "BetaScheduler", "ConstantBeta", "CosineWarmup", "get",
+           "LogLinearWarmup", "LR_DECAYS", "UNITS", "WarmupDecay"]
+
 UNITS = ("step", "epoch")
 LR_DECAYS = ("constant", "cosine", "step")
 

@@ -32,6 +32,11 @@ Paper 3 (Masarczyk et al., "Unpacking softmax", arXiv 2506.01562):
 import numpy as np
 import threadpoolctl
 
+__all__ = ["gaussian_mixture", "gradient_decay_g", "gradient_decay_g_second_derivative",
+           "hessian_top_eigenvalue", "log_log_slope", "max_stable_learning_rate",
+           "mean_logit_norm", "reparametrization_gap", "softmax_spectrum_ratio",
+           "steps_to_accuracy"]
+
 # --- shared pieces -------------------------------------------------------------------------
 
 

@@ -62,3 +62,15 @@ def test_import_tc_loads_no_runner_module():
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "[]"
     assert sys.modules  # the check above ran in a fresh interpreter
+
+
+def test_every_public_module_declares_its_surface_and_every_name_in_it_exists():
+    import importlib
+
+    for path in public_modules():
+        name = path[:-3].replace(os.sep, ".").removesuffix(".__init__")
+        module = importlib.import_module(name)
+        assert isinstance(getattr(module, "__all__", None), list), f"{path} has no __all__"
+        missing = [item for item in module.__all__ if not hasattr(module, item)]
+        assert not missing, (path, missing)
+        assert len(set(module.__all__)) == len(module.__all__), path

@@ -30,6 +30,9 @@ from tc.data import digits, mnist_like, synthetic, tfds_source
 from tc.data.base import ArrayDataset, DatasetSpec, epoch_order  # noqa: F401
 from tc.data.tfds_source import DatasetNotPreparedError  # noqa: F401
 
+__all__ = ["ArrayDataset", "BUNDLED", "check_name", "DatasetNotPreparedError", "DatasetSpec",
+           "epoch_order", "load", "LOADERS", "names", "options", "TFDS_PREFIX"]
+
 TFDS_PREFIX = tfds_source.ANY_PREFIX
 
 

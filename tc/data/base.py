@@ -15,6 +15,9 @@ import numpy as np
 from tc.data import preprocessing
 from tc.data.order import epoch_order
 
+__all__ = ["ArrayDataset", "carve_validation", "channel_statistics", "check_labels", "check_split",
+           "DatasetSpec", "keep_classes", "SpecBacked", "SPLITS", "train_validation_test"]
+
 SPLITS = ("train", "validation", "test")
 
 

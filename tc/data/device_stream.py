@@ -24,6 +24,8 @@ from keras import ops
 
 from tc.data import base, preprocessing
 
+__all__ = ["DeviceStream", "make_batch", "on_device", "process_rows"]
+
 
 def on_device(arrays):
     """`(x, y)` numpy arrays as backend tensors: on the default device or, under a Keras JAX

@@ -9,6 +9,8 @@ import numpy as np
 
 from tc.data import base
 
+__all__ = ["load"]
+
 
 def load(validation_size=360, test_size=360, data_seed=0, classes=None):
     """Loads digits as an `ArrayDataset` with stratified train/validation/test splits.

@@ -11,6 +11,9 @@ import os
 
 import numpy as np
 
+__all__ = ["find", "GZIP_MAGIC", "holds_dataset", "read", "read_split", "SPLIT_FILES", "TYPES",
+           "write"]
+
 # IDX type byte -> numpy dtype (multi-byte types are big-endian).
 TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
          0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}

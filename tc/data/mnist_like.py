@@ -18,6 +18,8 @@ import os
 
 from tc.data import idx, images, tfds_source
 
+__all__ = ["DEBIAN_PACKAGES", "how_to_prepare", "idx_directory", "load", "PACKAGED_DIRECTORIES"]
+
 PACKAGED_DIRECTORIES = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
 DEBIAN_PACKAGES = {"fashion_mnist": "dataset-fashion-mnist"}
 

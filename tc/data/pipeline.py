@@ -19,6 +19,8 @@ import numpy as np
 
 from tc.data import order, preprocessing
 
+__all__ = ["array_pipeline", "augmented_batch", "preprocess", "SEED_STRIDE", "streaming_pipeline"]
+
 SEED_STRIDE = 1_000_003  # keeps (seed, epoch) pairs apart in the stateless seed
 
 

@@ -14,6 +14,8 @@ import sys
 
 from tc.data import tfds_source
 
+__all__ = ["main", "prepare"]
+
 
 def prepare(name, data_dir=None):
     """Downloads and prepares TFDS dataset `name` (a registry name or `tfds:<name>`) under

@@ -20,6 +20,10 @@ import types
 
 import numpy as np
 
+__all__ = ["augmentation", "augmentation_draws", "AUGMENTATIONS", "augments",
+           "FAMILY_AUGMENTATION", "keras_ops", "normalize", "NUMPY", "PAD", "pad_crop_flip",
+           "tensorflow_ops", "training_batch"]
+
 PAD = 4
 AUGMENTATIONS = ("none", "pad_crop", "pad_crop_flip")
 FAMILY_AUGMENTATION = {"cifar": "pad_crop_flip", "svhn": "pad_crop"}

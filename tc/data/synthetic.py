@@ -14,6 +14,8 @@ import numpy as np
 
 from tc.data import base
 
+__all__ = ["class_means", "load", "load_images", "load_shift"]
+
 
 def class_means(num_classes, dimension, separation, task_seed):
     directions = np.random.default_rng([int(task_seed), 0]).standard_normal((num_classes, dimension))

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+__all__ = ["standardize", "vectorize"]
+
 
 def standardize(texts):
     """Lower-case, drop IMDB's `<br />` tags, strip punctuation."""

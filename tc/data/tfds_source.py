@@ -23,6 +23,11 @@ import numpy as np
 
 from tc.data import base, images
 
+__all__ = ["ANY_PREFIX", "cached_statistics", "DatasetNotPreparedError", "how_to_prepare",
+           "IN_MEMORY_BYTES", "load", "load_any", "open_builder", "read_arrays",
+           "resolve_data_dir", "STATISTICS_FOLDER", "STREAMED_STATISTICS_EXAMPLES",
+           "StreamingDataset", "TABLES", "tfds_numpy", "TfdsTable"]
+
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN, CIFAR100_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)

@@ -22,6 +22,8 @@ import inspect
 
 from tc.models import recurrent, resnet, small, transformer, vgg, wrn
 
+__all__ = ["build", "BUILDERS", "DEFAULT_MODEL", "default_model", "names", "options"]
+
 BUILDERS = {
     "wrn": wrn.wrn,
     "resnet18": resnet.resnet18,

@@ -14,6 +14,9 @@ initialization (paper 1's knob on `||beta z0||`); 0 gives a zero readout.
 
 import keras
 
+__all__ = ["batch_norm", "check_positive_int", "conv", "kernel_regularizer", "logits_layer",
+           "readout_initializer"]
+
 
 def kernel_regularizer(weight_decay):
     if weight_decay < 0:

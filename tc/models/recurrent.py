@@ -4,6 +4,8 @@ import keras
 
 from tc.models import common
 
+__all__ = ["lstm"]
+
 
 def lstm(input_shape=(256,), num_classes=2, vocab_size=20_000, embedding_dim=128, units=128,
          bidirectional=False, weight_decay=0.0, readout_init_scale=1.0):

@@ -11,6 +11,8 @@ import keras
 
 from tc.models import common
 
+__all__ = ["resnet18", "resnet34", "resnet50"]
+
 
 def _basic_block(x, filters, stride, weight_decay, name):
     shortcut = x

@@ -4,6 +4,8 @@ import keras
 
 from tc.models import common
 
+__all__ = ["ACTIVATIONS", "cnn", "lenet", "mlp"]
+
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "elu", "swish", "linear")
 
 

@@ -10,6 +10,8 @@ from keras import ops
 
 from tc.models import common
 
+__all__ = ["encoder_block", "PositionEmbedding", "text_transformer", "vit"]
+
 
 @keras.saving.register_keras_serializable(package="tc")
 class PositionEmbedding(keras.layers.Layer):

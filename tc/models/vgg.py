@@ -8,6 +8,8 @@ import keras
 
 from tc.models import common
 
+__all__ = ["CONFIGS", "vgg11", "vgg16"]
+
 CONFIGS = {
     "vgg11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     "vgg16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",

@@ -9,6 +9,8 @@ import keras
 
 from tc.models import common
 
+__all__ = ["wrn"]
+
 
 def _wide_block(x, filters, stride, dropout, weight_decay, name):
     activated = keras.layers.ReLU()(common.batch_norm(name=f"{name}_bn1")(x))
