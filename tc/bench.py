@@ -33,12 +33,15 @@
    runs alternate N times and the ratio is the median of the N per-pair ratios (on a shared
    CPU, single pairs swung by 5-10%).
 
-4. **Packed sweep** (`--figures=packed_sweep`): for each `--models` entry, the model-img/s of a
-   packed `tc.train` run over a 2-D grid, `--copies` betas (log-spaced over [1e-2, 1e1]) x the
-   `--sweep_learning_rates` (every copy's images count), divided by the img/s of one run of
-   one setting: the speed-up over running the grid one setting after another. Both figures
-   are given twice: after compilation (epochs 2 on), and over the whole run, compilation
-   included, which one-at-a-time runs pay once per setting.
+4. **Packed sweep** (`--figures=packed_sweep`): what a campaign runs, for each `--models`
+   entry on `--sweep_image_shape` images (Fashion-MNIST's 28x28x1) at `--sweep_batch_size`
+   images per copy (the papers' 128): one copy at a time, through `tc.train` and through a bare
+   `model.fit` (item 3); then for each K of `--copies` (6 and 12), a packed `tc.train` program
+   of K betas (log-spaced over [1e-2, 1e1]) beside a bare fit at batch K x 128 (the packed
+   program's images per step). Steady img/s count every copy's images (epochs 2 and later);
+   the ratios are over one copy's bare fit and over the wide bare fit. Whole runs, compilation
+   included, are apart: K `tc.train` runs one after another (K x one run's wall time) over the
+   packed program's wall time.
 
 5. **Scaling** (`--figures=scaling`): for each `--models` entry, the img/s of `tc.train` on one
    device (`--strategy=one_device`, batch `--batch_size`) and on all N local accelerators
@@ -81,9 +84,13 @@ flags.DEFINE_string("out", "bench.json", "Where the JSON figures go.")
 flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput, "
                   "training_overhead, packed_sweep, scaling, search, or auto (the loss overhead, "
                   "and the throughput when a GPU is present).")
-flags.DEFINE_integer("copies", 4, "Packed sweep: the number of betas of the grid.")
-flags.DEFINE_list("sweep_learning_rates", ["0.02", "0.05"], "Packed sweep: the learning rates "
-                  "of the grid (each beta trains at each).")
+flags.DEFINE_list("copies", ["6", "12"], "Packed sweep: the numbers of copies K measured (K "
+                  "betas log-spaced over [1e-2, 1e1] in one program).")
+flags.DEFINE_integer("sweep_batch_size", 128, "Packed sweep: the batch of each copy (the "
+                     "papers'), and of the one-at-a-time runs.")
+flags.DEFINE_string("sweep_image_shape", "28,28,1", "Packed sweep: height, width, channels of "
+                    "the synthetic images (28,28,1: the shape of Fashion-MNIST, the campaigns' "
+                    "data).")
 flags.DEFINE_integer("repeats", 30, "Loss overhead: timed repeats per loss.")
 flags.DEFINE_integer("overhead_repeats", 1, "Training overhead: tc.train / bare fit pairs, run "
                      "alternately; the figure is the median of their ratios.", lower_bound=1)
@@ -205,18 +212,18 @@ def sweep_betas(copies):
 
 
 def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1,
-            learning_rates=(), strategy="auto"):
+            learning_rates=(), strategy="auto", options=None):
     """One model's figures, from a `tc.train` run in a scratch directory.
 
     With `copies > 1`, a packed sweep of that many betas (`sweep_betas`), times
     `learning_rates` when given (a 2-D grid): its img/s count the images of every copy
-    (model-img/s).
+    (model-img/s). `options` overrides the `synthetic_images` options (its shape).
     """
     from tc import data, models
     from tc.runner import assembly
     from tc.runner import config as config_lib
 
-    options = dataset_options(model_name, samples)
+    options = options or dataset_options(model_name, samples)
     with tempfile.TemporaryDirectory() as scratch, _progress_to_a_terminal():
         config = config_lib.RunConfig(
             dataset="synthetic_images", dataset_options=options, model=model_name,
@@ -245,6 +252,7 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
         "epoch_seconds": result.get("epoch_seconds"), "copies": copies,
         "replicas": result.get("replicas"),
         "images_per_second_with_compile": with_compile,
+        "wall_seconds": result.get("wall_seconds"),
     }
 
 
@@ -289,7 +297,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision,
-                          data_parallel=False):
+                          data_parallel=False, options=None):
     """Images/s of a plain `model.fit` on the same model, data, batch and precision.
 
     The built-in `SparseCategoricalCrossentropy`, SGD with momentum, no metrics, numpy arrays in
@@ -297,13 +305,14 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
     after the first. `data_parallel`: under Keras's own data parallelism over the devices that
     `tc.train --strategy=mirrored` spans (`keras.distribution.DataParallel` on JAX,
     `MirroredStrategy` on TensorFlow, as `tc.runner.distribute.place` makes them),
-    `batch_size` being the global batch.
+    `batch_size` being the global batch. `options` overrides the `synthetic_images` options.
     """
     from tc import data, models
     from tc.runner import config as config_lib
     from tc.runner import distribute
 
-    options = config_lib.parse_options(dataset_options(model_name, samples), "dataset_options")
+    options = config_lib.parse_options(options or dataset_options(model_name, samples),
+                                       "dataset_options")
     dataset = data.load("synthetic_images", **options)
     x, y = dataset.arrays("train")
     previous = keras.config.dtype_policy()
@@ -322,6 +331,44 @@ def bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precisi
         keras.config.set_dtype_policy(previous)
         keras.backend.clear_session()
     return len(x) / float(np.median(timer.seconds[1:]))
+
+
+def image_options(shape, samples):
+    """`synthetic_images` options of images of `shape` (height, width, channels)."""
+    height, width, channels = shape
+    if height != width:
+        raise ValueError(f"--sweep_image_shape={height},{width},{channels}: synthetic_images are "
+                         "square; give equal height and width.")
+    return f"image_size={height};channels={channels};samples={samples}"
+
+
+def packed_sweep(model_name, copies, batch_size, epochs, samples, shape, mixed_precision,
+                 peak_tflops):
+    """The packed-sweep figure of one model (see the module docstring): one copy at a time
+    (`tc.train` and a bare fit at `batch_size`), then for each K of `copies` a packed program of
+    K copies at `batch_size` each and a bare fit at K x `batch_size`; steady img/s (all copies'
+    images) and whole runs (compilation included) apart."""
+    options = image_options(shape, samples)
+    settings = (model_name, batch_size, epochs, samples, mixed_precision, peak_tflops)
+    one = measure(*settings, options=options)
+    bare_one = bare_keras_throughput(model_name, batch_size, epochs, samples, mixed_precision,
+                                     options=options)
+    row = {"batch_per_copy": batch_size, "image_shape": list(shape), "epochs": epochs,
+           "one_tc_train": one["images_per_second"], "one_bare_fit": bare_one,
+           "one_tc_train_wall_seconds": one["wall_seconds"], "packed": {}}
+    for count in copies:
+        packed = measure(*settings, copies=count, options=options)
+        bare_wide = bare_keras_throughput(model_name, count * batch_size, epochs, samples,
+                                          mixed_precision, options=options)
+        row["packed"][str(count)] = {
+            "steady": packed["images_per_second"], "wall_seconds": packed["wall_seconds"],
+            "bare_fit_wide": bare_wide,
+            "steady_over_one_bare_fit": packed["images_per_second"] / bare_one,
+            "steady_over_one_tc_train": packed["images_per_second"] / one["images_per_second"],
+            "steady_over_wide_bare_fit": packed["images_per_second"] / bare_wide,
+            # K runs one after another, each paying its compilation, against one program.
+            "whole_run_speedup": count * one["wall_seconds"] / packed["wall_seconds"]}
+    return row
 
 
 def median_overhead(pairs):
@@ -465,28 +512,24 @@ def main(argv):
             atomic_write_json(FLAGS.out, payload)
     if "packed_sweep" in figures:
         sweep = payload["packed_sweep"] = {}
-        grid = f"{FLAGS.copies} betas x {len(FLAGS.sweep_learning_rates)} learning rates"
-        print(f"tc.bench: packed sweep of {grid} in one program / one setting at a time, in "
-              "model-img/s (after compilation; over the whole run, compilation included)")
+        shape = tuple(int(n) for n in FLAGS.sweep_image_shape.split(","))
+        copies = [int(n) for n in FLAGS.copies]
+        print(f"tc.bench: packed sweep, {FLAGS.sweep_batch_size} images per copy per step, "
+              f"{FLAGS.sweep_image_shape} images, {FLAGS.epochs} epochs: steady img/s of all "
+              "copies, and whole runs (compilation included) against one copy at a time")
         for name in FLAGS.models:
-            settings = (FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
-                        FLAGS.peak_tflops)
-            single = measure(name, *settings)
-            packed = measure(name, *settings, copies=FLAGS.copies,
-                             learning_rates=FLAGS.sweep_learning_rates)
-            sweep[name] = {"grid": grid, "copies": packed["copies"],
-                           "packed": packed["images_per_second"],
-                           "sequential": single["images_per_second"],
-                           "ratio": packed["images_per_second"] / single["images_per_second"],
-                           "packed_with_compile": packed["images_per_second_with_compile"],
-                           "sequential_with_compile": single["images_per_second_with_compile"],
-                           "ratio_with_compile": (packed["images_per_second_with_compile"]
-                                                  / single["images_per_second_with_compile"])}
-            row = sweep[name]
-            print(f"  {name}: packed {row['packed']:.0f} model-img/s, one at a time "
-                  f"{row['sequential']:.0f} ({row['ratio']:.2f}x); compilation included "
-                  f"{row['packed_with_compile']:.0f} vs {row['sequential_with_compile']:.0f} "
-                  f"({row['ratio_with_compile']:.2f}x)", flush=True)
+            row = sweep[name] = packed_sweep(name, copies, FLAGS.sweep_batch_size, FLAGS.epochs,
+                                             FLAGS.samples, shape, FLAGS.mixed_precision,
+                                             FLAGS.peak_tflops)
+            print(f"  {name} one at a time: tc.train {row['one_tc_train']:.0f}, bare fit "
+                  f"{row['one_bare_fit']:.0f} img/s", flush=True)
+            for count, packed in row["packed"].items():
+                print(f"  {name} K={count}: {packed['steady']:.0f} img/s "
+                      f"({packed['steady_over_one_bare_fit']:.2f}x a bare fit of one copy, "
+                      f"{packed['steady_over_wide_bare_fit']:.2f}x a bare fit at batch "
+                      f"{int(count) * FLAGS.sweep_batch_size}); whole run "
+                      f"{packed['whole_run_speedup']:.2f}x {count} tc.train runs one after "
+                      "another", flush=True)
             atomic_write_json(FLAGS.out, payload)
     if "scaling" in figures:
         table = payload["scaling"] = {}

@@ -38,6 +38,22 @@ def test_help_documents_every_figure():
     assert "betas" in bench.FLAGS["copies"].help
 
 
+def test_packed_sweep_figure_compares_k_copies_with_one_at_a_time_and_a_wide_bare_fit():
+    row = bench.packed_sweep("mlp", [2, 3], 50, 2, 300, (8, 8, 1), "off", 790.0)
+    assert row["image_shape"] == [8, 8, 1] and row["batch_per_copy"] == 50
+    assert row["one_tc_train"] > 0 and row["one_bare_fit"] > 0
+    assert sorted(row["packed"]) == ["2", "3"]
+    for count, packed in row["packed"].items():
+        assert packed["steady_over_one_bare_fit"] == pytest.approx(
+            packed["steady"] / row["one_bare_fit"])
+        assert packed["steady_over_wide_bare_fit"] == pytest.approx(
+            packed["steady"] / packed["bare_fit_wide"])
+        assert packed["whole_run_speedup"] == pytest.approx(
+            int(count) * row["one_tc_train_wall_seconds"] / packed["wall_seconds"])
+    with pytest.raises(ValueError, match="square"):
+        bench.image_options((28, 32, 1), 100)
+
+
 def test_packed_sweep_figure_counts_every_copy_of_a_two_dimensional_grid():
     row = bench.measure("mlp", batch_size=100, epochs=2, samples=400, mixed_precision="off",
                         peak_tflops=790.0, copies=2, learning_rates=("0.02", "0.05"))
