@@ -116,3 +116,16 @@ def test_the_command_reports_a_full_disk_in_one_line_and_exits_1(tmp_path):
         f"tc.train: error: {output}/metrics.csv: No space left on device (the disk is full: free "
         "space there, then run the same command again (it resumes from the last committed "
         "epoch))."]
+
+
+def test_repairing_a_completed_runs_lost_result_keeps_its_model_file(small_config, tmp_path):
+    config = small_config("repaired", **FAST)
+    assert assembly.run_one(config)["status"] == "completed"
+    model = tmp_path / "repaired" / "model.keras"
+    written = (model.read_bytes(), model.stat().st_mtime_ns)
+    (tmp_path / "repaired" / "result.json").write_text("{ damaged")
+    repaired = assembly.run_one(config)
+    assert repaired["status"] == "completed" and repaired["epochs_completed"] == 2
+    assert (model.read_bytes(), model.stat().st_mtime_ns) == written  # not written again
+    with open(tmp_path / "repaired" / "result.json") as handle:
+        assert json.load(handle)["status"] == "completed"

@@ -488,7 +488,10 @@ def _train_members(config, prepared, timing, extra_callbacks):
         for member in members:
             member.directory.wait()
         timing["fit_seconds"] = time.time() - fit_started
-        outcomes = [_member_result(config, prepared, member, timing, inputs)
+        # A run whose epochs were all done before this process (its result.json was lost)
+        # keeps the model.keras it wrote: only the files after it are written again.
+        outcomes = [_member_result(config, prepared, member, timing, inputs,
+                                   keep_model=initial_epoch >= config.epochs)
                     for member in members]
     except OSError:
         # The disk or the file system refused a write (full, read-only, a path under a file):
@@ -505,7 +508,7 @@ def _train_members(config, prepared, timing, extra_callbacks):
     return outcomes
 
 
-def _member_result(config, prepared, member, timing, inputs):
+def _member_result(config, prepared, member, timing, inputs, keep_model=False):
     result = results.stopped_result(member.config, member.recorder, timing, prepared.placement,
                                     prepared.steps_per_epoch * config.batch_size,
                                     interrupted_by=interruption.signal_name())
@@ -528,7 +531,7 @@ def _member_result(config, prepared, member, timing, inputs):
                                  metrics=build_metrics(member.loss))
         result.update(results.after_training(member.config, member.model, member.loss,
                                              member.directory, inputs, prepared.probe_dataset,
-                                             prepared.dataset))
+                                             prepared.dataset, keep_model=keep_model))
     return result
 
 

@@ -1,5 +1,6 @@
 """What a run leaves when it stops: result.json's fields, predictions.npz and the linear probe."""
 
+import os
 import platform
 import time
 
@@ -9,6 +10,7 @@ import numpy as np
 import tc
 from tc import beta as beta_lib
 from tc import losses, ood, representation
+from tc.runner import run_dir as run_dir_lib
 
 
 def package_versions():
@@ -164,12 +166,14 @@ def ood_detection(config, model, loss, dataset, probe_dataset):
             for name, (inside, outside) in scored.items()}
 
 
-def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=None):
+def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=None,
+                   keep_model=False):
     """Extras of a completed run: model.keras (`model`, compiled with its loss and metrics),
     predictions.npz, the linear probe and OOD detection on --probe_dataset, as result.json
-    fields."""
+    fields. With `keep_model`, a model.keras already on disk is kept as it is."""
     extras = {}
-    run_dir.write_model(model)
+    if not (keep_model and os.path.isfile(run_dir.file(run_dir_lib.MODEL))):
+        run_dir.write_model(model)
     extras["model_file"] = "model.keras"
     if config.save_predictions:
         arrays = {}
