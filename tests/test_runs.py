@@ -13,6 +13,8 @@ from tc.runner import assembly, packing, search
 from tests.support import model_group
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# The GPU campaigns' folders, whose flagfiles are trained on a GPU, never here.
+CAMPAIGNS = ("fashion_mnist", "confirmatory")
 # The flagfiles of runs (tc.train, tc.tune); runs/report.cfg is the report's.
 FLAGFILES = sorted(path for path in (ROOT / "runs").rglob("*.cfg")
                    if path.read_text().startswith(("# python -m tc.train", "# python -m tc.tune")))
@@ -94,7 +96,7 @@ def one_step_key(run_config):
 def _with_group(flagfile):
     run_config, _, _ = parse(flagfile)
     full_scale = run_config.dataset not in data.BUNDLED
-    if flagfile.parent.name == "fashion_mnist" or (
+    if flagfile.parent.name in CAMPAIGNS or (
             full_scale and keras.backend.backend() != "tensorflow"):
         mark = model_group(run_config.model_name)  # files that only build their network
     elif full_scale:
@@ -111,12 +113,14 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
     assert entry_point in ("tc.train", "tc.tune")
     assert (search_config is not None) == (entry_point == "tc.tune")
     assert run_config.dataset in data.names()
-    if flagfile.parent.name == "fashion_mnist":
-        # The GPU campaign's packed programs (runs/fashion_mnist/PLAN.md): each trained there,
-        # as runs/results/fashion_mnist/LOG.md records; here, their copies and model check out.
+    if flagfile.parent.name in CAMPAIGNS:
+        # The GPU campaigns' programs (runs/<campaign>/PLAN.md): each trains there, as
+        # runs/results/<campaign>/LOG.md records; here, their copies and model check out.
         # The first line gives each program its --output_dir (the copies' folders go under it).
-        packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
-        assert len(packing.copy_settings(run_config)) >= 2
+        if run_config.is_packed:
+            packing.check(dataclasses.replace(run_config, output_dir=str(tmp_path)))
+            assert len(packing.copy_settings(run_config)) >= 2
+        assert flagfile.parent.name != "fashion_mnist" or run_config.is_packed
         model = models.build(run_config.model_name, (28, 28, 1), 10,
                              **run_config.parsed_model_options)
         assert model.get_layer("features") is not None
