@@ -296,3 +296,26 @@ def test_help_lists_the_run_flags_in_groups_with_defaults_and_the_search_flags_a
     # absl's --helpfull: every module's flags.
     full = run_python(["-m", "tc.train", "--helpfull"], backend="jax")
     assert "--beta:" in full.stdout and "--flagfile:" in full.stdout
+
+
+@pytest.mark.backend_independent  # the summary's text: no Keras code runs
+def test_the_outputs_line_lists_only_the_files_the_run_directory_holds(tmp_path):
+    # In a subprocess: tc.train's flags would clash with tc.bench's in a worker importing both.
+    (tmp_path / "diverged" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "diverged" / "flags.txt").write_text("--beta=1\n")
+    shown = run_python(f"""
+        from tc import train
+        stopped = dict(status="interrupted", interrupted_by="SIGTERM", epochs_completed=0,
+                       epochs=3, diverged_at=None, final=None, run_dir={str(tmp_path / 'new')!r})
+        print(train.describe(stopped).splitlines()[-1])
+        diverged = dict(stopped, status="diverged", interrupted_by=None,
+                        run_dir={str(tmp_path / 'diverged')!r},
+                        diverged_at=dict(epoch=1, step=3, reason="loss is nan"))
+        print(train.describe(diverged).splitlines()[-1])
+    """, backend="jax")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    # Stopped before its directory existed: nothing to list. Diverged in its first epoch:
+    # flags and checkpoints/, no metrics.csv.
+    assert shown.stdout.splitlines()[-2:] == [
+        f"nothing was written to {tmp_path}/new",
+        f"outputs: {tmp_path}/diverged/ (flags.txt, checkpoints/)"]
