@@ -40,7 +40,7 @@ SET_BY_TC = "TC_QUIETED_TENSORFLOW"
 # and WARNING severities, and the notice it prints before its logger is initialized.
 _DROPPED = re.compile(r"^[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] |"
                       r"^WARNING: All log messages before absl::InitializeLog\(\) is called")
-_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
+_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ ")
 
 
 def filter_log_lines(text):

@@ -77,11 +77,15 @@ def _trend_rule(effect, direction):
                              alpha=TREND_ALPHA)
 
 
+def _scope_threshold(runs):
+    """The fit threshold of the dataset of a scope's runs."""
+    return fit_threshold(runs["dataset"].iloc[0] if len(runs) and "dataset" in runs else "")
+
+
 def _fit_rule(runs):
     """The fit filter's part of a rule, with the threshold of the scope's dataset."""
-    dataset = runs["dataset"].iloc[0] if len(runs) and "dataset" in runs else ""
     return (f"; runs below the fit threshold of final train accuracy "
-            f"({fit_threshold(dataset):.2f}) are left out")
+            f"({_scope_threshold(runs):.2f}) are left out")
 
 
 def fit_threshold(dataset):
@@ -92,8 +96,8 @@ def _fit_note(group, fitted):
     left_out = len(group) - len(fitted)
     if not left_out:
         return ""
-    threshold = fit_threshold(group["dataset"].iloc[0]) if "dataset" in group else FIT_THRESHOLD
-    return f"{left_out} of {len(group)} runs left out: final train accuracy below {threshold:.2f}"
+    return (f"{left_out} of {len(group)} runs left out: final train accuracy below "
+            f"{_scope_threshold(group):.2f}")
 
 
 def _untestable(paper, claim, why, scope="all"):

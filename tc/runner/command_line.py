@@ -120,13 +120,12 @@ def fail(message):
 
 def parse_command_line(argv, help_groups=()):
     """absl's flag parsing (`app.run(main, flags_parser=...)`), with the grouped `--help` of
-    `help_groups` (a list, or a function that returns one once the flags are defined), and a
-    flag absl refuses as one line naming the flag and the value."""
+    `help_groups` (`(title, flag names)` pairs), and a flag absl refuses as one line naming the
+    flag and the value."""
     from absl import flags
 
     if wants_help(argv):
-        groups = help_groups() if callable(help_groups) else help_groups
-        sys.stdout.write(render(sys.modules["__main__"].__doc__, groups, flags.FLAGS))
+        sys.stdout.write(render(sys.modules["__main__"].__doc__, help_groups, flags.FLAGS))
         sys.stdout.flush()
         sys.exit(0)
     try:

@@ -400,8 +400,8 @@ class RunDirectory:
             raise RunDirectoryConflict(
                 f"{self.path} holds a run with different flags; choose another --output_dir "
                 "or pass --overwrite to replace it.")
-        if existing is None and self._run_entries():
-            entries = self._run_entries()
+        entries = self._run_entries() if existing is None else []
+        if entries:
             raise RunDirectoryConflict(
                 f"{self.path} holds a run's files ({', '.join(entries[:4])}) but no flags.txt, "
                 "so whose run it is cannot be told; choose another --output_dir or pass "
