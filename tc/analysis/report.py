@@ -47,7 +47,8 @@ flags.DEFINE_string("notes", "", "A markdown file of notes on these runs (how th
 flags.DEFINE_string("plan", "", "The campaign plan whose changes and chunk log the report lists "
                     "('' = none); its log is LOG.md beside the campaign's results.")
 flags.DEFINE_string("flagfiles", "", "Folder of full-scale flagfiles to estimate GPU time for "
-                    "('' = skip); its cpu/ subfolder is left out.")
+                    "('' = skip); its cpu/ subfolder and campaign folders (with a PLAN.md) are "
+                    "left out.")
 flags.DEFINE_list("throughput", [], "tc.bench JSON files of measured training images/s per "
                   "model on one GPU, for the time estimates (missing files are skipped).")
 flags.DEFINE_integer("num_bins", 15, "Bins of the reliability diagrams and ECE/MCE.",
@@ -164,8 +165,9 @@ def full_scale_estimates(flagfile_root, throughput_paths):
     measured, utilisation = measured_throughput(throughput_paths)
     rows = []
     for path in sorted(glob.glob(os.path.join(flagfile_root, "*", "*.cfg"))):
-        if any(os.sep + part + os.sep in path for part in ("cpu", "fashion_mnist")):
-            continue  # run at CPU scale, or the campaign's own (runs/fashion_mnist/PLAN.md)
+        folder = os.path.dirname(path)
+        if os.path.basename(folder) == "cpu" or os.path.exists(os.path.join(folder, "PLAN.md")):
+            continue  # run at CPU scale, or a campaign's, whose PLAN.md states its GPU time
         with open(path) as handle:
             text = handle.read()
         values = {line[2:].split("=", 1)[0]: line.split("=", 1)[1]
