@@ -52,6 +52,7 @@ TRAIN = [
     (["--num_processes=2"], "--num_processes only apply to --strategy=multi_worker"),
     (["--track_rank_layers=dense0,,features"], "--track_rank_layers='dense0,,features'"),
     (["--probe_dataset=nowhere"], "--probe_dataset='nowhere'"),
+    (["--far_ood=digits,mnist"], "--far_ood='digits,mnist': unknown far-OOD set 'mnist'"),
     (["--study=my-study!"], "--study='my-study!'"),
     (["--unknown_flag=1"], "Unknown command line flag 'unknown_flag'"),
     (["extra"], "unexpected arguments ['extra']"),

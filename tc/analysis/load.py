@@ -247,6 +247,10 @@ def _load_run(path):
     for score, values in (result.get("ood_detection") or {}).items():
         for name, value in (values or {}).items():
             row[f"ood/{score}/{name}"] = value
+    for far_set, scores in (result.get("far_ood_detection") or {}).items():
+        for score, values in (scores or {}).items():
+            for name, value in (values or {}).items():
+                row[f"far_ood/{far_set}/{score}/{name}"] = value
     row.update(_flatten("final", result.get("final")))
     row.update(_flatten("best", result.get("best_validation")))
     _check_run(row, epochs, path)

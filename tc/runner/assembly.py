@@ -140,7 +140,7 @@ def precision_policy(config):
 
 
 def check_layers(model, config):
-    probe_layers = config.probe_layers if config.probe_dataset else ()
+    probe_layers = config.probe_layers if config.probe_dataset or config.far_ood else ()
     for flag, names in (("track_rank_layers", config.rank_layers), ("probe_layer", probe_layers)):
         if not names:
             continue
@@ -284,6 +284,7 @@ def prepare_data(config):
                          f"{dataset.split_sizes['train']} training examples of {config.dataset}.")
     probe_dataset = (inputs_lib.load_probe_dataset(config, dataset) if config.probe_dataset
                      else None)
+    inputs_lib.check_far_ood(config, dataset)
     tracked = None
     if config.track_example_learning:
         if not isinstance(dataset, data.ArrayDataset):

@@ -10,6 +10,7 @@ import dataclasses
 import math
 
 from tc import data, models, schedules
+from tc.data import far_ood
 from tc.runner import run_dir as run_dir_lib
 
 LOSSES = ("temperature", "gradient_decay")
@@ -25,7 +26,8 @@ NOT_RECORDED = ("overwrite", "verbose", "max_copies_per_program", "coordinator_a
 # run directories still match.
 RECORDED_IF_SET = ("betas", "study", "probe_dataset_options", "learning_rates", "seeds",
                    "init_logit_norms", "readout_init_scales", "grid", "lr_scaling",
-                   "shuffle_seed", "data_order", "track_example_learning", "train_eval_size")
+                   "shuffle_seed", "data_order", "track_example_learning", "train_eval_size",
+                   "far_ood")
 GRIDS = ("product", "zip")
 DATA_ORDERS = ("shared", "per_copy")
 LR_SCALINGS = ("none", "inverse_beta", "inverse_beta_squared")
@@ -171,6 +173,10 @@ class RunConfig:
                                           "the linear probe reads, each probed alone; the "
                                           "first also gives the OOD feature score.")
     probe_size: int = _field(5000, "Training examples of --probe_dataset the probe is fit on.")
+    far_ood: str = _field("", "After training, score OOD detection of the test inputs against "
+                              "these comma-separated far-OOD sets, made at the model's input "
+                              "shape: digits (scikit-learn's, resized), uniform_noise ('' = "
+                              "none).")
     track_example_learning: int = _field(0, "Paper 2's curriculum: for this many training "
                                             "examples (the first of the training split), "
                                             "record each epoch's margin and loss, and the epoch "
@@ -216,6 +222,10 @@ class RunConfig:
     @property
     def probe_layers(self):
         return _names(self.probe_layer)
+
+    @property
+    def far_ood_sets(self):
+        return _names(self.far_ood)
 
     @property
     def decay_epochs(self):
@@ -294,6 +304,10 @@ class RunConfig:
                 raise ValueError(f"--{flag}={getattr(self, flag)!r} must be comma-separated "
                                  "layer names with no empty item, e.g. 'dense0,features'."
                                  ) from None
+        try:
+            far_ood.check_names(_names(self.far_ood))
+        except ValueError as error:
+            raise ValueError(f"--far_ood={self.far_ood!r}: {error}") from None
         run_dir_lib.check_output_directory(self.run_dir)
         if self.study and not self.study.replace("_", "").isalnum():
             raise ValueError(f"--study={self.study!r} must be a name of letters, digits and "
@@ -501,7 +515,7 @@ HELP_GROUPS = (
         "output_dir", "overwrite", "strategy", "tpu", "coordinator_address", "num_processes",
         "process_id", "mixed_precision", "verbose",
         "tensorboard", "save_predictions", "track_rank_layers", "rank_probe_size",
-        "probe_dataset", "probe_dataset_options", "probe_layer", "probe_size",
+        "probe_dataset", "probe_dataset_options", "probe_layer", "probe_size", "far_ood",
         "track_example_learning", "train_eval_size", "study")),
 )
 

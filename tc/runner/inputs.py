@@ -87,6 +87,20 @@ def model_inputs(config, dataset, initial_epoch, labels_per_output=1):
     return Inputs(train, validation, test, rank_inputs, train_eval)
 
 
+def check_far_ood(config, dataset):
+    """Raises ValueError before training unless the --far_ood sets can be made for `dataset`:
+    in memory, with uint8 images (the far-OOD sets are raw pixels, normalized as its own)."""
+    if not config.far_ood_sets:
+        return
+    if not isinstance(dataset, data_lib.ArrayDataset) or dataset.spec.mean is None:
+        raise ValueError(f"--far_ood={config.far_ood!r} needs an in-memory dataset of uint8 "
+                         f"images, such as fashion_mnist or synthetic_images; {config.dataset} "
+                         "is streamed or holds other inputs.")
+    if len(dataset.input_shape) != 3:
+        raise ValueError(f"--far_ood={config.far_ood!r} needs image inputs (height, width, "
+                         f"channels); {config.dataset} has {tuple(dataset.input_shape)}.")
+
+
 def load_probe_dataset(config, dataset):
     """The --probe_dataset of the linear probe, checked to be in memory and to fit the model."""
     # No validation split: the probe is fit on training data and scored on the test split.

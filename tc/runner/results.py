@@ -10,6 +10,7 @@ import numpy as np
 import tc
 from tc import beta as beta_lib
 from tc import losses, ood, representation
+from tc.data import far_ood, preprocessing
 from tc.runner import run_dir as run_dir_lib
 
 
@@ -137,18 +138,18 @@ def linear_probe(config, model, probe_dataset):
             "accuracy": accuracies[layers[0]], "layers": accuracies}
 
 
-def ood_detection(config, model, loss, dataset, probe_dataset):
-    """Paper 3's OOD detection: the run's test inputs against the --probe_dataset's, scored by
-    the maximum softmax probability and the energy of the logits the metrics score (`beta z`
-    for temperature CE), and by the principal-subspace share of the --probe_layer features
-    (fit on up to --probe_size training inputs, with as many directions as classes) of the
-    first --probe_layer.
+def ood_detection(config, model, loss, dataset, x_out):
+    """Paper 3's OOD detection: the run's test inputs against the inputs `x_out` (normalized as
+    the model's inputs), scored by the maximum softmax probability and the energy of the logits
+    the metrics score (`beta z` for temperature CE), and by the principal-subspace share of the
+    features of the first --probe_layer (fit on up to --probe_size training inputs, with as
+    many directions as classes).
     Returns `{score: {"auroc": ..., "fpr_at_95_tpr": ...}}`."""
     x_train, _ = dataset.arrays("train")
     x_in, y_in = dataset.arrays("test")
-    x_out, y_out = probe_dataset.arrays("test")
     logits_in, _ = predictions(model, loss, (x_in, y_in), config.eval_batch_size)
-    logits_out, _ = predictions(model, loss, (x_out, y_out), config.eval_batch_size)
+    logits_out, _ = predictions(model, loss, (x_out, np.zeros(len(x_out), np.int32)),
+                                config.eval_batch_size)
     layer = config.probe_layers[0]
     extractor = representation.activation_model(model, [layer])
     train_features, in_features, out_features = (
@@ -164,6 +165,14 @@ def ood_detection(config, model, loss, dataset, probe_dataset):
     return {name: {"auroc": ood.auroc(inside, outside),
                    "fpr_at_95_tpr": ood.fpr_at_tpr(inside, outside, 0.95)}
             for name, (inside, outside) in scored.items()}
+
+
+def far_ood_detection(config, model, loss, dataset):
+    """`ood_detection` against each --far_ood set, made at the model's input shape and
+    normalized with the in-distribution dataset's statistics: `{set: {score: {...}}}`."""
+    return {name: ood_detection(config, model, loss, dataset, preprocessing.normalize(
+                far_ood.images(name, dataset.input_shape), dataset.spec, preprocessing.NUMPY))
+            for name in config.far_ood_sets}
 
 
 def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=None,
@@ -186,5 +195,8 @@ def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=
     if probe_dataset is not None:
         extras["linear_probe"] = linear_probe(config, model, probe_dataset)
         if dataset is not None and hasattr(dataset, "arrays"):
-            extras["ood_detection"] = ood_detection(config, model, loss, dataset, probe_dataset)
+            extras["ood_detection"] = ood_detection(config, model, loss, dataset,
+                                                    probe_dataset.arrays("test")[0])
+    if config.far_ood_sets and dataset is not None and hasattr(dataset, "arrays"):
+        extras["far_ood_detection"] = far_ood_detection(config, model, loss, dataset)
     return extras
