@@ -567,9 +567,14 @@ def main(argv):
     return 0
 
 
+def help_groups(module_name):
+    """The flag groups of `--help` and of this command's CLI reference page."""
+    return command_line.module_groups("benchmark", module_name)
+
+
 def run():
     """The console command (`tc-bench`), the same as `python -m tc.bench`."""
-    command_line.run(main, __name__, command_line.module_groups("benchmark", __name__))
+    command_line.run(main, __name__, help_groups(__name__))
 
 
 if __name__ == "__main__":

@@ -83,9 +83,14 @@ def _main(argv):
     sys.exit(max(assembly.STATUS_EXIT_CODES[result["status"]] for result in results))
 
 
+def help_groups(module_name):
+    """The flag groups of `--help` and of this command's CLI reference page."""
+    return config_lib.HELP_GROUPS
+
+
 def run():
     """The console command (`tc-train`), the same as `python -m tc.train`."""
-    command_line.run(main, __name__, config_lib.HELP_GROUPS)
+    command_line.run(main, __name__, help_groups(__name__))
 
 
 if __name__ == "__main__":

@@ -81,9 +81,14 @@ def main(argv):
               f"{', '.join(map(search.trial_name, summary['passed_over']))}")
 
 
+def help_groups(module_name):
+    """The flag groups of `--help` and of this command's CLI reference page."""
+    return config_lib.HELP_GROUPS + (search.HELP_GROUP,)
+
+
 def run():
     """The console command (`tc-tune`), the same as `python -m tc.tune`."""
-    command_line.run(main, __name__, config_lib.HELP_GROUPS + (search.HELP_GROUP,))
+    command_line.run(main, __name__, help_groups(__name__))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,11 @@
 - the libraries' Python INFO logs are off unless `--verbosity` is given (TensorFlow's C++ logs:
   see `tc.console`).
 
-The groups are the entry point's to give (`tc.runner.config.HELP_GROUPS` for the run flags,
-`tc.runner.search.HELP_GROUP` for the search); `module_groups` makes one group of the flags a
-module defines, for the commands whose flags are few.
+The groups are the entry point's to give, from its `help_groups(module_name)`
+(`tc.runner.config.HELP_GROUPS` for the run flags, `tc.runner.search.HELP_GROUP` for the search);
+`module_groups` makes one group of the flags a module defines, for the commands whose flags are
+few. The same groups make the command's page of the CLI reference (`markdown_reference`, which
+the documentation site's build runs: `python -m tc.runner.command_line tc.train`).
 """
 
 import functools
@@ -59,6 +61,77 @@ def _entry(flag):
                           subsequent_indent="    ", break_on_hyphens=False)
     lines.append(f"    (default: {flag.default_as_str})")
     return lines
+
+
+def valid_values(flag):
+    """What a flag accepts, in words: an enum's values, true/false, or the parser's type."""
+    parser = flag.parser
+    if getattr(parser, "enum_values", None):
+        return ", ".join(parser.enum_values)
+    kind = flag.flag_type()
+    if kind == "bool":
+        return "true, false"
+    lower, upper = getattr(parser, "lower_bound", None), getattr(parser, "upper_bound", None)
+    words = {"int": "an integer", "float": "a number", "string": "text"}.get(kind, kind)
+    if lower is not None or upper is not None:
+        words += f" in [{'-inf' if lower is None else lower}, {'inf' if upper is None else upper}]"
+    return words
+
+
+def default_text(flag):
+    """A flag's default as it is written on the command line (`''` for the empty string)."""
+    default = flag.default
+    if isinstance(default, bool):
+        return "true" if default else "false"
+    if default is None or default == "":
+        return "''"
+    if isinstance(default, (list, tuple)):
+        return ",".join(map(str, default))
+    return str(default)
+
+
+def _own_help(flag):
+    """The flag's help without the `<a|b|c>: ` that absl puts before an enum's."""
+    text = flag.help or ""
+    if getattr(flag.parser, "enum_values", None) and text.startswith("<"):
+        return text.split(">: ", 1)[-1]
+    return text
+
+
+def _cell(text):
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def markdown_reference(module_name):
+    """The CLI reference page of the entry point `module_name` (e.g. `tc.train`): its
+    docstring, then a table per help group of every flag with its default, valid values and
+    help, read from the flags absl holds, so that the page cannot drift from the code."""
+    import importlib
+
+    from absl import flags
+
+    module = importlib.import_module(module_name)
+    console_command = COMMANDS[module_name]
+    lines = [f"# {module_name}", "",
+             f"`python -m {module_name}`, or the console command `{console_command}`. Generated "
+             "from the flag definitions; `--help` prints the same groups.", "",
+             (module.__doc__ or "").strip(), ""]
+    for title, names in module.help_groups(module_name):
+        defined = [flags.FLAGS[name] for name in names if name in flags.FLAGS]
+        if not defined:
+            continue
+        lines += [f"## {title[0].upper()}{title[1:]}", "",
+                  "| flag | default | valid values | what it sets |", "| --- | --- | --- | --- |"]
+        for flag in defined:
+            lines.append(f"| `--{flag.name}` | `{_cell(default_text(flag))}` | "
+                         f"{_cell(valid_values(flag))} | {_cell(_own_help(flag))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# Each entry point's module and its console command.
+COMMANDS = {"tc.train": "tc-train", "tc.tune": "tc-tune", "tc.bench": "tc-bench",
+            "tc.analysis.report": "tc-report"}
 
 
 def module_groups(title, module_name):
@@ -193,3 +266,9 @@ def run(main, module_name, help_groups=()):
 
     app.run(guarded, flags_parser=functools.partial(parse_command_line,
                                                     help_groups=help_groups))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python -m tc.runner.command_line {{{','.join(COMMANDS)}}}")
+    sys.stdout.write(markdown_reference(sys.argv[1]) + "\n")
