@@ -51,12 +51,15 @@ def _compute_dtype(x):
 
 
 def check_label_mode(label_mode):
+    """Returns `label_mode` if it is one of `LABEL_MODES` ("sparse", "categorical"); else a
+    ValueError naming the value and the valid ones."""
     if label_mode not in LABEL_MODES:
         raise ValueError(f"`label_mode` must be one of {LABEL_MODES}; got {label_mode!r}.")
     return label_mode
 
 
 def check_label_smoothing(label_smoothing):
+    """Returns `label_smoothing` as a float if it is a real number in [0, 1); else a ValueError."""
     if (
         isinstance(label_smoothing, bool)
         or not isinstance(label_smoothing, numbers.Real)

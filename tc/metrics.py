@@ -121,6 +121,7 @@ class _Scored:
 
 
 def check_num_bins(num_bins):
+    """Returns `num_bins` as an int if it is an integer >= 1 (not a bool); else a ValueError."""
     if isinstance(num_bins, bool) or not isinstance(num_bins, numbers.Integral) or num_bins < 1:
         raise ValueError(f"`num_bins` must be an integer >= 1; got {num_bins!r}.")
     return int(num_bins)

@@ -81,6 +81,7 @@ def _two_layer_init(dimension, width, num_classes, seed):
 
 
 def mean_logit_norm(logits):
+    """The mean over examples of `||z||_2`, the Euclidean norm of each row of `logits` (N, K)."""
     return float(np.mean(np.linalg.norm(logits, axis=1)))
 
 

@@ -1,4 +1,5 @@
-"""The README's snippet runs, and its two commands are the ones CI uses."""
+"""The README's and the guides' snippets run, their commands use valid flags, the two commands
+are the ones CI uses, and the README stays one screen of what tc is, not its history."""
 
 import ast
 import pathlib
@@ -8,11 +9,16 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+GUIDES = {path.name: path.read_text() for path in sorted((ROOT / "docs" / "guides").glob("*.md"))}
 
 
 def python_blocks(section_title):
     section = README.split(f"## {section_title}", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def guide_python_blocks(guide):
+    return re.findall(r"```python\n(.*?)```", GUIDES[guide], flags=re.DOTALL)
 
 
 def test_usage_snippet_runs_and_does_what_it_says(capsys):
@@ -35,7 +41,7 @@ def test_usage_snippet_runs_and_does_what_it_says(capsys):
 
 
 def test_data_and_models_snippet_trains_digits(capsys):
-    (snippet,) = python_blocks("Datasets and models")
+    (snippet,) = guide_python_blocks("datasets.md")
     exec(compile(snippet, "README.md", "exec"), {})
     logs = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])
     assert logs["accuracy"] >= 0.9
@@ -43,14 +49,16 @@ def test_data_and_models_snippet_trains_digits(capsys):
 
 def test_analysis_snippet_reads_the_committed_results(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    (snippet,) = python_blocks("The reproduction report")
+    (snippet,) = guide_python_blocks("report.md")
     exec(compile(snippet, "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "final/test/ece/mean" in printed and "0.01" in printed
 
 
 def readme_commands(entry_point):
-    blocks = re.findall(r"```sh\n(.*?)```", README, flags=re.DOTALL)
+    """The `python -m <entry_point>` commands of the README's and the guides' sh blocks."""
+    blocks = [block for text in (README, *GUIDES.values())
+              for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)]
     commands = []
     for block in blocks:
         for command in block.replace("\\\n", " ").splitlines():
@@ -120,3 +128,22 @@ def test_the_readme_results_are_what_the_report_generates():
     claims = pd.read_csv(ROOT / "runs" / "results" / "tables" / "claims.csv",
                          keep_default_na=False)
     assert summary_lib.results_summary(claims) == summary
+
+
+def test_the_readme_is_one_screen_of_what_tc_is():
+    assert len(README.splitlines()) <= 200
+    for section in ("## Install", "## The two commands", "## Train from the command line",
+                    "## Use tc in your own model", "## Results", "## Documentation"):
+        assert section in README, section
+    # Sentences about how the project got here belong in the history of git, not in its pages.
+    history = ("roadmap", "how this was found", "before the label checks", "first version",
+               "no longer", "used to ", "was rewritten", "next:")
+    for name, text in {"README.md": README, **GUIDES}.items():
+        for phrase in history:
+            assert phrase not in text.lower(), (name, phrase)
+
+
+def test_every_relative_link_of_the_readme_names_a_file_of_the_repository():
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
+        if "://" not in target:
+            assert (ROOT / target).exists(), target

@@ -36,6 +36,10 @@ from tc.models import default_model
 from tc.runner import config as config_lib
 from tc.runner import run_dir as run_dir_lib
 
+__all__ = ["CURVE_KEYS", "find_run_directories", "load", "MAX_FILE_BYTES", "NUMERIC_FLAGS",
+           "over_seeds", "parse_flagfile", "reason", "REQUIRED_FLAGS", "Results", "RUN_MARKS",
+           "STATUSES"]
+
 STATUSES = ("completed", "diverged", "failed", "interrupted")
 NUMERIC_FLAGS = ("beta", "learning_rate", "seed", "epochs", "batch_size")
 REQUIRED_FLAGS = ("dataset", "loss", "beta", "learning_rate", "seed")
