@@ -41,6 +41,7 @@ from tc import (  # noqa: E402
                 models,
                 ood,
                 representation,
+                run_files,
                 saved_runs,
                 schedules,
                 theory,
@@ -50,4 +51,4 @@ from tc.saved_runs import load_run
 __version__ = "0.1.0"
 
 __all__ = ["beta", "calibration", "console", "data", "layers", "load_run", "losses", "metrics", "models",
-           "ood", "representation", "saved_runs", "schedules", "theory"]
+           "ood", "representation", "run_files", "saved_runs", "schedules", "theory"]

@@ -411,8 +411,9 @@ def search_wall_time(model_name, points, epochs, batch_size, samples, mixed_prec
                      local_workers, scratch):
     """Seconds of a `points`-beta grid search by `python -m tc.tune` with `--local_workers`,
     and how many times each trial ran (from the run directories' result.json files)."""
-    import json
     import subprocess
+
+    from tc import run_files
 
     output = os.path.join(scratch, f"search_{local_workers}")
     environment = dict(os.environ)
@@ -433,9 +434,8 @@ def search_wall_time(model_name, points, epochs, batch_size, samples, mixed_prec
                            f"{completed.returncode}): {completed.stderr[-2000:]}")
     trials = {}
     for folder, _, files in os.walk(os.path.join(output, "trials")):
-        if "result.json" in files:
-            with open(os.path.join(folder, "result.json")) as handle:
-                beta = json.load(handle)["beta"]
+        if run_files.RESULT_FILE in files:
+            beta = run_files.read_result(os.path.join(folder, run_files.RESULT_FILE))["beta"]
             trials[beta] = trials.get(beta, 0) + 1
     return seconds, trials
 

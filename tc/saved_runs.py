@@ -13,8 +13,9 @@ not for loading.
 """
 
 import dataclasses
-import json
 import os
+
+from tc import run_files
 
 __all__ = ["load_run", "read_flags", "SavedRun"]
 
@@ -28,27 +29,12 @@ class SavedRun:
     model: object  # keras.Model, or None
 
 
-def _value(text):
-    if text in ("true", "false"):
-        return text == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def read_flags(path):
-    """`{name: value}` of the `--name=value` lines of a flagfile (comments skipped)."""
-    flags = {}
-    with open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line.startswith("--") and "=" in line:
-                name, text = line[2:].split("=", 1)
-                flags[name] = _value(text)
-    return flags
+    """`{name: value}` of a flagfile's `--name=value` lines, each value as it reads
+    (`tc.run_files.typed_value`); comments and blank lines skipped, any other line a ValueError."""
+    with open(path, encoding="utf-8") as handle:
+        return {name: run_files.typed_value(value)
+                for name, value in run_files.flag_values(handle.read()).items()}
 
 
 def load_run(path, load_model=True):
@@ -66,10 +52,7 @@ def load_run(path, load_model=True):
     metrics = (pd.read_csv(metrics_path).set_index("epoch") if os.path.exists(metrics_path)
                else pd.DataFrame())
     result_path = os.path.join(path, "result.json")
-    result = {}
-    if os.path.exists(result_path):
-        with open(result_path) as handle:
-            result = json.load(handle)
+    result = run_files.read_result(result_path) if os.path.exists(result_path) else {}
     model_path = os.path.join(path, "model.keras")
     model = None
     if load_model and os.path.exists(model_path):

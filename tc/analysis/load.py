@@ -32,6 +32,7 @@ import stat
 import numpy as np
 import pandas as pd
 
+from tc import run_files
 from tc.models import default_model
 from tc.runner import config as config_lib
 from tc.runner import run_dir as run_dir_lib
@@ -61,14 +62,10 @@ _FIELD_TYPES = {field.name: type(field.default) for field in dataclasses.fields(
 def parse_flagfile(text):
     """`{flag: value}` of a tc flagfile, each value cast to its RunConfig field's type."""
     values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("--") or "=" not in line:
-            continue
-        name, raw = line[2:].split("=", 1)
+    for name, raw in run_files.flag_values(text).items():
         kind = _FIELD_TYPES.get(name, str)
         if kind is bool:
-            values[name] = raw.lower() in ("true", "1", "yes")
+            values[name] = run_files.parse_bool(raw)
         elif kind in (int, float):
             try:
                 values[name] = kind(float(raw)) if kind is int else float(raw)
@@ -222,7 +219,7 @@ def _load_run(path):
     result_path = os.path.join(path, "result.json")
     if not os.path.lexists(result_path):
         raise ValueError("no result.json (the run is unfinished, or was killed)")
-    result = json.loads(_read_text(result_path))
+    result = run_files.parse_result(_read_text(result_path))
     if not isinstance(result, dict) or "status" not in result:
         raise ValueError("result.json has no status")
     if not isinstance(result.get("status"), str):

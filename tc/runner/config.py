@@ -9,7 +9,7 @@ import ast
 import dataclasses
 import math
 
-from tc import data, models, schedules
+from tc import data, models, run_files, schedules
 from tc.data import far_ood
 from tc.runner import run_dir as run_dir_lib
 
@@ -413,17 +413,12 @@ class RunConfig:
         """
         fields = {field.name: field for field in dataclasses.fields(cls)}
         values = {}
-        for line in filter(None, (line.strip() for line in text.splitlines())):
-            if line.startswith("#"):
-                continue
-            name, separator, value = line.removeprefix("--").partition("=")
-            if not line.startswith("--") or not separator or name not in fields:
-                raise ValueError(f"{line!r} is not a flag of tc.train (--name=value).")
+        for name, value in run_files.flag_values(text).items():
+            if name not in fields:
+                raise ValueError(f"'--{name}={value}' is not a flag of tc.train (--name=value).")
             default = fields[name].default
-            if isinstance(default, bool):
-                values[name] = value.lower() in ("true", "1")
-            else:
-                values[name] = type(default)(value)
+            values[name] = (run_files.parse_bool(value) if isinstance(default, bool)
+                            else type(default)(value))
         return cls(**{**values, **overrides}).validate()
 
 

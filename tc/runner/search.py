@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-from tc import compat, console
+from tc import compat, console, run_files
 from tc.runner import assembly, interruption, local_workers, run_dir
 from tc.runner import config as config_lib
 
@@ -531,10 +531,9 @@ def _run_results(search, trial_id):
     root = os.path.join(search.output_dir, "trials", trial_id)
     directories, results = [], []
     for seed_dir in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-        path = os.path.join(root, seed_dir, "result.json")
+        path = os.path.join(root, seed_dir, run_files.RESULT_FILE)
         if os.path.exists(path):
-            with open(path) as handle:
-                results.append(json.load(handle))
+            results.append(run_files.read_result(path))
             directories.append(os.path.join("trials", trial_id, seed_dir))
     return directories, results
 

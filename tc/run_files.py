@@ -1,0 +1,90 @@
+"""The text files of a run directory, read by one rule wherever they are read.
+
+A run directory's `flags.txt` is an absl flagfile that reproduces the run: one `--name=value`
+per line; blank lines and lines starting with `#` are skipped. Its `result.json` is one JSON
+object. The runner writes both (`tc.runner.config`, `tc.runner.results`); the runner's config,
+`tc.load_run` and `tc.analysis` read them through this module, so a run written by one is read
+alike by the others:
+
+- `flag_values(text)`: `{name: text}` of a flagfile's lines, or a ValueError naming the first
+  line that is not `--name=value`;
+- `parse_bool(text)`: a boolean flag's value, by absl's rule (`true`, `t`, `1` / `false`, `f`,
+  `0`, any case), or a ValueError;
+- `typed_value(text)`: a value whose flag is unknown to the reader, as the Python value it
+  reads as (a boolean, then an int, then a float, else the text);
+- `read_result(path)` / `parse_result(text)`: result.json as a dict, or a ValueError that says
+  what is wrong with it.
+"""
+
+import json
+
+__all__ = ["FLAGS_FILE", "RESULT_FILE", "flag_values", "parse_bool", "parse_result",
+           "read_result", "typed_value"]
+
+FLAGS_FILE = "flags.txt"
+RESULT_FILE = "result.json"
+_TRUE = ("true", "t", "1")
+_FALSE = ("false", "f", "0")
+
+
+def flag_values(text):
+    """`{name: value text}` of the `--name=value` lines of flagfile `text`, in file order.
+
+    Raises:
+        ValueError: a line that is neither blank, a `#` comment nor `--name=value`.
+    """
+    values = {}
+    for line in filter(None, (line.strip() for line in text.splitlines())):
+        if line.startswith("#"):
+            continue
+        name, separator, value = line.removeprefix("--").partition("=")
+        if not line.startswith("--") or not separator or not name:
+            raise ValueError(f"{line!r} is not a flag (--name=value).")
+        values[name] = value
+    return values
+
+
+def parse_bool(text):
+    """The boolean a flag's `text` says, by absl's rule; ValueError for anything else."""
+    lowered = str(text).strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (true or false).")
+
+
+def typed_value(text):
+    """`text` as the value it reads as: `true`/`false` as a bool, then an int, a float, or the
+    text itself (for a reader that has no schema of the flags)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_result(text):
+    """The result.json text `text` as a dict.
+
+    Raises:
+        ValueError: it is not JSON (json.JSONDecodeError is a ValueError), or not an object.
+    """
+    result = json.loads(text)
+    if not isinstance(result, dict):
+        raise ValueError(f"result.json holds {type(result).__name__}, not an object")
+    return result
+
+
+def read_result(path):
+    """result.json at `path` as a dict (see `parse_result`).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not UTF-8 JSON, or not an object.
+    """
+    with open(path, encoding="utf-8") as handle:
+        return parse_result(handle.read())

@@ -1,0 +1,75 @@
+"""`tc.run_files`: one rule for a run directory's flags.txt and result.json, the same in the
+runner's config, `tc.load_run` and `tc.analysis`; booleans by absl's own parser."""
+
+import json
+
+import pytest
+from absl import flags
+
+from tc import run_files, saved_runs
+from tc.analysis import load
+from tc.runner import config as config_lib
+
+pytestmark = pytest.mark.backend_independent
+
+
+@pytest.mark.parametrize("text", ["true", "True", "t", "1", "false", "FALSE", "f", "0"])
+def test_booleans_read_as_absl_reads_them(text):
+    assert run_files.parse_bool(text) == flags.BooleanParser().parse(text)
+
+
+@pytest.mark.parametrize("text", ["yes", "no", "on", "", "2", "truee"])
+def test_anything_else_is_not_a_boolean_here_nor_for_absl(text):
+    with pytest.raises(ValueError, match="is not a boolean"):
+        run_files.parse_bool(text)
+    with pytest.raises(ValueError):
+        flags.BooleanParser().parse(text)
+
+
+def test_flag_lines_comments_and_blank_lines():
+    text = "# a comment\n\n  --beta=0.5  \n--dataset_options=classes=0,1;augment=none\n--study=\n"
+    assert run_files.flag_values(text) == {"beta": "0.5", "study": "",
+                                           "dataset_options": "classes=0,1;augment=none"}
+    for bad in ("beta=0.5", "--beta", "--=1", "-beta=1"):
+        with pytest.raises(ValueError, match="is not a flag"):
+            run_files.flag_values(f"--seed=1\n{bad}\n")
+
+
+def test_typed_values():
+    assert [run_files.typed_value(text) for text in ("true", "False", "3", "0.25", "1e-3", "mlp")] \
+        == [True, False, 3, 0.25, 0.001, "mlp"]
+
+
+def test_result_json_is_one_object(tmp_path):
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"status": "completed"}))
+    assert run_files.read_result(path) == {"status": "completed"}
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="holds list, not an object"):
+        run_files.read_result(path)
+    path.write_text('{"status": ')
+    with pytest.raises(json.JSONDecodeError):
+        run_files.read_result(path)
+
+
+def test_the_three_readers_read_a_written_flagfile_alike(tmp_path):
+    config = config_lib.RunConfig(output_dir=str(tmp_path / "run"), save_predictions=False,
+                                  tensorboard=True, beta=0.3, seed=7)
+    text = config.to_flagfile()
+    (tmp_path / "flags.txt").write_text(text)
+    by_config = config_lib.RunConfig.from_flagfile(text)
+    by_library = saved_runs.read_flags(tmp_path / "flags.txt")
+    by_analysis = load.parse_flagfile(text)
+    for name in ("save_predictions", "tensorboard", "beta", "seed", "dataset"):
+        assert by_library[name] == by_analysis[name] == getattr(by_config, name), name
+    assert by_library["save_predictions"] is False and by_library["tensorboard"] is True
+
+
+def test_a_boolean_none_of_them_would_read_is_refused_by_each(tmp_path):
+    text = config_lib.RunConfig(output_dir=str(tmp_path / "run")).to_flagfile().replace(
+        "--save_predictions=true", "--save_predictions=yes")
+    assert "--save_predictions=yes" in text
+    with pytest.raises(ValueError, match="'yes' is not a boolean"):
+        config_lib.RunConfig.from_flagfile(text)
+    with pytest.raises(ValueError, match="'yes' is not a boolean"):
+        load.parse_flagfile(text)
