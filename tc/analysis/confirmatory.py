@@ -18,6 +18,11 @@ accuracy of the tuning seed only, never on test.
 
 `detectable_effect(sd, n)` is the smallest true effect a one-sided t-test at Holm's strictest
 level (`ALPHA / family_size()`) detects with 80% power, for the plan's power table.
+
+`judge_family(per_seed, excluded)` applies all of this to the family at once: each test's
+per-seed values (after the fit filter) on each architecture give its p-value, the family's
+p-values are Holm-adjusted together, and each test gets its verdict; `family_table` writes
+them as the report's confirmatory table, beside the first campaign's short-budget verdicts.
 """
 
 import dataclasses
@@ -25,9 +30,9 @@ import dataclasses
 import numpy as np
 from scipy import stats
 
-__all__ = ["ALPHA", "ARCHITECTURES", "EQUIVALENCE_MARGIN", "FIT_THRESHOLD", "PRIMARY",
-           "PrimaryTest", "detectable_effect", "equivalence", "family_size", "holm",
-           "one_sided_t"]
+__all__ = ["ALPHA", "ARCHITECTURES", "EQUIVALENCE_MARGIN", "FIT_THRESHOLD", "MIN_SEEDS",
+           "PRIMARY", "PrimaryTest", "detectable_effect", "equivalence", "family_size",
+           "family_table", "holm", "judge_family", "one_sided_t"]
 
 ALPHA = 0.05
 # "Top-1 roughly unchanged": within half a point of test accuracy, both ways.
@@ -35,6 +40,8 @@ EQUIVALENCE_MARGIN = 0.005
 # Accuracy on the un-augmented training set a run needs for any of its numbers to be compared.
 FIT_THRESHOLD = 0.99
 POWER = 0.80
+# A test with fewer seeds left after the fit filter is not run (its p counts as 1 in the family).
+MIN_SEEDS = 5
 # Every primary test is made on each architecture: the family is PRIMARY x ARCHITECTURES.
 ARCHITECTURES = ("resnet18", "vgg11")
 TUNING_SEEDS = (90,)
@@ -165,3 +172,82 @@ def detectable_effect(sd, n, alpha=None, power=POWER):
     noncentrality = optimize.brentq(lambda delta: stats.nct.sf(critical, df, delta) - power,
                                     0.0, 1e3)
     return float(noncentrality * sd / np.sqrt(n))
+
+
+def judge_family(per_seed, excluded=None):
+    """The verdict of every primary test on every architecture, Holm-adjusted together.
+
+    Args:
+        per_seed: `{(test id, architecture): per-seed values}`, the values of the seeds whose
+            runs passed the fit filter (a paired difference, a trend's rho, or an equivalence
+            test's difference). A missing pair is a test that was not run.
+        excluded: `{(test id, architecture): [excluded run, ...]}`, the runs the fit filter
+            took out (listed with their accuracy by the caller).
+
+    Returns:
+        One dict per test and architecture, in `PRIMARY` order: id, architecture, kind, n,
+        mean, p, holm_p, verdict ("confirmed" / "not confirmed" for paired and trend tests,
+        "equivalent" / "not shown equivalent" for equivalence tests, "not run" with fewer than
+        `MIN_SEEDS` seeds), detectable (the smallest effect with 80% power at Holm's strictest
+        level, for paired and trend tests) and excluded (how many runs the fit filter took out).
+        The family has `family_size()` members whether or not each ran: a test not run counts
+        as p = 1, so no verdict gains from another's absence.
+    """
+    excluded = excluded or {}
+    known = {(test.id, architecture) for test in PRIMARY for architecture in ARCHITECTURES}
+    unknown = sorted(set(per_seed) - known)
+    if unknown:
+        raise ValueError(f"judge_family got values for {unknown}, which are not primary tests "
+                         f"on {', '.join(ARCHITECTURES)}; valid ids: "
+                         f"{', '.join(test.id for test in PRIMARY)}.")
+    rows = []
+    for test in PRIMARY:
+        for architecture in ARCHITECTURES:
+            values = np.asarray(per_seed.get((test.id, architecture), ()), float)
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"{test.id} on {architecture} has a value that is not finite: "
+                                 f"{values.tolist()}.")
+            ran = len(values) >= MIN_SEEDS
+            if not ran:
+                p = 1.0
+            elif test.kind == "equivalence":
+                p = equivalence(values)
+            else:
+                p = one_sided_t(values, test.direction)
+            rows.append({"id": test.id, "architecture": architecture, "kind": test.kind,
+                         "n": int(len(values)),
+                         "mean": float(values.mean()) if len(values) else float("nan"),
+                         "p": p, "ran": ran,
+                         "excluded": len(excluded.get((test.id, architecture), ())),
+                         "detectable": (detectable_effect(float(values.std(ddof=1)), len(values))
+                                        if ran and test.kind != "equivalence"
+                                        else float("nan"))})
+    for row, adjusted in zip(rows, holm([row["p"] for row in rows])):
+        row["holm_p"] = float(adjusted)
+        passed = row["ran"] and adjusted < ALPHA
+        if not row["ran"]:
+            row["verdict"] = "not run"
+        elif row["kind"] == "equivalence":
+            row["verdict"] = "equivalent" if passed else "not shown equivalent"
+        else:
+            row["verdict"] = "confirmed" if passed else "not confirmed"
+        del row["ran"]
+    return rows
+
+
+def family_table(rows, short_budget=None):
+    """The report's confirmatory table (markdown) of `judge_family`'s rows, with the first
+    campaign's exploratory short-budget verdict of the same claim beside each
+    (`short_budget`: `{(test id, architecture): verdict}`, "-" where it had none)."""
+    short_budget = short_budget or {}
+    lines = ["| test | architecture | verdict | n | mean | p | Holm p | 80% power at | "
+             "excluded by the fit filter | first campaign (exploratory, short budget) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        key = (row["id"], row["architecture"])
+        detectable = "-" if np.isnan(row["detectable"]) else f"{row['detectable']:.4f}"
+        mean = "-" if np.isnan(row["mean"]) else f"{row['mean']:+.4f}"
+        lines.append(f"| `{row['id']}` | {row['architecture']} | {row['verdict']} | {row['n']} | "
+                     f"{mean} | {row['p']:.3g} | {row['holm_p']:.3g} | {detectable} | "
+                     f"{row['excluded']} | {short_budget.get(key, '-')} |")
+    return "\n".join(lines) + "\n"
