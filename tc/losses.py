@@ -37,9 +37,9 @@ from tc import compat
 from tc import schedules
 
 __all__ = ["beta_config", "beta_state", "check_label_mode", "check_label_range",
-           "check_label_shape", "check_label_smoothing", "dense_targets",
+           "check_label_shape", "check_label_smoothing", "dense_targets", "describe", "get",
            "gradient_decay_cross_entropy", "GradientDecayCrossEntropy", "LABEL_MODES",
-           "labels_in_range", "sparse_cross_entropy", "temperature_cross_entropy",
+           "labels_in_range", "names", "sparse_cross_entropy", "temperature_cross_entropy",
            "TemperatureCrossEntropy"]
 
 LABEL_MODES = ("sparse", "categorical")
@@ -261,6 +261,10 @@ class _BetaCrossEntropy(keras.losses.Loss):
 
     loss_fn = None  # the per-example function, set by each subclass
     default_name = None
+    # Whether the predictor this loss trains scores `softmax(beta z)` (True) or `softmax(z)`.
+    scores_scaled_logits = False
+    # One line for `--loss`'s help: the formula and the papers.
+    summary = ""
 
     def __init__(
         self,
@@ -320,6 +324,8 @@ class TemperatureCrossEntropy(_BetaCrossEntropy):
 
     loss_fn = staticmethod(temperature_cross_entropy)
     default_name = "temperature_cross_entropy"
+    scores_scaled_logits = True
+    summary = "CE(softmax(beta z)) (papers 1, 3)"
 
     @property
     def scored_probabilities(self):
@@ -348,7 +354,29 @@ class GradientDecayCrossEntropy(_BetaCrossEntropy):
 
     loss_fn = staticmethod(gradient_decay_cross_entropy)
     default_name = "gradient_decay_cross_entropy"
+    summary = "log(beta + sum_{i != c} exp(z_i - z_c)), paper 2's loss"
 
     @property
     def scored_probabilities(self):
         return "softmax(z)"
+
+
+# The losses `tc.train --loss=<name>` trains, by name.
+_REGISTRY = {"temperature": TemperatureCrossEntropy, "gradient_decay": GradientDecayCrossEntropy}
+
+
+def names():
+    """The registered loss names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get(name):
+    """The loss class registered as `name`; a ValueError naming the valid names otherwise."""
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown loss {name!r}; valid losses: {', '.join(_REGISTRY)}.")
+    return _REGISTRY[name]
+
+
+def describe():
+    """`name: summary` of every registered loss, joined by '; ' (the `--loss` help)."""
+    return "; ".join(f"{name}: {loss.summary}" for name, loss in _REGISTRY.items())

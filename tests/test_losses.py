@@ -256,3 +256,23 @@ def test_labels_outside_the_classes_are_an_error_or_nan_never_another_class(
     expected = float(loss(labels[4:5], logits[4:5])[0])
     assert per_example[0] == pytest.approx(expected, rel=1e-5)
     assert math.isnan(per_example[1]) and math.isnan(per_example[2])
+
+
+def test_the_loss_registry_names_each_loss_and_what_its_predictor_scores():
+    import keras
+
+    assert tc.losses.names() == ("temperature", "gradient_decay")
+    assert tc.losses.get("temperature") is tc.losses.TemperatureCrossEntropy
+    with pytest.raises(ValueError, match=r"'focal'; valid losses: temperature, gradient_decay"):
+        tc.losses.get("focal")
+    logits = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    for name in tc.losses.names():
+        loss = tc.losses.get(name)(beta=0.5)
+        # The flag says which softmax the predictor is: it agrees with the recorded description.
+        expected = "softmax(beta*z)" if loss.scores_scaled_logits else "softmax(z)"
+        assert loss.scored_probabilities == expected, name
+        assert loss.summary and name in tc.losses.describe()
+        revived = keras.losses.deserialize(keras.losses.serialize(loss))
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(revived(labels, logits)),
+                                   keras.ops.convert_to_numpy(loss(labels, logits)), rtol=1e-6)

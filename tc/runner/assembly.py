@@ -58,7 +58,7 @@ class Member:
 
     config: object
     model: keras.Model
-    loss: losses.TemperatureCrossEntropy | losses.GradientDecayCrossEntropy
+    loss: keras.losses.Loss  # a registered tc loss (tc.losses.get)
     # The rate it trains at now, and its share of the optimizer state (None: all of it).
     learning_rate: object = None
     optimizer_variables: object = None
@@ -100,14 +100,12 @@ def build_loss(config):
                           "cosine": schedules.CosineWarmup}[config.beta_schedule]
         beta = schedule_class(config.beta_start, config.beta, config.beta_warmup,
                               unit=config.beta_warmup_unit)
-    loss_class = {"temperature": losses.TemperatureCrossEntropy,
-                  "gradient_decay": losses.GradientDecayCrossEntropy}[config.loss]
-    return loss_class(beta=beta, label_smoothing=config.label_smoothing)
+    return losses.get(config.loss)(beta=beta, label_smoothing=config.label_smoothing)
 
 
 def build_metrics(loss):
     """Accuracy, NLL, ECE, MCE of the trained predictor; ||z|| and ||beta z||."""
-    scored = loss if isinstance(loss, losses.TemperatureCrossEntropy) else None
+    scored = loss if loss.scores_scaled_logits else None
     return [
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         metrics.NegativeLogLikelihood(beta=scored),

@@ -9,11 +9,11 @@ import ast
 import dataclasses
 import math
 
-from tc import data, models, run_files, schedules
+from tc import data, losses, models, run_files, schedules
 from tc.data import far_ood
 from tc.runner import run_dir as run_dir_lib
 
-LOSSES = ("temperature", "gradient_decay")
+LOSSES = losses.names()
 BETA_SCHEDULES = ("constant", "log_linear", "cosine")
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 LR_SCHEDULES = schedules.LR_DECAYS
@@ -89,8 +89,7 @@ class RunConfig:
     model_options: str = _field("", "Model options as key=value pairs separated by ';', e.g. "
                                     "'depth=28;width=10'.")
     # Loss.
-    loss: str = _field("temperature", "temperature: CE(softmax(beta z)) (papers 1, 3); "
-                                      "gradient_decay: paper 2's loss.", LOSSES)
+    loss: str = _field("temperature", losses.describe() + ".", LOSSES)
     beta: float = _field(1.0, "Inverse temperature (temperature) or gradient-decay factor; > 0. "
                               "With a warm-up schedule, the final value.")
     betas: str = _field("", "Packed sweep: comma-separated betas, e.g. 0.01,0.1,1. Trains one copy "

@@ -9,7 +9,7 @@ import numpy as np
 
 import tc
 from tc import beta as beta_lib
-from tc import losses, ood, representation
+from tc import ood, representation
 from tc.data import far_ood, preprocessing
 from tc.runner import run_dir as run_dir_lib
 
@@ -114,7 +114,7 @@ def predictions(model, loss, data, batch_size):
         logits = model.predict(data, verbose=0)
         labels = np.concatenate([np.asarray(y) for _, y in data.as_numpy_iterator()])
     logits = np.asarray(logits, dtype=np.float32)
-    if isinstance(loss, losses.TemperatureCrossEntropy):
+    if loss.scores_scaled_logits:
         logits = logits * np.float32(beta_lib.variable_value(loss.beta))
     return logits, np.asarray(labels)
 
