@@ -23,6 +23,7 @@ option (0 by default), so runs that differ only in `--seed` share their data. `c
 keeps those classes, relabelled 0..k-1 (an in-distribution task and its held-out classes).
 """
 
+import dataclasses
 import functools
 import inspect
 
@@ -31,7 +32,8 @@ from tc.data.base import ArrayDataset, DatasetSpec, epoch_order  # noqa: F401
 from tc.data.tfds_source import DatasetNotPreparedError  # noqa: F401
 
 __all__ = ["ArrayDataset", "BUNDLED", "check_name", "DatasetNotPreparedError", "DatasetSpec",
-           "epoch_order", "load", "LOADERS", "names", "options", "TFDS_PREFIX"]
+           "Entry", "epoch_order", "load", "LOADERS", "names", "options", "REGISTRY",
+           "TFDS_DEFAULT_MODEL", "TFDS_PREFIX"]
 
 TFDS_PREFIX = tfds_source.ANY_PREFIX
 
@@ -48,17 +50,44 @@ def _tfds_loader(name):
     return load_tfds
 
 
-LOADERS = {
-    "digits": digits.load,
-    "synthetic": synthetic.load,
-    "synthetic_shift": synthetic.load_shift,
-    "synthetic_images": synthetic.load_images,
-    "fashion_mnist": functools.partial(mnist_like.load, "fashion_mnist"),
-    "mnist": functools.partial(mnist_like.load, "mnist"),
-    **{name: _tfds_loader(name) for name in tfds_source.TABLES},
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered dataset: how it loads, and the facts about it that need no loading.
+
+    `default_model`: the model the papers train on it (`tc.models.default_model`);
+    `bundled`: generated in memory, with no data directory;
+    `needs_tensorflow`: whether loading it imports TensorFlow (TFDS); the others are what runs
+    on a machine without TensorFlow (a JAX-only GPU).
+    """
+
+    loader: object
+    default_model: str
+    bundled: bool = False
+    needs_tensorflow: bool = False
+
+
+def _tfds_entry(name, default_model):
+    return Entry(_tfds_loader(name), default_model, needs_tensorflow=True)
+
+
+REGISTRY = {
+    "digits": Entry(digits.load, "mlp", bundled=True),
+    "synthetic": Entry(synthetic.load, "mlp", bundled=True),
+    "synthetic_shift": Entry(synthetic.load_shift, "mlp", bundled=True),
+    "synthetic_images": Entry(synthetic.load_images, "resnet18", bundled=True),
+    # IDX files with numpy alone; TFDS data only where no IDX files are found.
+    "fashion_mnist": Entry(functools.partial(mnist_like.load, "fashion_mnist"), "lenet"),
+    "mnist": Entry(functools.partial(mnist_like.load, "mnist"), "lenet"),
+    "cifar10": _tfds_entry("cifar10", "wrn"),
+    "cifar100": _tfds_entry("cifar100", "resnet18"),
+    "svhn_cropped": _tfds_entry("svhn_cropped", "resnet18"),
+    "imagenet2012": _tfds_entry("imagenet2012", "resnet50"),
+    "imdb_reviews": _tfds_entry("imdb_reviews", "lstm"),
 }
-# Generated in memory: no data directory, no TensorFlow.
-BUNDLED = ("digits", "synthetic", "synthetic_shift", "synthetic_images")
+# A `tfds:<name>` image dataset's model.
+TFDS_DEFAULT_MODEL = "resnet18"
+LOADERS = {name: entry.loader for name, entry in REGISTRY.items()}
+BUNDLED = tuple(name for name, entry in REGISTRY.items() if entry.bundled)
 
 
 def names():

@@ -20,6 +20,7 @@ output of the layer `features`. All take `weight_decay` and `readout_init_scale`
 
 import inspect
 
+from tc import data
 from tc.models import recurrent, resnet, small, transformer, vgg, wrn
 
 __all__ = ["build", "BUILDERS", "DEFAULT_MODEL", "default_model", "names", "options"]
@@ -39,13 +40,8 @@ BUILDERS = {
     "vit": transformer.vit,
 }
 
-DEFAULT_MODEL = {
-    "digits": "mlp", "synthetic": "mlp", "synthetic_shift": "mlp",
-    "synthetic_images": "resnet18", "cifar10": "wrn",
-    "cifar100": "resnet18", "svhn_cropped": "resnet18", "mnist": "lenet",
-    "fashion_mnist": "lenet",
-    "imagenet2012": "resnet50", "imdb_reviews": "lstm",
-}
+# The default model of each registered dataset, from its registry entry (`tc.data.REGISTRY`).
+DEFAULT_MODEL = {name: entry.default_model for name, entry in data.REGISTRY.items()}
 
 
 def names():
@@ -85,8 +81,8 @@ def build(name, input_shape, num_classes, **model_options):
 def default_model(dataset_name):
     """The model the papers train on `dataset_name` (the registry's default); resnet18 for a
     `tfds:<name>` image dataset."""
-    if dataset_name.startswith("tfds:"):
-        return "resnet18"
+    if dataset_name.startswith(data.TFDS_PREFIX):
+        return data.TFDS_DEFAULT_MODEL
     if dataset_name not in DEFAULT_MODEL:
         raise ValueError(f"No default model for dataset {dataset_name!r}; known: "
                          f"{', '.join(DEFAULT_MODEL)}.")
