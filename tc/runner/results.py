@@ -138,40 +138,48 @@ def linear_probe(config, model, probe_dataset):
             "accuracy": accuracies[layers[0]], "layers": accuracies}
 
 
-def ood_detection(config, model, loss, dataset, x_out):
-    """Paper 3's OOD detection: the run's test inputs against the inputs `x_out` (normalized as
-    the model's inputs), scored by the maximum softmax probability and the energy of the logits
-    the metrics score (`beta z` for temperature CE), and by the principal-subspace share of the
-    features of the first --probe_layer (fit on up to --probe_size training inputs, with as
-    many directions as classes).
-    Returns `{score: {"auroc": ..., "fpr_at_95_tpr": ...}}`."""
+def ood_detection(config, model, loss, dataset, outsides):
+    """Paper 3's OOD detection: the run's test inputs against each set of inputs in `outsides`
+    (`{name: x}`, normalized as the model's inputs), scored by the maximum softmax probability
+    and the energy of the logits the metrics score (`beta z` for temperature CE), and by the
+    principal-subspace share of the features of the first --probe_layer (fit on up to
+    --probe_size training inputs, with as many directions as classes). The in-distribution
+    logits, features and subspace are computed once for all the sets.
+    Returns `{name: {score: {"auroc": ..., "fpr_at_95_tpr": ...}}}`."""
     x_train, _ = dataset.arrays("train")
     x_in, y_in = dataset.arrays("test")
     logits_in, _ = predictions(model, loss, (x_in, y_in), config.eval_batch_size)
-    logits_out, _ = predictions(model, loss, (x_out, np.zeros(len(x_out), np.int32)),
-                                config.eval_batch_size)
     layer = config.probe_layers[0]
     extractor = representation.activation_model(model, [layer])
-    train_features, in_features, out_features = (
-        representation.layer_activations(model, [layer], x, config.eval_batch_size,
-                                         extractor=extractor)[layer]
-        for x in (x_train[:config.probe_size], x_in, x_out))
+
+    def features(x):
+        return representation.layer_activations(model, [layer], x, config.eval_batch_size,
+                                                extractor=extractor)[layer]
+
+    train_features, in_features = features(x_train[:config.probe_size]), features(x_in)
     width = int(np.prod(np.shape(train_features)[1:]))
     subspace = ood.PrincipalSubspaceScore(train_features, min(dataset.num_classes, width - 1))
-    scored = {"max_softmax_probability": (ood.max_softmax_probability(logits_in),
-                                          ood.max_softmax_probability(logits_out)),
-              "energy": (ood.energy(logits_in), ood.energy(logits_out)),
-              "principal_subspace": (subspace(in_features), subspace(out_features))}
-    return {name: {"auroc": ood.auroc(inside, outside),
-                   "fpr_at_95_tpr": ood.fpr_at_tpr(inside, outside, 0.95)}
-            for name, (inside, outside) in scored.items()}
+    inside = {"max_softmax_probability": ood.max_softmax_probability(logits_in),
+              "energy": ood.energy(logits_in), "principal_subspace": subspace(in_features)}
+    detected = {}
+    for name, x_out in outsides.items():
+        logits_out, _ = predictions(model, loss, (x_out, np.zeros(len(x_out), np.int32)),
+                                    config.eval_batch_size)
+        outside = {"max_softmax_probability": ood.max_softmax_probability(logits_out),
+                   "energy": ood.energy(logits_out),
+                   "principal_subspace": subspace(features(x_out))}
+        detected[name] = {score: {"auroc": ood.auroc(inside[score], outside[score]),
+                                  "fpr_at_95_tpr": ood.fpr_at_tpr(inside[score], outside[score],
+                                                                  0.95)}
+                          for score in inside}
+    return detected
 
 
-def far_ood_detection(config, model, loss, dataset):
-    """`ood_detection` against each --far_ood set, made at the model's input shape and
-    normalized with the in-distribution dataset's statistics: `{set: {score: {...}}}`."""
-    return {name: ood_detection(config, model, loss, dataset, preprocessing.normalize(
-                far_ood.images(name, dataset.input_shape), dataset.spec, preprocessing.NUMPY))
+def far_ood_sets(config, dataset):
+    """`{set: inputs}` of each --far_ood set, made at the model's input shape and normalized
+    with the in-distribution dataset's statistics."""
+    return {name: preprocessing.normalize(far_ood.images(name, dataset.input_shape),
+                                          dataset.spec, preprocessing.NUMPY)
             for name in config.far_ood_sets}
 
 
@@ -194,9 +202,14 @@ def after_training(config, model, loss, run_dir, inputs, probe_dataset, dataset=
         extras["predictions"] = "predictions.npz"
     if probe_dataset is not None:
         extras["linear_probe"] = linear_probe(config, model, probe_dataset)
-        if dataset is not None and hasattr(dataset, "arrays"):
-            extras["ood_detection"] = ood_detection(config, model, loss, dataset,
-                                                    probe_dataset.arrays("test")[0])
-    if config.far_ood_sets and dataset is not None and hasattr(dataset, "arrays"):
-        extras["far_ood_detection"] = far_ood_detection(config, model, loss, dataset)
+    if dataset is not None and hasattr(dataset, "arrays"):
+        # The near set (--probe_dataset) under a name no far-OOD set has.
+        outsides = {None: probe_dataset.arrays("test")[0]} if probe_dataset is not None else {}
+        outsides.update(far_ood_sets(config, dataset))
+        if outsides:
+            detected = ood_detection(config, model, loss, dataset, outsides)
+            if probe_dataset is not None:
+                extras["ood_detection"] = detected.pop(None)
+            if detected:
+                extras["far_ood_detection"] = detected
     return extras
