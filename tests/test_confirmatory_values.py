@@ -5,6 +5,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -224,3 +225,54 @@ def test_a_choice_is_made_on_the_tuning_seed_only(campaign):
     flipped = sweep.assign(**{"best/val/accuracy": np.where(
         sweep["seed"] == 90, sweep["best/val/accuracy"], 1.0 - sweep["beta"] / 100)})
     assert confirmatory_values.tuned_choices(flipped)[1] == ranked
+
+
+def test_the_report_prints_the_family_beside_the_first_campaigns_verdicts(campaign, tmp_path):
+    results, _, _ = campaign
+    root = os.path.dirname(os.path.dirname(results.runs["run_dir"].iloc[0]))
+    first = tmp_path / "claims.csv"
+    first.write_text("paper,claim,scope,verdict,effect,rule,note,runs,family\n"
+                     "2. Gradient decay,Larger beta lowers ECE.,resnet18 on fashion_mnist,"
+                     "reproduced,,,,,\n"
+                     "2. Gradient decay,Larger beta lowers ECE.,cnn on fashion_mnist,"
+                     "inconclusive,,,,,\n")
+    completed = support.run_python(["-m", "tc.analysis.report", f"--runs={root}",
+                                    f"--out={tmp_path / 'out'}",
+                                    f"--short_budget_claims={first}"])
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report_text = (tmp_path / "out" / "REPORT.md").read_text()
+    summary_text = (tmp_path / "out" / "SUMMARY.md").read_text()
+    rows = confirmatory.judge_family(*confirmatory_values.per_seed_values(
+        results.runs, results.epochs, report.temperature_scaling_table(results.runs, 15)))
+    table = confirmatory.family_table(rows, {("p2_ece", "resnet18"): "reproduced"})
+    assert table in report_text and table in summary_text
+    assert "| `p2_ece` | resnet18 |" in table and table.count("| reproduced |") == 1
+    excluded = pd.read_csv(tmp_path / "out" / "tables" / "confirmatory_excluded.csv")
+    assert set(excluded["id"]) == {"p1_beta_matters"}
+    assert excluded["train_eval_accuracy"].tolist() == [0.95]
+    csv_rows = pd.read_csv(tmp_path / "out" / "tables" / "confirmatory.csv")
+    assert len(csv_rows) == confirmatory.family_size()
+    missing = support.run_python(["-m", "tc.analysis.report", f"--runs={root}",
+                                  f"--out={tmp_path / 'out2'}",
+                                  f"--short_budget_claims={tmp_path / 'nope.csv'}"])
+    assert missing.returncode != 0 and "--short_budget_claims=" in missing.stderr
+    assert not (tmp_path / "out2").exists()
+
+
+def test_the_first_campaigns_verdicts_are_found_for_the_claims_it_judged():
+    table = pd.read_csv(os.path.join(os.path.dirname(__file__), "..", "runs", "results",
+                                     "tables", "claims.csv"), keep_default_na=False)
+    verdicts = confirmatory_values.short_budget_verdicts(table)
+    resnet = {test_id: verdict for (test_id, arch), verdict in verdicts.items()
+              if arch == "resnet18"}
+    expected = {}
+    for row in table.itertuples():
+        if row.scope == "resnet18 on fashion_mnist" and row.claim == "Larger beta lowers MCE.":
+            expected["p2_mce"] = row.verdict
+        if (row.scope == "resnet18 on fashion_mnist, to beta = 1"
+                and row.claim.startswith("Warming")):
+            expected["p2_warmup"] = row.verdict
+    assert expected and all(resnet[key] == value for key, value in expected.items())
+    # Claims the first campaign did not judge have no verdict beside them.
+    assert not {"p2_top1_unchanged", "p3_accuracy_holds", "p3_detection_far"} & set(resnet)
+    assert not any(arch == "vgg11" for _, arch in verdicts)

@@ -28,14 +28,32 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tc.analysis import confirmatory
+from tc.analysis import confirmatory, studies
 
-__all__ = ["STUDIES", "fit_passes", "per_seed_values", "tuned_choices"]
+__all__ = ["SHORT_BUDGET_CLAIMS", "fit_passes", "has_campaign", "per_seed_values",
+           "short_budget_verdicts", "tuned_choices"]
 
-# The --study of each confirmatory flagfile (runs/confirmatory/*.cfg).
-STUDIES = {"p1_beta_sweep": "p1_beta_sweep", "p1_logit_norm_grid": "p1_logit_norm_grid",
-           "p2_decay_sweep": "p2_decay_sweep", "p2_warmup": "p2_warmup",
-           "p3_temperature_sweep": "p3_temperature_sweep"}
+# The first campaign's claim (tc.analysis.claims, its claims.csv) that each primary test
+# judges again, and what its scope adds after "<model> on fashion_mnist"; None: it had none.
+SHORT_BUDGET_CLAIMS = {
+    "p1_beta_matters": ("Generalization depends strongly on beta", ""),
+    "p1_norm_weak": ("Generalization depends strongly on beta", ""),
+    "p1_tuning_helps": ("Tuning beta over", ""),
+    "p1_small_beta_peak": ("Smaller beta can give better peak accuracy", ""),
+    "p2_decay_matters": ("Generalization depends significantly on the gradient-decay", ""),
+    "p2_ece": ("Larger beta lowers ECE.", ""),
+    "p2_mce": ("Larger beta lowers MCE.", ""),
+    "p2_top1_unchanged": None,
+    "p2_beats_scaling": ("A large decay beta calibrates better", ""),
+    "p2_faster": ("Smaller beta converges faster", ""),
+    "p2_warmup": ("Warming beta up", ", to beta = 1"),
+    "p2_curriculum": ("Small beta shows a curriculum", ""),
+    "p3_rank": ("Higher T gives lower-rank representations (features", ""),
+    "p3_accuracy_holds": None,
+    "p3_probe": ("Linear-probe transfer of the features", ""),
+    "p3_detection_near": ("OOD detection improves at high T (max_softmax_probability", ""),
+    "p3_detection_far": None,
+}
 TEST_ACCURACY = "final/test/accuracy"
 VALIDATION_ACCURACY = "best/val/accuracy"
 FIT_COLUMN = "final/train_eval/accuracy"
@@ -176,7 +194,7 @@ def _learning_order_rho(runs, reference):
 
 
 def _paper1(runs, architecture, seeds_of):
-    sweep = _study(runs, STUDIES["p1_beta_sweep"], architecture)
+    sweep = _study(runs, studies.P1_BETA_SWEEP, architecture)
     rates, ranked = tuned_choices(sweep)
     results = {}
     if ranked:
@@ -189,7 +207,7 @@ def _paper1(runs, architecture, seeds_of):
         for test_id, (a, b) in pairs.items():
             results[test_id] = _paired(sweep, seeds_of(test_id), _at_tuned_rate(rates, a),
                                        _at_tuned_rate(rates, b), _test_accuracy)
-    grid = _study(runs, STUDIES["p1_logit_norm_grid"], architecture)
+    grid = _study(runs, studies.P1_LOGIT_NORM_GRID, architecture)
     results["p1_norm_weak"] = _norm_weak(grid, seeds_of("p1_norm_weak"))
     return results
 
@@ -214,8 +232,8 @@ def _norm_weak(grid, seeds):
 
 
 def _paper2(runs, epochs, scaling, architecture, seeds_of):
-    sweep = _study(runs, STUDIES["p2_decay_sweep"], architecture)
-    warmup = _study(runs, STUDIES["p2_warmup"], architecture)
+    sweep = _study(runs, studies.P2_DECAY_SWEEP, architecture)
+    warmup = _study(runs, studies.P2_WARMUP, architecture)
     results = {}
     betas = sorted(float(beta) for beta in sweep["beta"].unique()) if len(sweep) else []
     if not betas:
@@ -273,7 +291,7 @@ def _curriculum(sweep, seeds, smallest, largest):
 
 
 def _paper3(runs, architecture, seeds_of):
-    sweep = _study(runs, STUDIES["p3_temperature_sweep"], architecture)
+    sweep = _study(runs, studies.P3_TEMPERATURE_SWEEP, architecture)
     if sweep.empty:
         return {}
     sweep = sweep.assign(temperature=1.0 / sweep["beta"].astype(float))
@@ -327,3 +345,33 @@ def per_seed_values(runs, epochs, scaling=None):
             if collected.excluded:
                 excluded[(test_id, architecture)] = sorted(collected.excluded.items())
     return per_seed, excluded
+
+
+def has_campaign(runs):
+    """Whether `runs` hold any run of the confirmatory campaign (a study of its flagfiles at a
+    tuning or confirmation seed)."""
+    if runs.empty or "study" not in runs:
+        return False
+    names = {studies.P1_BETA_SWEEP, studies.P1_LOGIT_NORM_GRID, studies.P2_DECAY_SWEEP,
+             studies.P2_WARMUP, studies.P3_TEMPERATURE_SWEEP, studies.CONFIRMATORY_PILOT}
+    seeds = set(confirmatory.TUNING_SEEDS) | set(confirmatory.EXTENDED_SEEDS)
+    return bool((runs["study"].isin(names) & runs["seed"].isin(seeds)).any())
+
+
+def short_budget_verdicts(claim_table, dataset="fashion_mnist"):
+    """`{(test id, architecture): verdict}` of the first campaign's claim table (its
+    claims.csv) for each primary test it judged on `dataset`, marked exploratory."""
+    verdicts = {}
+    if claim_table is None or claim_table.empty:
+        return verdicts
+    for test_id, source in SHORT_BUDGET_CLAIMS.items():
+        if source is None:
+            continue
+        start, scope_tail = source
+        for architecture in confirmatory.ARCHITECTURES:
+            scope = f"{architecture} on {dataset}{scope_tail}"
+            rows = claim_table[claim_table["claim"].str.startswith(start)
+                               & (claim_table["scope"] == scope)]
+            if len(rows):
+                verdicts[(test_id, architecture)] = " / ".join(sorted(set(rows["verdict"])))
+    return verdicts

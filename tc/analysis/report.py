@@ -31,7 +31,7 @@ import pandas as pd
 from absl import flags
 
 from tc.analysis import claims as claims_lib
-from tc.analysis import derivations, figures, load, studies
+from tc.analysis import confirmatory, confirmatory_values, derivations, figures, load, studies
 from tc.analysis.summary import markdown_table, results_summary
 from tc import calibration
 from tc.runner import command_line
@@ -51,6 +51,8 @@ flags.DEFINE_string("flagfiles", "", "Folder of full-scale flagfiles to estimate
                     "left out.")
 flags.DEFINE_list("throughput", [], "tc.bench JSON files of measured training images/s per "
                   "model on one GPU, for the time estimates (missing files are skipped).")
+flags.DEFINE_string("short_budget_claims", "", "The first campaign's claims.csv, whose verdicts "
+                    "the confirmatory table shows beside each primary test ('' = none).")
 flags.DEFINE_integer("num_bins", 15, "Bins of the reliability diagrams and ECE/MCE.",
                      lower_bound=2)
 flags.mark_flag_as_required("runs")
@@ -228,8 +230,53 @@ def campaign_section(plan_path, run_roots):
         log_text or "No chunk has run.\n"])
 
 
+def confirmatory_family(runs, epochs, scaling, short_budget_claims=""):
+    """The confirmatory family judged on `runs` (`tc.analysis.confirmatory_values`): its rows,
+    one per primary test and architecture (with the first campaign's verdict from the claims.csv
+    at `short_budget_claims` beside each), and the runs its fit filter excluded. Both are empty
+    when no run belongs to the campaign."""
+    if not confirmatory_values.has_campaign(runs):
+        return pd.DataFrame(), pd.DataFrame()
+    per_seed, excluded = confirmatory_values.per_seed_values(runs, epochs, scaling)
+    short_budget = {}
+    if short_budget_claims:
+        short_budget = confirmatory_values.short_budget_verdicts(
+            pd.read_csv(short_budget_claims, keep_default_na=False))
+    rows = pd.DataFrame(confirmatory.judge_family(per_seed, excluded))
+    rows["short_budget"] = [short_budget.get(key, "-")
+                            for key in zip(rows["id"], rows["architecture"])]
+    excluded_rows = pd.DataFrame(
+        [{"id": test_id, "architecture": architecture, "run_dir": run_dir,
+          "train_eval_accuracy": fit}
+         for (test_id, architecture), runs_out in excluded.items() for run_dir, fit in runs_out],
+        columns=["id", "architecture", "run_dir", "train_eval_accuracy"])
+    return rows, excluded_rows
+
+
+def _confirmatory_section(rows, excluded):
+    if rows.empty:
+        return ""
+    short_budget = dict(zip(zip(rows["id"], rows["architecture"]), rows["short_budget"]))
+    records = rows.drop(columns="short_budget").to_dict("records")
+    return "\n".join([
+        "## The confirmatory family (pre-registered)\n",
+        f"The primary tests of `runs/confirmatory/PLAN.md`, one per claim and architecture "
+        f"({confirmatory.family_size()} in all), judged by the rules committed before the "
+        "campaign's first run (`tc/analysis/confirmatory.py`, `confirmatory_values.py`): each "
+        f"p-value one-sided (equivalence: TOST within +-{confirmatory.EQUIVALENCE_MARGIN:g}), "
+        f"all adjusted together with Holm's correction at alpha {confirmatory.ALPHA:g}; a test "
+        f"with fewer than {confirmatory.MIN_SEEDS} seeds left after the fit filter (un-augmented "
+        f"training accuracy at least {confirmatory.FIT_THRESHOLD:g}) is not run and counts as "
+        "p = 1. *80% power at*: the smallest true effect the test detects with 80% power at "
+        "Holm's strictest level. The last column is the first campaign's exploratory verdict "
+        "of the same claim at its short training budget.\n",
+        confirmatory.family_table(records, short_budget),
+        "Runs the fit filter excluded:\n",
+        markdown_table(excluded) if len(excluded) else "None.\n"])
+
+
 def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path="",
-          notes_path=""):
+          notes_path="", short_budget_claims=""):
     """Writes the report, figures and tables under `out`; returns the `Report`.
 
     Raises:
@@ -332,6 +379,8 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
                   + claims_lib.paper3(runs))
     claim_table = pd.DataFrame([dataclasses.asdict(c) for c in claim_rows])
     tables["claims"] = claim_table
+    tables["confirmatory"], tables["confirmatory_excluded"] = confirmatory_family(
+        runs, epochs, scaling, short_budget_claims)
     tables["derivations"] = claims_lib.derivations(checks)
     for name, frame in tables.items():
         if not frame.empty:
@@ -342,10 +391,13 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
                                       results.runs.to_csv(index=False))
     study_runs = {"p1_sweep": p1_sweep, "p1_grid": p1_grid, "p2_sweep": p2_sweep,
                   "p2_warmup": p2_warmup, "p3_sweep": p3_sweep}
+    confirmatory_text = _confirmatory_section(tables["confirmatory"],
+                                              tables["confirmatory_excluded"])
     markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs,
-                         campaign_section(plan_path, run_roots), notes)
+                         confirmatory_text + campaign_section(plan_path, run_roots), notes)
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
-    run_dir_lib.atomic_write_text(os.path.join(out, "SUMMARY.md"), results_summary(claim_table))
+    run_dir_lib.atomic_write_text(os.path.join(out, "SUMMARY.md"),
+                                  confirmatory_text + results_summary(claim_table))
     return Report(markdown, made, claim_table, results)
 
 
@@ -491,11 +543,11 @@ def main(argv):
         raise command_line.CommandLineError(
             f"--runs={','.join(missing)}: no such directory; give folders that hold run or "
             "tuner directories.")
-    for flag in ("notes", "plan"):
+    for flag in ("notes", "plan", "short_budget_claims"):
         if FLAGS[flag].value and not os.path.isfile(FLAGS[flag].value):
             raise command_line.CommandLineError(f"--{flag}={FLAGS[flag].value}: no such file.")
     report = build(FLAGS.runs, FLAGS.out, FLAGS.flagfiles, FLAGS.throughput, FLAGS.num_bins,
-                   FLAGS.plan, FLAGS.notes)
+                   FLAGS.plan, FLAGS.notes, FLAGS.short_budget_claims)
     written = [path for path in report.figures.values() if path]
     print(f"tc.analysis.report: {len(report.results.runs)} runs, "
           f"{len(report.results.problems)} skipped; {len(written)} figures; "

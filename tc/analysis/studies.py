@@ -23,8 +23,16 @@ with the best mean validation accuracy over seeds (paper 1 tunes it jointly with
 
 import pandas as pd
 
-STUDIES = ("p1_beta_sweep", "p1_logit_norm_grid", "p2_decay_sweep", "p2_warmup",
-           "p3_temperature_sweep", "p3_lr_control", "confirmatory_pilot")
+# The --study each study's flagfiles record (runs/*/*.cfg).
+P1_BETA_SWEEP = "p1_beta_sweep"
+P1_LOGIT_NORM_GRID = "p1_logit_norm_grid"
+P2_DECAY_SWEEP = "p2_decay_sweep"
+P2_WARMUP = "p2_warmup"
+P3_TEMPERATURE_SWEEP = "p3_temperature_sweep"
+P3_LR_CONTROL = "p3_lr_control"
+CONFIRMATORY_PILOT = "confirmatory_pilot"
+STUDIES = (P1_BETA_SWEEP, P1_LOGIT_NORM_GRID, P2_DECAY_SWEEP, P2_WARMUP, P3_TEMPERATURE_SWEEP,
+           P3_LR_CONTROL, CONFIRMATORY_PILOT)
 GROUP = ["dataset", "model"]
 # Flags that change what a run's numbers mean (how long and how it trained): runs that differ in
 # one are not pooled into one curve or one claim.
@@ -111,23 +119,23 @@ def _p3_by_flags(runs):
 
 
 def paper1_beta_sweep(runs):
-    return _of_study(runs, "p1_beta_sweep", _p1_beta_by_flags)
+    return _of_study(runs, P1_BETA_SWEEP, _p1_beta_by_flags)
 
 
 def paper1_logit_norm_grid(runs):
-    return _of_study(runs, "p1_logit_norm_grid", _p1_norm_by_flags)
+    return _of_study(runs, P1_LOGIT_NORM_GRID, _p1_norm_by_flags)
 
 
 def paper2_sweep(runs):
-    return _of_study(runs, "p2_decay_sweep", _p2_sweep_by_flags)
+    return _of_study(runs, P2_DECAY_SWEEP, _p2_sweep_by_flags)
 
 
 def paper2_warmup(runs):
-    return _of_study(runs, "p2_warmup", _p2_warmup_by_flags)
+    return _of_study(runs, P2_WARMUP, _p2_warmup_by_flags)
 
 
 def paper3_sweep(runs):
-    selected = _of_study(runs, "p3_temperature_sweep", _p3_by_flags).copy()
+    selected = _of_study(runs, P3_TEMPERATURE_SWEEP, _p3_by_flags).copy()
     if not selected.empty:
         selected["temperature"] = 1.0 / selected["beta"]
     return selected
@@ -135,7 +143,7 @@ def paper3_sweep(runs):
 
 def paper3_lr_control(runs):
     """Paper 3's control: the temperature sweep with the learning rate moving as T^2."""
-    selected = _of_study(runs, "p3_lr_control", lambda unrecorded: unrecorded.iloc[0:0]).copy()
+    selected = _of_study(runs, P3_LR_CONTROL, lambda unrecorded: unrecorded.iloc[0:0]).copy()
     if not selected.empty:
         selected["temperature"] = 1.0 / selected["beta"]
     return selected
