@@ -176,11 +176,14 @@ class _CalibrationBins(_Scored, keras.metrics.Metric):
         if self.label_mode == "sparse":
             nan_witness = nan_witness + ops.sum(ops.where(
                 losses_lib.labels_in_range(labels, num_classes), 0.0, float("nan")))
+        # Sums of products, not matrix products: exact float32 on every device (a GPU may run
+        # a float32 matmul in TF32), and one fused reduction with the count instead of two
+        # small matrix-multiply launches per step.
         self.bin_count.assign_add(ops.sum(weighted_membership, axis=0))
         self.bin_confidence.assign_add(
-            ops.matmul(confidence[None, :], weighted_membership)[0] + nan_witness
+            ops.sum(confidence[:, None] * weighted_membership, axis=0) + nan_witness
         )
-        self.bin_correct.assign_add(ops.matmul(correct[None, :], weighted_membership)[0])
+        self.bin_correct.assign_add(ops.sum(correct[:, None] * weighted_membership, axis=0))
 
     def _bin_gaps(self):
         """`|correct_b - confidence_b|` per bin (weighted sums, not means)."""
