@@ -1,16 +1,19 @@
-"""BUILD stays a true map of the code: parsed with `ast`, since Starlark is Python syntax."""
+"""BUILD stays a true map of the code: it is what `tests.bazel_build` derives from the imports,
+and it covers every file (parsed with `ast`, since Starlark is Python syntax)."""
 
 import ast
 import pathlib
 
 import pytest
 
+from tests import bazel_build
+
 # This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
 # backend's leg only (.ci/run).
 pytestmark = pytest.mark.backend_independent
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RULES = ("py_library", "py_binary", "py_test")
+RULES = ("py_library", "py_binary", "py_test", "test_suite")
 
 
 def _literal(node):
@@ -34,8 +37,8 @@ def parse_targets(text):
         if name in targets:
             raise ValueError(f"BUILD defines target {name!r} twice.")
         targets[name] = {"rule": node.func.id, "srcs": fields.get("srcs", []),
-                         "deps": fields.get("deps", []), "data": fields.get("data", []),
-                         "main": fields.get("main")}
+                         "deps": fields.get("deps", []) + fields.get("tests", []),
+                         "data": fields.get("data", []), "main": fields.get("main")}
     return targets
 
 
@@ -63,10 +66,47 @@ def problems(targets, root):
     return found
 
 
+def test_the_committed_build_is_the_one_the_imports_give():
+    assert (ROOT / "BUILD").read_text() == bazel_build.render(), (
+        "BUILD differs from the code's imports: run `python -m tests.bazel_build`.")
+
+
 def test_build_file_covers_every_module_and_test():
     targets = parse_targets((ROOT / "BUILD").read_text())
-    assert {"tc", "train"} <= set(targets)
+    assert {"tc", "train", "train_main", "test_losses", "library_tests"} <= set(targets)
     assert problems(targets, ROOT) == []
+    assert targets["test_losses"]["main"] == bazel_build.TEST_RUNNER
+
+
+def test_deps_are_the_imports_and_the_packages_that_do_not_import_back(tmp_path):
+    for name, text in {
+            "tc/__init__.py": "from tc import a\n",
+            "tc/a.py": "from tc.sub import b\n",
+            "tc/sub/__init__.py": "",
+            "tc/sub/b.py": "def f():\n    from tc import c  # a function-level import counts\n",
+            "tc/c.py": "import numpy\n",
+            "tc/cli.py": "from . import c\nif __name__ == '__main__':\n    pass\n",
+            "tests/__init__.py": "", "tests/conftest.py": "", "tests/run_pytest.py": "",
+            "tests/test_a.py": "from tc import a\n", "pyproject.toml": ""}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    needs = bazel_build.dependencies(tmp_path)
+    assert needs["tc"] == ["tc.a"]
+    # tc's __init__ imports a, so a leaves tc out; sub's __init__ imports nothing: b keeps it.
+    assert needs["tc.a"] == ["tc.sub", "tc.sub.b"]
+    assert needs["tc.sub.b"] == ["tc.c", "tc.sub"]
+    assert needs["tc.cli"] == ["tc", "tc.c"]
+    assert needs["tests.test_a"] == ["tc", "tc.a", "tests"]
+    original = bazel_build.LIBRARY_TESTS
+    bazel_build.LIBRARY_TESTS = ("test_a",)
+    try:
+        targets = parse_targets(bazel_build.render(tmp_path))
+    finally:
+        bazel_build.LIBRARY_TESTS = original
+    assert targets["cli_main"]["rule"] == "py_binary" and targets["cli_main"]["main"] == "tc/cli.py"
+    assert targets["test_a"]["deps"] == [":a", ":tc", ":tests", ":tests_conftest"]
+    assert targets["sub_b"]["deps"] == [":c", ":sub"]
+    assert problems(targets, tmp_path) == []
 
 
 def test_checker_reports_missing_targets_and_files(tmp_path):

@@ -1,10 +1,11 @@
 """No import circle under tc/: the modules' imports, read with `ast` (function-level imports
 included, as Bazel's deps must hold them too), form a graph without cycles."""
 
-import ast
 import pathlib
 
 import pytest
+
+from tests import bazel_build
 
 pytestmark = pytest.mark.backend_independent  # source files only
 
@@ -13,30 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def module_graph(root=ROOT):
     """`{module: {tc modules it imports}}` of every module under tc/ (a package's imports of
-    its own submodules included; `tc` itself, which re-exports the library, left out)."""
-    files = {}
-    for path in (root / "tc").rglob("*.py"):
-        parts = path.relative_to(root).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        files[name] = path
-    graph = {}
-    for name, path in files.items():
-        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        found = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                module = node.module or ""
-                if node.level:
-                    base = package.split(".")[:len(package.split(".")) - node.level + 1]
-                    module = ".".join(base + ([module] if module else []))
-                for alias in node.names:
-                    full = f"{module}.{alias.name}"
-                    found.add(full if full in files else module)
-        graph[name] = {module for module in found if module in files and module not in (
-            name, "tc")}
-    return graph
+    its own submodules included; `tc` itself, which re-exports the library, left out): the
+    reader that BUILD's deps come from too."""
+    return bazel_build.import_graph(root)
 
 
 def cycles(graph):
