@@ -36,10 +36,10 @@ from tc import beta as beta_lib
 from tc import compat
 from tc import schedules
 
-__all__ = ["beta_config", "beta_state", "check_label_mode", "check_label_range",
+__all__ = ["BetaLoss", "beta_config", "beta_state", "check_label_mode", "check_label_range",
            "check_label_shape", "check_label_smoothing", "dense_targets", "describe", "get",
            "gradient_decay_cross_entropy", "GradientDecayCrossEntropy", "LABEL_MODES",
-           "labels_in_range", "names", "sparse_cross_entropy", "temperature_cross_entropy",
+           "labels_in_range", "names", "register", "sparse_cross_entropy", "temperature_cross_entropy",
            "TemperatureCrossEntropy"]
 
 LABEL_MODES = ("sparse", "categorical")
@@ -256,8 +256,15 @@ def beta_config(schedule, variable):
     return beta_lib.variable_value(variable)
 
 
-class _BetaCrossEntropy(keras.losses.Loss):
-    """Shared configuration of the two losses: `beta`, label mode and smoothing."""
+class BetaLoss(keras.losses.Loss):
+    """The base of every loss with a `beta`: its configuration (`beta`, label mode, smoothing)
+    and its call, `loss_fn(y_true, y_pred, beta=, label_mode=, label_smoothing=)` per example.
+
+    A new loss is a pure per-example function and a thin subclass that sets `loss_fn`,
+    `default_name`, `scores_scaled_logits` (whether its predictor is `softmax(beta z)`, True,
+    or `softmax(z)`) and `summary` (its formula and paper, one line); `register` makes it a
+    `tc.train --loss` choice.
+    """
 
     loss_fn = None  # the per-example function, set by each subclass
     default_name = None
@@ -288,6 +295,11 @@ class _BetaCrossEntropy(keras.losses.Loss):
             label_smoothing=self.label_smoothing,
         )
 
+    @property
+    def scored_probabilities(self):
+        """The predictor this loss trains, as recorded in run outputs."""
+        return "softmax(beta*z)" if self.scores_scaled_logits else "softmax(z)"
+
     def get_config(self):
         return {
             "name": self.name,
@@ -299,7 +311,7 @@ class _BetaCrossEntropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="tc")
-class TemperatureCrossEntropy(_BetaCrossEntropy):
+class TemperatureCrossEntropy(BetaLoss):
     """Softmax cross-entropy at inverse temperature `beta`: `CE(softmax(beta * z), y)`.
 
     Papers 1 ("Temperature check") and 3 ("Unpacking softmax", `beta = 1 / T`). The trained
@@ -327,14 +339,10 @@ class TemperatureCrossEntropy(_BetaCrossEntropy):
     scores_scaled_logits = True
     summary = "CE(softmax(beta z)) (papers 1, 3)"
 
-    @property
-    def scored_probabilities(self):
-        """The predictor this loss trains, as recorded in run outputs."""
-        return "softmax(beta*z)"
 
 
 @keras.saving.register_keras_serializable(package="tc")
-class GradientDecayCrossEntropy(_BetaCrossEntropy):
+class GradientDecayCrossEntropy(BetaLoss):
     """Paper 2's gradient-decay softmax loss: `log(beta + sum_{i != c} exp(z_i - z_c))`.
 
     `beta = 1` is plain CE; `beta < 1` decays the gradient slowly (large margin, fast, over-
@@ -356,13 +364,32 @@ class GradientDecayCrossEntropy(_BetaCrossEntropy):
     default_name = "gradient_decay_cross_entropy"
     summary = "log(beta + sum_{i != c} exp(z_i - z_c)), paper 2's loss"
 
-    @property
-    def scored_probabilities(self):
-        return "softmax(z)"
 
 
 # The losses `tc.train --loss=<name>` trains, by name.
 _REGISTRY = {"temperature": TemperatureCrossEntropy, "gradient_decay": GradientDecayCrossEntropy}
+
+
+def register(name, loss_class):
+    """Makes `loss_class` (a `BetaLoss` subclass) the loss `tc.train --loss=<name>` trains.
+
+    Register before `tc.train`'s flags are defined (import the module that registers, then
+    `tc.train.run()`), and register the class with Keras too
+    (`@keras.saving.register_keras_serializable`), so that a saved model.keras loads wherever
+    that module is imported. Raises ValueError for a taken or malformed name, or a class that is
+    not a `BetaLoss` with a `summary`.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"A loss name is an identifier such as 'focal'; got {name!r}.")
+    if name in _REGISTRY:
+        raise ValueError(f"The loss name {name!r} is taken (by "
+                         f"{_REGISTRY[name].__name__}); registered: {', '.join(_REGISTRY)}.")
+    if not (isinstance(loss_class, type) and issubclass(loss_class, BetaLoss)
+            and loss_class.loss_fn is not None and loss_class.summary):
+        raise ValueError(f"register({name!r}, {loss_class!r}): the loss must be a subclass of "
+                         "tc.losses.BetaLoss that sets loss_fn and summary.")
+    _REGISTRY[name] = loss_class
+    return loss_class
 
 
 def names():
