@@ -13,16 +13,49 @@ alike by the others:
 - `typed_value(text)`: a value whose flag is unknown to the reader, as the Python value it
   reads as (a boolean, then an int, then a float, else the text);
 - `read_result(path)` / `parse_result(text)`: result.json as a dict, or a ValueError that says
-  what is wrong with it.
+  what is wrong with it;
+- `check_result(result)`: result.json's schema (`RESULT_SCHEMA`), which the runner checks
+  before it writes a result and every reader after it parses one.
 """
 
 import json
 
-__all__ = ["FLAGS_FILE", "RESULT_FILE", "flag_values", "parse_bool", "parse_result",
-           "read_result", "typed_value"]
+__all__ = ["FLAGS_FILE", "RESULT_FILE", "RESULT_SCHEMA", "STATUSES", "check_result",
+           "flag_values", "parse_bool", "parse_result", "read_result", "typed_value"]
 
 FLAGS_FILE = "flags.txt"
 RESULT_FILE = "result.json"
+# How a run ended: it trained every epoch, a copy's loss or weights became non-finite, it raised,
+# or a signal stopped it (resumable).
+STATUSES = ("completed", "diverged", "failed", "interrupted")
+_NUMBER = (int, float)
+_NULL = type(None)
+# result.json's fields that readers use: `{field: (JSON types it may hold, every result has it)}`
+# (an int field holds no bool; a result may hold more fields, such as its package versions).
+RESULT_SCHEMA = {
+    "status": ((str,), True),
+    "run_dir": ((str,), True),
+    "seed": ((int,), True),
+    "error": ((str,), False),
+    "dataset": ((str,), False),
+    "model": ((str,), False),
+    "loss": ((str,), False),
+    "beta": (_NUMBER, False),
+    "learning_rate": (_NUMBER, False),
+    "epochs": ((int,), False),
+    "epochs_completed": ((int,), False),
+    "final": ((dict, _NULL), False),
+    "best_validation": ((dict, _NULL), False),
+    "diverged_at": ((dict, _NULL), False),
+    "interrupted_by": ((str, _NULL), False),
+    "wall_seconds": (_NUMBER, False),
+    "examples_per_second": (_NUMBER + (_NULL,), False),
+    "backend": ((str,), False),
+    "predictions": ((str, _NULL), False),
+    "linear_probe": ((dict,), False),
+    "ood_detection": ((dict,), False),
+    "far_ood_detection": ((dict,), False),
+}
 _TRUE = ("true", "t", "1")
 _FALSE = ("false", "f", "0")
 
@@ -71,11 +104,32 @@ def parse_result(text):
     """The result.json text `text` as a dict.
 
     Raises:
-        ValueError: it is not JSON (json.JSONDecodeError is a ValueError), or not an object.
+        ValueError: it is not JSON (json.JSONDecodeError is a ValueError), or does not follow
+            the schema (`check_result`).
     """
-    result = json.loads(text)
+    return check_result(json.loads(text))
+
+
+def check_result(result):
+    """`result` if it follows `RESULT_SCHEMA` and its status is one of `STATUSES`.
+
+    Raises:
+        ValueError: naming the first field that is missing or holds the wrong type.
+    """
     if not isinstance(result, dict):
         raise ValueError(f"result.json holds {type(result).__name__}, not an object")
+    for field, (kinds, required) in RESULT_SCHEMA.items():
+        if field not in result:
+            if required:
+                raise ValueError(f"result.json has no {field!r}")
+            continue
+        value = result[field]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            names = " or ".join("null" if kind is _NULL else kind.__name__ for kind in kinds)
+            raise ValueError(f"result.json's {field!r} is {value!r}, not {names}")
+    if result["status"] not in STATUSES:
+        raise ValueError(f"result.json's status {result['status']!r} is not one of "
+                         f"{', '.join(STATUSES)}")
     return result
 
 
@@ -84,7 +138,7 @@ def read_result(path):
 
     Raises:
         OSError: the file cannot be read.
-        ValueError: it is not UTF-8 JSON, or not an object.
+        ValueError: it is not UTF-8 JSON, or does not follow the schema.
     """
     with open(path, encoding="utf-8") as handle:
         return parse_result(handle.read())

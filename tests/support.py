@@ -183,6 +183,9 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
                                   "train_examples": 500,
                                   "accuracy": float(rng.uniform(0.3, 1)
                                                     if probe_accuracy is None else probe_accuracy)}
+    from tc import run_files
+
+    # The schema the runner writes by (tc.run_files.RESULT_SCHEMA): a made-up run is one too.
     with open(os.path.join(path, "result.json"), "w") as handle:
-        json.dump(result, handle)
+        json.dump(run_files.check_result(result), handle)
     return path

@@ -2,6 +2,7 @@
 runner's config, `tc.load_run` and `tc.analysis`; booleans by absl's own parser."""
 
 import json
+import os
 
 import pytest
 from absl import flags
@@ -40,16 +41,39 @@ def test_typed_values():
         == [True, False, 3, 0.25, 0.001, "mlp"]
 
 
-def test_result_json_is_one_object(tmp_path):
+def test_result_json_is_one_object_that_follows_the_schema(tmp_path):
     path = tmp_path / "result.json"
-    path.write_text(json.dumps({"status": "completed"}))
-    assert run_files.read_result(path) == {"status": "completed"}
+    minimal = {"status": "completed", "run_dir": "r", "seed": 0}
+    path.write_text(json.dumps(minimal))
+    assert run_files.read_result(path) == minimal
     path.write_text("[1, 2]")
     with pytest.raises(ValueError, match="holds list, not an object"):
         run_files.read_result(path)
     path.write_text('{"status": ')
     with pytest.raises(json.JSONDecodeError):
         run_files.read_result(path)
+    for change, message in (
+            ({"status": "done"}, "status 'done' is not one of completed, diverged, failed"),
+            ({"seed": True}, "'seed' is True, not int"),
+            ({"seed": 1.5}, "'seed' is 1.5, not int"),
+            ({"final": [0.9]}, "'final' is \\[0.9\\], not dict or null"),
+            ({"examples_per_second": "fast"}, "'examples_per_second' is 'fast', not int or "
+                                               "float or null")):
+        with pytest.raises(ValueError, match=message):
+            run_files.check_result({**minimal, **change})
+    with pytest.raises(ValueError, match="has no 'run_dir'"):
+        run_files.check_result({"status": "failed", "seed": 0})
+
+
+def test_every_result_the_runner_committed_follows_the_schema():
+    import glob
+
+    paths = glob.glob(os.path.join(os.path.dirname(__file__), "..", "runs", "results", "**",
+                                   "result.json"), recursive=True)
+    assert len(paths) > 500
+    for path in paths:
+        result = run_files.read_result(path)
+        assert result["status"] in run_files.STATUSES, path
 
 
 def test_the_three_readers_read_a_written_flagfile_alike(tmp_path):

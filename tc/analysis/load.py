@@ -41,7 +41,7 @@ __all__ = ["CURVE_KEYS", "find_run_directories", "load", "MAX_FILE_BYTES", "NUME
            "over_seeds", "parse_flagfile", "reason", "REQUIRED_FLAGS", "Results", "RUN_MARKS",
            "STATUSES"]
 
-STATUSES = ("completed", "diverged", "failed", "interrupted")
+STATUSES = run_files.STATUSES
 NUMERIC_FLAGS = ("beta", "learning_rate", "seed", "epochs", "batch_size")
 REQUIRED_FLAGS = ("dataset", "loss", "beta", "learning_rate", "seed")
 CURVE_KEYS = ("dataset", "model", "loss", "beta", "beta_schedule", "init_logit_norm",
@@ -139,9 +139,6 @@ def _check_predictions(path):
 
 def _check_run(row, epochs, path):
     """Raises ValueError at the first value of a run that the analysis could not use."""
-    if row["status"] not in STATUSES:
-        raise ValueError(f"result.json's status {row['status']!r} is not one of "
-                         f"{', '.join(STATUSES)}")
     missing = [name for name in REQUIRED_FLAGS if name not in row]
     if missing:
         raise ValueError(f"flags.txt has no --{', --'.join(missing)}")
@@ -220,10 +217,6 @@ def _load_run(path):
     if not os.path.lexists(result_path):
         raise ValueError("no result.json (the run is unfinished, or was killed)")
     result = run_files.parse_result(_read_text(result_path))
-    if not isinstance(result, dict) or "status" not in result:
-        raise ValueError("result.json has no status")
-    if not isinstance(result.get("status"), str):
-        raise ValueError(f"result.json's status is {result['status']!r}")
     metrics_path = os.path.join(path, "metrics.csv")
     present = os.path.lexists(metrics_path)
     epochs = run_dir_lib.read_csv(_regular_file(metrics_path)) if present else []

@@ -51,6 +51,8 @@ except ImportError:  # not a POSIX system: no lock
 
 import numpy as np
 
+from tc import run_files
+
 
 # One writer thread for every run directory of the process: the K copies of a packed sweep commit
 # one after another, rather than K threads contending with the training thread for the
@@ -704,5 +706,6 @@ class RunDirectory:
         """Writes result.json once the last commit is on disk (a failed one is left to wait())."""
         if self._pending_commit is not None:
             concurrent.futures.wait([self._pending_commit])
+        run_files.check_result(result)  # a malformed result is a bug: never written
         if self.writable:
             atomic_write_json(self.file("result.json"), result)
