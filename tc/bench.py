@@ -70,6 +70,7 @@ import numpy as np
 from absl import flags
 
 from tc.runner import command_line
+from tc.runner.run_dir import atomic_write_json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["resnet18", "resnet34", "vgg16", "wrn", "vit", "mlp"],
@@ -440,11 +441,130 @@ def search_wall_time(model_name, points, epochs, batch_size, samples, mixed_prec
     return seconds, trials
 
 
+def _loss_overhead_figure(payload, backend, gpu):
+    shape = tuple(int(n) for n in FLAGS.loss_shape)
+    overhead = payload["loss_overhead"] = loss_overhead(shape, FLAGS.repeats)
+    print(f"tc.bench: loss overhead on {backend} ({'GPU' if gpu else 'CPU'}), logits "
+          f"{shape}, forward+backward, median of {FLAGS.repeats} side-by-side repeats")
+    print(f"  {BASELINE}: {1e3 * overhead['median_seconds'][BASELINE]:.2f} ms (1.00x)")
+    for name, ratio in overhead["ratio_to_keras"].items():
+        print(f"  {name}: {1e3 * overhead['median_seconds'][name]:.2f} ms ({ratio:.2f}x)")
+
+
+def _throughput_figure(payload, backend, gpu):
+    rows = payload["models"] = []
+    print(f"tc.bench: training throughput, batch {FLAGS.batch_size}, "
+          f"{FLAGS.mixed_precision}, {FLAGS.epochs} epochs of {FLAGS.samples} images")
+    print(f"{'model':<10} {'img/s':>10} {'GFLOP/img':>10} {'MFU':>7}")
+    for name in FLAGS.models:
+        row = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
+                      FLAGS.mixed_precision, FLAGS.peak_tflops)
+        rows.append(row)
+        speed = f"{row['images_per_second']:.0f}" if row["images_per_second"] else "-"
+        gflop = f"{row['train_gflop_per_image']:.2f}" if row["train_gflop_per_image"] else "-"
+        mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
+        print(f"{name:<10} {speed:>10} {gflop:>10} {mfu:>7}", flush=True)
+        # Written after every model, so a long sweep that is cut off keeps what it measured.
+        payload["images_per_second"] = {r["model"]: r["images_per_second"] for r in rows}
+        atomic_write_json(FLAGS.out, payload)
+
+
+def _training_overhead_figure(payload, backend, gpu):
+    overhead = payload["training_overhead"] = {}
+    print(f"tc.bench: training overhead, tc.train img/s / bare model.fit img/s, batch "
+          f"{FLAGS.batch_size}, {FLAGS.mixed_precision}")
+    measured = payload.get("images_per_second", {})  # from the throughput figure, if run
+    for name in FLAGS.models:
+        pairs = []
+        for repeat in range(FLAGS.overhead_repeats):
+            tc_speed = (measured.get(name) if repeat == 0 else None) or measure(
+                name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
+                FLAGS.peak_tflops)["images_per_second"]
+            bare_speed = bare_keras_throughput(name, FLAGS.batch_size, FLAGS.epochs,
+                                               FLAGS.samples, FLAGS.mixed_precision)
+            pairs.append((tc_speed, bare_speed))
+            print(f"  {name}: tc.train {tc_speed:.0f} img/s, bare fit {bare_speed:.0f} "
+                  f"img/s ({tc_speed / bare_speed:.2f}x)", flush=True)
+        overhead[name] = median_overhead(pairs)
+        if len(pairs) > 1:
+            print(f"  {name}: median of {len(pairs)} pairs {overhead[name]['ratio']:.2f}x",
+                  flush=True)
+        atomic_write_json(FLAGS.out, payload)
+
+
+def _packed_sweep_figure(payload, backend, gpu):
+    sweep = payload["packed_sweep"] = {}
+    shape = tuple(int(n) for n in FLAGS.sweep_image_shape.split(","))
+    copies = [int(n) for n in FLAGS.copies]
+    print(f"tc.bench: packed sweep, {FLAGS.sweep_batch_size} images per copy per step, "
+          f"{FLAGS.sweep_image_shape} images, {FLAGS.epochs} epochs: steady img/s of all "
+          "copies, and whole runs (compilation included) against one copy at a time")
+    for name in FLAGS.models:
+        row = sweep[name] = packed_sweep(name, copies, FLAGS.sweep_batch_size, FLAGS.epochs,
+                                         FLAGS.samples, shape, FLAGS.mixed_precision,
+                                         FLAGS.peak_tflops)
+        print(f"  {name} one at a time: tc.train {row['one_tc_train']:.0f}, bare fit "
+              f"{row['one_bare_fit']:.0f} img/s", flush=True)
+        for count, packed in row["packed"].items():
+            print(f"  {name} K={count}: {packed['steady']:.0f} img/s "
+                  f"({packed['steady_over_one_bare_fit']:.2f}x a bare fit of one copy, "
+                  f"{packed['steady_over_wide_bare_fit']:.2f}x a bare fit at batch "
+                  f"{int(count) * FLAGS.sweep_batch_size}); whole run "
+                  f"{packed['whole_run_speedup']:.2f}x {count} tc.train runs one after "
+                  "another", flush=True)
+        atomic_write_json(FLAGS.out, payload)
+
+
+def _scaling_figure(payload, backend, gpu):
+    table = payload["scaling"] = {}
+    print(f"tc.bench: scaling, {FLAGS.batch_size} images per device, "
+          f"{FLAGS.mixed_precision}: img/s on 1 device and on all that --strategy=mirrored "
+          "spans")
+    for name in FLAGS.models:
+        row = table[name] = scaling(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
+                                    FLAGS.mixed_precision, FLAGS.peak_tflops)
+        for label, key in (("tc.train", "tc_train"), ("bare fit", "bare_fit")):
+            speeds = ", ".join(f"{n}: {speed:.0f}" for n, speed in row[key].items())
+            print(f"  {name} {label}: {speeds} ({row[key + '_speedup']:.2f}x)", flush=True)
+        ratios = ", ".join(f"{n}: {ratio:.2f}x" for n, ratio in row["tc_over_bare"].items())
+        print(f"  {name} tc.train / bare fit: {ratios}", flush=True)
+        atomic_write_json(FLAGS.out, payload)
+
+
+def _search_figure(payload, backend, gpu):
+    name = FLAGS.models[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        settings = (name, FLAGS.search_points, FLAGS.epochs, FLAGS.batch_size,
+                    FLAGS.samples, FLAGS.mixed_precision)
+        one, one_trials = search_wall_time(*settings, 0, scratch)
+        every, every_trials = search_wall_time(*settings, FLAGS.search_workers, scratch)
+    payload["search"] = {
+        "model": name, "points": FLAGS.search_points, "epochs": FLAGS.epochs,
+        "local_workers": FLAGS.search_workers, "one_device_seconds": one,
+        "local_workers_seconds": every, "ratio": every / one,
+        "every_trial_once": all(sorted(trials.values()) == [1] * FLAGS.search_points
+                                for trials in (one_trials, every_trials))}
+    print(f"tc.bench: search, {FLAGS.search_points}-point beta grid of {name}, "
+          f"{FLAGS.epochs} epochs each: one device {one:.0f} s, --local_workers="
+          f"{FLAGS.search_workers} {every:.0f} s ({every / one:.2f}x); every trial once: "
+          f"{payload['search']['every_trial_once']}", flush=True)
+
+
+# Each figure of --figures (FIGURES, less "auto"), in the order they run: its function
+# `(payload, backend, gpu)`, whether --figures=auto runs it (given whether a GPU is present),
+# and whether it trains models (and so records the training settings).
+FIGURE_RUNS = {
+    "loss_overhead": (_loss_overhead_figure, lambda gpu: True, False),
+    "throughput": (_throughput_figure, lambda gpu: gpu, True),
+    "training_overhead": (_training_overhead_figure, lambda gpu: False, True),
+    "packed_sweep": (_packed_sweep_figure, lambda gpu: False, True),
+    "scaling": (_scaling_figure, lambda gpu: False, True),
+    "search": (_search_figure, lambda gpu: False, True),
+}
+
+
 def main(argv):
     del argv
-
-    from tc.runner.run_dir import atomic_write_json
-
     backend = keras.backend.backend()
     figures = set(FLAGS.figures)
     unknown = figures - set(FIGURES)
@@ -454,114 +574,18 @@ def main(argv):
             f"{', '.join(FIGURES)}.")
     gpu = gpu_present()
     payload = {"settings": {"backend": backend, "gpu": gpu}}
-    if figures & {"auto", "loss_overhead"}:
-        shape = tuple(int(n) for n in FLAGS.loss_shape)
-        overhead = loss_overhead(shape, FLAGS.repeats)
-        payload["loss_overhead"] = overhead
-        print(f"tc.bench: loss overhead on {backend} ({'GPU' if gpu else 'CPU'}), logits "
-              f"{shape}, forward+backward, median of {FLAGS.repeats} side-by-side repeats")
-        print(f"  {BASELINE}: {1e3 * overhead['median_seconds'][BASELINE]:.2f} ms (1.00x)")
-        for name, ratio in overhead["ratio_to_keras"].items():
-            print(f"  {name}: {1e3 * overhead['median_seconds'][name]:.2f} ms ({ratio:.2f}x)")
-        atomic_write_json(FLAGS.out, payload)
-    if figures & {"throughput", "training_overhead", "packed_sweep", "scaling", "search"} or (
-            "auto" in figures and gpu):
+    chosen = [name for name, (_, in_auto, _) in FIGURE_RUNS.items()
+              if name in figures or ("auto" in figures and in_auto(gpu))]
+    if any(FIGURE_RUNS[name][2] for name in chosen):
         payload["settings"].update(
             batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, samples=FLAGS.samples,
             mixed_precision=FLAGS.mixed_precision, peak_tflops=FLAGS.peak_tflops)
-    if "throughput" in figures or ("auto" in figures and gpu):
-        rows = payload["models"] = []
-        print(f"tc.bench: training throughput, batch {FLAGS.batch_size}, "
-              f"{FLAGS.mixed_precision}, {FLAGS.epochs} epochs of {FLAGS.samples} images")
-        print(f"{'model':<10} {'img/s':>10} {'GFLOP/img':>10} {'MFU':>7}")
-        for name in FLAGS.models:
-            row = measure(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
-                          FLAGS.mixed_precision, FLAGS.peak_tflops)
-            rows.append(row)
-            speed = f"{row['images_per_second']:.0f}" if row["images_per_second"] else "-"
-            gflop = (f"{row['train_gflop_per_image']:.2f}" if row["train_gflop_per_image"]
-                     else "-")
-            mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
-            print(f"{name:<10} {speed:>10} {gflop:>10} {mfu:>7}", flush=True)
-            # Written after every model, so a long sweep that is cut off keeps what it measured.
-            payload["images_per_second"] = {r["model"]: r["images_per_second"] for r in rows}
-            atomic_write_json(FLAGS.out, payload)
-    elif "auto" in figures:
-        print("tc.bench: training throughput skipped: no GPU found (--figures=throughput "
-              "forces it).")
-    if "training_overhead" in figures:
-        overhead = payload["training_overhead"] = {}
-        print(f"tc.bench: training overhead, tc.train img/s / bare model.fit img/s, batch "
-              f"{FLAGS.batch_size}, {FLAGS.mixed_precision}")
-        measured = payload.get("images_per_second", {})  # from the throughput figure, if run
-        for name in FLAGS.models:
-            pairs = []
-            for repeat in range(FLAGS.overhead_repeats):
-                tc_speed = (measured.get(name) if repeat == 0 else None) or measure(
-                    name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples, FLAGS.mixed_precision,
-                    FLAGS.peak_tflops)["images_per_second"]
-                bare_speed = bare_keras_throughput(name, FLAGS.batch_size, FLAGS.epochs,
-                                                   FLAGS.samples, FLAGS.mixed_precision)
-                pairs.append((tc_speed, bare_speed))
-                print(f"  {name}: tc.train {tc_speed:.0f} img/s, bare fit {bare_speed:.0f} "
-                      f"img/s ({tc_speed / bare_speed:.2f}x)", flush=True)
-            overhead[name] = median_overhead(pairs)
-            if len(pairs) > 1:
-                print(f"  {name}: median of {len(pairs)} pairs "
-                      f"{overhead[name]['ratio']:.2f}x", flush=True)
-            atomic_write_json(FLAGS.out, payload)
-    if "packed_sweep" in figures:
-        sweep = payload["packed_sweep"] = {}
-        shape = tuple(int(n) for n in FLAGS.sweep_image_shape.split(","))
-        copies = [int(n) for n in FLAGS.copies]
-        print(f"tc.bench: packed sweep, {FLAGS.sweep_batch_size} images per copy per step, "
-              f"{FLAGS.sweep_image_shape} images, {FLAGS.epochs} epochs: steady img/s of all "
-              "copies, and whole runs (compilation included) against one copy at a time")
-        for name in FLAGS.models:
-            row = sweep[name] = packed_sweep(name, copies, FLAGS.sweep_batch_size, FLAGS.epochs,
-                                             FLAGS.samples, shape, FLAGS.mixed_precision,
-                                             FLAGS.peak_tflops)
-            print(f"  {name} one at a time: tc.train {row['one_tc_train']:.0f}, bare fit "
-                  f"{row['one_bare_fit']:.0f} img/s", flush=True)
-            for count, packed in row["packed"].items():
-                print(f"  {name} K={count}: {packed['steady']:.0f} img/s "
-                      f"({packed['steady_over_one_bare_fit']:.2f}x a bare fit of one copy, "
-                      f"{packed['steady_over_wide_bare_fit']:.2f}x a bare fit at batch "
-                      f"{int(count) * FLAGS.sweep_batch_size}); whole run "
-                      f"{packed['whole_run_speedup']:.2f}x {count} tc.train runs one after "
-                      "another", flush=True)
-            atomic_write_json(FLAGS.out, payload)
-    if "scaling" in figures:
-        table = payload["scaling"] = {}
-        print(f"tc.bench: scaling, {FLAGS.batch_size} images per device, "
-              f"{FLAGS.mixed_precision}: img/s on 1 device and on all that --strategy=mirrored "
-              "spans")
-        for name in FLAGS.models:
-            row = table[name] = scaling(name, FLAGS.batch_size, FLAGS.epochs, FLAGS.samples,
-                                        FLAGS.mixed_precision, FLAGS.peak_tflops)
-            for label, key in (("tc.train", "tc_train"), ("bare fit", "bare_fit")):
-                speeds = ", ".join(f"{n}: {speed:.0f}" for n, speed in row[key].items())
-                print(f"  {name} {label}: {speeds} ({row[key + '_speedup']:.2f}x)", flush=True)
-            ratios = ", ".join(f"{n}: {ratio:.2f}x" for n, ratio in row["tc_over_bare"].items())
-            print(f"  {name} tc.train / bare fit: {ratios}", flush=True)
-            atomic_write_json(FLAGS.out, payload)
-    if "search" in figures:
-        name = FLAGS.models[0]
-        with tempfile.TemporaryDirectory() as scratch:
-            settings = (name, FLAGS.search_points, FLAGS.epochs, FLAGS.batch_size,
-                        FLAGS.samples, FLAGS.mixed_precision)
-            one, one_trials = search_wall_time(*settings, 0, scratch)
-            every, every_trials = search_wall_time(*settings, FLAGS.search_workers, scratch)
-        payload["search"] = {
-            "model": name, "points": FLAGS.search_points, "epochs": FLAGS.epochs,
-            "local_workers": FLAGS.search_workers, "one_device_seconds": one,
-            "local_workers_seconds": every, "ratio": every / one,
-            "every_trial_once": all(sorted(trials.values()) == [1] * FLAGS.search_points
-                                    for trials in (one_trials, every_trials))}
-        print(f"tc.bench: search, {FLAGS.search_points}-point beta grid of {name}, "
-              f"{FLAGS.epochs} epochs each: one device {one:.0f} s, --local_workers="
-              f"{FLAGS.search_workers} {every:.0f} s ({every / one:.2f}x); every trial once: "
-              f"{payload['search']['every_trial_once']}", flush=True)
+    for name in chosen:
+        FIGURE_RUNS[name][0](payload, backend, gpu)
+        atomic_write_json(FLAGS.out, payload)
+        if name == "loss_overhead" and "auto" in figures and "throughput" not in chosen:
+            print("tc.bench: training throughput skipped: no GPU found (--figures=throughput "
+                  "forces it).")
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
     return 0
