@@ -275,51 +275,34 @@ def _confirmatory_section(rows, excluded):
         markdown_table(excluded) if len(excluded) else "None.\n"])
 
 
-def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path="",
-          notes_path="", short_budget_claims=""):
-    """Writes the report, figures and tables under `out`; returns the `Report`.
-
-    Raises:
-        FileNotFoundError: a folder of `run_roots`, or `notes_path`, does not exist.
-    """
-    results = load.load(run_roots)
-    notes = ""
-    if notes_path:
-        with open(notes_path) as handle:
-            notes = handle.read().strip() + "\n"
-    runs, epochs = results.runs, results.epochs
-    tables_dir, figures_dir = os.path.join(out, "tables"), os.path.join(out, "figures")
-    os.makedirs(tables_dir, exist_ok=True)
-    empty = pd.DataFrame(columns=["status", "loss", "beta", "init_logit_norm", "probe_dataset",
-                                  "beta_schedule", "seed", "dataset", "model", "learning_rate",
-                                  "run_dir", "predictions", "probe/accuracy", "probe/dataset"])
-    runs = runs if not runs.empty else empty
-    checks = derivations.run_all()
-
+def _study_runs(runs):
+    """Each study's runs (`tc.analysis.studies`): the sweeps, grids and warm-ups."""
     p1_sweep = studies.paper1_beta_sweep(runs)
-    p1_best = studies.best_learning_rate(p1_sweep)
-    p1_grid = studies.paper1_logit_norm_grid(runs)
-    p2_sweep = studies.paper2_sweep(runs)
-    p2_warmup = studies.paper2_warmup(runs)
-    p3_sweep = studies.paper3_sweep(runs)
-    scaling = temperature_scaling_table(p2_sweep, num_bins)
+    return {"p1_sweep": p1_sweep, "p1_best": studies.best_learning_rate(p1_sweep),
+            "p1_grid": studies.paper1_logit_norm_grid(runs),
+            "p2_sweep": studies.paper2_sweep(runs), "p2_warmup": studies.paper2_warmup(runs),
+            "p3_sweep": studies.paper3_sweep(runs)}
 
+
+def _tables(study, scaling, flagfile_root, throughput_paths):
+    """The report's tables of numbers, by name (each written to tables/<name>.csv)."""
     def seeds_table(frame, keys, values):
         frame = studies.completed(frame)
         values = [v for v in values if v in frame]
         return (load.over_seeds(frame, studies.GROUP + keys, values)
                 if not frame.empty and values else pd.DataFrame())
 
+    p3_sweep = study["p3_sweep"]
     layers = claims_lib.rank_layers(studies.completed(p3_sweep)) if not p3_sweep.empty else []
-    tables = {
-        "p1_beta_sweep": seeds_table(p1_best, ["beta", "learning_rate"],
+    return {
+        "p1_beta_sweep": seeds_table(study["p1_best"], ["beta", "learning_rate"],
                                      ["best/val/accuracy", "final/test/accuracy"]),
-        "p1_all_learning_rates": seeds_table(p1_sweep, ["beta", "learning_rate"],
+        "p1_all_learning_rates": seeds_table(study["p1_sweep"], ["beta", "learning_rate"],
                                              ["final/test/accuracy"]),
-        "p1_logit_norm_grid": seeds_table(p1_grid, ["beta", "init_logit_norm"],
+        "p1_logit_norm_grid": seeds_table(study["p1_grid"], ["beta", "init_logit_norm"],
                                           ["final/test/accuracy"]),
-        "p2_sweep": seeds_table(p2_sweep, ["beta"], ["final/test/accuracy", "final/test/ece",
-                                                     "final/test/mce", "final/train/accuracy"]),
+        "p2_sweep": seeds_table(study["p2_sweep"], ["beta"], [
+            "final/test/accuracy", "final/test/ece", "final/test/mce", "final/train/accuracy"]),
         "p2_temperature_scaling": (load.over_seeds(scaling, studies.GROUP + ["beta"], [
             "temperature", "ece_before", "ece_after", "mce_before", "mce_after"])
             if not scaling.empty else pd.DataFrame()),
@@ -329,6 +312,12 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
                                    for kind in ("effective", "numerical")]),
         "full_scale": full_scale_estimates(flagfile_root, throughput_paths),
     }
+
+
+def _figure_drawers(study, epochs, scaling, num_bins):
+    """`{figure name: draw(path)}` of the report's figures, in the report's order."""
+    p1_best, p2_sweep, p2_warmup = study["p1_best"], study["p2_sweep"], study["p2_warmup"]
+    p3_sweep = study["p3_sweep"]
     small_large = None
     if not p2_sweep.empty:
         small_large = [p2_sweep["beta"].min(), 1.0, p2_sweep["beta"].max()]
@@ -345,43 +334,69 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     if len(p1_curve_betas) < len(p1_betas):
         p1_curve_title += ("\nevery second beta of the sweep: "
                            + ", ".join(f"{beta:g}" for beta in p1_curve_betas))
-    made = {
-        "p1_accuracy_vs_beta": figures.accuracy_vs_beta(
-            p1_best, os.path.join(figures_dir, "p1_accuracy_vs_beta.png")),
-        "p1_beta_logit_norm_heatmap": figures.beta_logit_norm_heatmap(
-            p1_grid, os.path.join(figures_dir, "p1_beta_logit_norm_heatmap.png")),
-        "p1_training_curves": figures.training_curves(
-            epochs, first_seed_runs(p1_best, p1_curve_betas),
-            os.path.join(figures_dir, "p1_training_curves.png"), "beta",
+    layers = claims_lib.rank_layers(studies.completed(p3_sweep)) if not p3_sweep.empty else []
+    p3_curves = (first_seed_runs(p3_sweep).assign(temperature=lambda f: 1.0 / f["beta"])
+                 if not p3_sweep.empty else p3_sweep)
+    return {
+        "p1_accuracy_vs_beta": lambda path: figures.accuracy_vs_beta(p1_best, path),
+        "p1_beta_logit_norm_heatmap": lambda path: figures.beta_logit_norm_heatmap(
+            study["p1_grid"], path),
+        "p1_training_curves": lambda path: figures.training_curves(
+            epochs, first_seed_runs(p1_best, p1_curve_betas), path, "beta",
             ("train/loss", "val/accuracy"), p1_curve_title, "beta = {:g}"),
-        "p2_calibration_vs_beta": figures.calibration_vs_beta(
-            p2_sweep, scaling, os.path.join(figures_dir, "p2_calibration_vs_beta.png")),
-        "p2_reliability_diagrams": figures.reliability_diagrams(
-            reliability_panels(p2_sweep, scaling, num_bins),
-            os.path.join(figures_dir, "p2_reliability_diagrams.png"), num_bins),
-        "p2_training_curves": figures.training_curves(
-            epochs, p2_curves, os.path.join(figures_dir, "p2_training_curves.png"), "curve",
-            ("train/accuracy", "train/nll"),
+        "p2_calibration_vs_beta": lambda path: figures.calibration_vs_beta(
+            p2_sweep, scaling, path),
+        "p2_reliability_diagrams": lambda path: figures.reliability_diagrams(
+            reliability_panels(p2_sweep, scaling, num_bins), path, num_bins),
+        "p2_training_curves": lambda path: figures.training_curves(
+            epochs, p2_curves, path, "curve", ("train/accuracy", "train/nll"),
             "Paper 2: training curves for small and large beta and the warm-up (seed 0; NLL, "
             "not the gradient-decay loss, which differs between betas)"),
-        "p3_rank_vs_temperature": figures.rank_vs_temperature(
-            p3_sweep, layers, os.path.join(figures_dir, "p3_rank_vs_temperature.png")),
-        "p3_logit_norm_curves": figures.training_curves(
-            epochs, first_seed_runs(p3_sweep).assign(
-                temperature=lambda f: 1.0 / f["beta"]) if not p3_sweep.empty else p3_sweep,
-            os.path.join(figures_dir, "p3_logit_norm_curves.png"), "temperature",
+        "p3_rank_vs_temperature": lambda path: figures.rank_vs_temperature(
+            p3_sweep, layers, path),
+        "p3_logit_norm_curves": lambda path: figures.training_curves(
+            epochs, p3_curves, path, "temperature",
             ("train/logit_norm", "train/beta_logit_norm"),
             "Paper 3: logit norms ||z|| and ||z / T|| during training (seed 0)", "T = {:g}"),
-        "p3_probe_vs_temperature": figures.probe_vs_temperature(
-            p3_sweep, os.path.join(figures_dir, "p3_probe_vs_temperature.png")),
+        "p3_probe_vs_temperature": lambda path: figures.probe_vs_temperature(p3_sweep, path),
     }
+
+
+# The columns of an empty runs table, so that a report on no runs draws its empty sections.
+_EMPTY_RUNS = ["status", "loss", "beta", "init_logit_norm", "probe_dataset", "beta_schedule",
+               "seed", "dataset", "model", "learning_rate", "run_dir", "predictions",
+               "probe/accuracy", "probe/dataset"]
+
+
+def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, plan_path="",
+          notes_path="", short_budget_claims=""):
+    """Writes the report, figures and tables under `out`; returns the `Report`.
+
+    Raises:
+        FileNotFoundError: a folder of `run_roots`, or `notes_path`, does not exist.
+    """
+    results = load.load(run_roots)
+    notes = ""
+    if notes_path:
+        with open(notes_path) as handle:
+            notes = handle.read().strip() + "\n"
+    epochs = results.epochs
+    runs = results.runs if not results.runs.empty else pd.DataFrame(columns=_EMPTY_RUNS)
+    tables_dir, figures_dir = os.path.join(out, "tables"), os.path.join(out, "figures")
+    os.makedirs(tables_dir, exist_ok=True)
+    checks = derivations.run_all()
+    study = _study_runs(runs)
+    scaling = temperature_scaling_table(study["p2_sweep"], num_bins)
+    tables = _tables(study, scaling, flagfile_root, throughput_paths)
+    made = {name: draw(os.path.join(figures_dir, f"{name}.png"))
+            for name, draw in _figure_drawers(study, epochs, scaling, num_bins).items()}
     claim_rows = (claims_lib.paper1(runs, checks) + claims_lib.paper2(runs, epochs, scaling)
                   + claims_lib.paper3(runs))
     claim_table = pd.DataFrame([dataclasses.asdict(c) for c in claim_rows])
     tables["claims"] = claim_table
+    tables["derivations"] = claims_lib.derivations(checks)
     tables["confirmatory"], tables["confirmatory_excluded"] = confirmatory_family(
         runs, epochs, scaling, short_budget_claims)
-    tables["derivations"] = claims_lib.derivations(checks)
     for name, frame in tables.items():
         if not frame.empty:
             run_dir_lib.atomic_write_text(os.path.join(tables_dir, f"{name}.csv"),
@@ -389,11 +404,9 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     if not results.runs.empty:
         run_dir_lib.atomic_write_text(os.path.join(tables_dir, "runs.csv"),
                                       results.runs.to_csv(index=False))
-    study_runs = {"p1_sweep": p1_sweep, "p1_grid": p1_grid, "p2_sweep": p2_sweep,
-                  "p2_warmup": p2_warmup, "p3_sweep": p3_sweep}
     confirmatory_text = _confirmatory_section(tables["confirmatory"],
                                               tables["confirmatory_excluded"])
-    markdown = _markdown(run_roots, out, results, tables, made, claim_table, study_runs,
+    markdown = _markdown(run_roots, out, results, tables, made, claim_table, study,
                          confirmatory_text + campaign_section(plan_path, run_roots), notes)
     run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
     run_dir_lib.atomic_write_text(os.path.join(out, "SUMMARY.md"),
