@@ -479,6 +479,7 @@ def _train_members(config, prepared, timing, extra_callbacks):
         if initial_epoch < config.epochs and not all(member.recorder.guard.diverged_at
                                                      for member in members):
             chain = _callbacks(config, prepared, inputs, extra_callbacks)
+            compat.untracked_step_state(prepared.model)
             with prepared.placement.training_scope():
                 prepared.model.fit(inputs.train, epochs=config.epochs,
                                    initial_epoch=initial_epoch,
