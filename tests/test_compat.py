@@ -95,3 +95,53 @@ def test_a_jax_run_is_seeded_as_keras_seeds_it_without_loading_tensorflow(tmp_pa
     # Training with TensorBoard on (two epochs, both committed) and saving model.keras never
     # load TensorFlow; the draws match Keras's seeding.
     assert completed.stdout.split() == ["completed", "False", "False", "False", "True", "True"]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the JAX trainer's step state")
+def test_the_step_state_is_kept_off_the_tracker_and_training_is_unchanged():
+    import types
+
+    import numpy as np
+
+    from keras.src.utils import tracking
+
+    from tests.support import dense_model
+
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 3, 64)
+    seen, calls, state_arrays = [], [], {}
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(type(self.model._jax_state))
+
+    def trained(untracked):
+        model = dense_model(5, 3, seed=0)
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        if untracked:
+            compat.untracked_step_state(model)
+        original = tracking.Tracker.track
+
+        def counted(tracker, attr):
+            calls.append(untracked)
+            return original(tracker, attr)
+
+        tracking.Tracker.track = counted
+        try:
+            model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False,
+                      callbacks=[Watch()] if untracked else [])
+        finally:
+            tracking.Tracker.track = original
+        state_arrays[untracked] = (len(model.trainable_variables)
+                                   + len(model.non_trainable_variables)
+                                   + len(model.optimizer.variables) + len(model.metrics_variables))
+        return [np.asarray(w) for w in model.get_weights()]
+
+    plain, untracked = trained(False), trained(True)
+    for a, b in zip(plain, untracked):
+        np.testing.assert_array_equal(a, b)  # the same training, bit for bit
+    assert seen and all(kind is types.MappingProxyType for kind in seen)
+    # The plain model's tracker visited each of the 8 steps' state arrays; the other's did not.
+    assert state_arrays[True] == state_arrays[False] > 5
+    assert calls.count(False) - calls.count(True) >= 8 * state_arrays[False]
