@@ -19,7 +19,7 @@ module_name = {module!r}
 page = command_line.markdown_reference(module_name)
 module = importlib.import_module(module_name)
 owners = [module_name] + (["tc.runner.config"] if module_name in ("tc.train", "tc.tune") else [])
-owners += ["tc.runner.search"] if module_name == "tc.tune" else []
+owners += ["tc.runner.search.settings"] if module_name == "tc.tune" else []
 defined = [flag for owner in owners for flag in flags.FLAGS.flags_by_module_dict().get(owner, ())]
 rows = [{{"name": flag.name, "default": flag.default, "type": flag.flag_type(),
          "enum": list(getattr(flag.parser, "enum_values", None) or [])}} for flag in defined]

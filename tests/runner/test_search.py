@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from tc import run_files
 from tc.runner import assembly, run_dir, search
 from tests.support import free_ports, run_python, start_python
 
@@ -32,8 +33,9 @@ def _fake_run(calls, fails, configs=None, accuracy=lambda config: 0.5 + 0.01 * c
             raise OSError(28, "No space left on device")
         result = {"status": "completed", "seed": config.seed, "beta": config.beta,
                   "learning_rate": config.learning_rate, "epochs": config.epochs,
-                  "final": {"val/accuracy": accuracy(config)}}
-        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"), result)
+                  "final": {"val/accuracy": accuracy(config)}, "run_dir": config.output_dir}
+        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"),
+                                  run_files.check_result(result))
         return result
     return run_one
 
@@ -297,7 +299,9 @@ def test_a_calibration_objective_never_crowns_a_trial_far_less_accurate_than_the
             {"trial_id": "2", "beta": 3.0, "score": 0.02, "val/accuracy": 0.915}]
     kept, passed_over = search.accurate_enough(settings, rows)
     assert [row["trial_id"] for row in kept] == ["1", "2"] and passed_over == ["0"]
-    assert search._best(settings, kept)["trial_id"] == "2"  # the lowest ECE among them
+    from tc.runner.search import run as search_run
+
+    assert search_run._best(settings, kept)["trial_id"] == "2"  # the lowest ECE among them
     accuracy = search.SearchConfig(objective="val_accuracy")
     assert search.accurate_enough(accuracy, rows) == (rows, [])
 
