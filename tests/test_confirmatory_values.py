@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tc.analysis import confirmatory, confirmatory_values, load, report
+from tc.analysis import confirmatory, confirmatory_values, load
+from tc.analysis.scaling import temperature_scaling_table
 from tests import support
 
 pytestmark = pytest.mark.backend_independent
@@ -125,7 +126,7 @@ def campaign(tmp_path_factory):
                       **common)
     results = load.load([root])
     assert results.problems.empty, results.problems
-    scaling = report.temperature_scaling_table(results.runs, 15)
+    scaling = temperature_scaling_table(results.runs, 15)
     return results, scaling, difficulty
 
 
@@ -243,7 +244,7 @@ def test_the_report_prints_the_family_beside_the_first_campaigns_verdicts(campai
     report_text = (tmp_path / "out" / "REPORT.md").read_text()
     summary_text = (tmp_path / "out" / "SUMMARY.md").read_text()
     rows = confirmatory.judge_family(*confirmatory_values.per_seed_values(
-        results.runs, results.epochs, report.temperature_scaling_table(results.runs, 15)))
+        results.runs, results.epochs, temperature_scaling_table(results.runs, 15)))
     table = confirmatory.family_table(rows, {("p2_ece", "resnet18"): "reproduced"})
     assert table in report_text and table in summary_text
     assert "| `p2_ece` | resnet18 |" in table and table.count("| reproduced |") == 1

@@ -324,7 +324,7 @@ def per_seed_values(runs, epochs, scaling=None):
     Args:
         runs, epochs: `tc.analysis.load`'s tables of the campaign's runs (any others are
             ignored: a run belongs to a study by its `--study`).
-        scaling: `tc.analysis.report.temperature_scaling_table` of the runs (needed by
+        scaling: `tc.analysis.scaling.temperature_scaling_table` of the runs (needed by
             `p2_beats_scaling`; without it that test has no values).
 
     Returns:

@@ -32,6 +32,7 @@ from absl import flags
 
 from tc.analysis import claims as claims_lib
 from tc.analysis import confirmatory, confirmatory_values, derivations, figures, load, studies
+from tc.analysis.scaling import temperature_scaling_table
 from tc.analysis.summary import markdown_table, results_summary
 from tc import calibration
 from tc.runner import command_line
@@ -74,24 +75,6 @@ def seed_summary(table):
         elif not column.endswith(("/std", "/count")):
             display[column] = table[column]
     return display
-
-
-def temperature_scaling_table(runs, num_bins):
-    """Post-hoc temperature scaling of every completed run with predictions.npz."""
-    rows = []
-    for _, run in studies.completed(runs).iterrows():
-        path = run.get("predictions")
-        if not isinstance(path, str) or not os.path.exists(path):
-            continue
-        arrays = np.load(path)
-        if "val_logits" not in arrays:
-            continue
-        report = calibration.temperature_scaling_report(
-            arrays["val_logits"], arrays["val_labels"], arrays["test_logits"],
-            arrays["test_labels"], num_bins)
-        rows.append({"dataset": run["dataset"], "model": run["model"], "beta": run["beta"],
-                     "seed": run["seed"], "run_dir": run["run_dir"], **report})
-    return pd.DataFrame(rows)
 
 
 def reliability_panels(sweep, scaling, num_bins):
