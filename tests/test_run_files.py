@@ -2,7 +2,6 @@
 runner's config, `tc.load_run` and `tc.analysis`; booleans by absl's own parser."""
 
 import json
-import os
 
 import pytest
 from absl import flags
@@ -63,17 +62,6 @@ def test_result_json_is_one_object_that_follows_the_schema(tmp_path):
             run_files.check_result({**minimal, **change})
     with pytest.raises(ValueError, match="has no 'run_dir'"):
         run_files.check_result({"status": "failed", "seed": 0})
-
-
-def test_every_result_the_runner_committed_follows_the_schema():
-    import glob
-
-    paths = glob.glob(os.path.join(os.path.dirname(__file__), "..", "runs", "results", "**",
-                                   "result.json"), recursive=True)
-    assert len(paths) > 500
-    for path in paths:
-        result = run_files.read_result(path)
-        assert result["status"] in run_files.STATUSES, path
 
 
 def test_the_three_readers_read_a_written_flagfile_alike(tmp_path):

@@ -1,6 +1,7 @@
 """Every flagfile in runs/ parses, names a valid dataset and model, and trains one step."""
 
 import dataclasses
+import os
 import pathlib
 
 import keras
@@ -8,7 +9,7 @@ import pytest
 from absl import flags
 
 from tc.runner import config as config_lib
-from tc import data, models
+from tc import data, models, run_files
 from tc.runner import assembly, packing, search
 from tests.support import model_group
 
@@ -153,3 +154,15 @@ def test_flagfile_parses_and_trains_one_step(flagfile, tmp_path):
                 dataclasses.replace(one_step, output_dir=str(tmp_path / "run")))
     for result in ONE_STEP_RESULTS[key]:
         assert result["status"] == "completed" and result["epochs_completed"] == 1
+
+
+# Reads the committed runs/results tree (not in the Bazel library tests' runfiles).
+def test_every_result_the_runner_committed_follows_the_schema():
+    import glob
+
+    paths = glob.glob(os.path.join(os.path.dirname(__file__), "..", "runs", "results", "**",
+                                   "result.json"), recursive=True)
+    assert len(paths) > 500
+    for path in paths:
+        result = run_files.read_result(path)
+        assert result["status"] in run_files.STATUSES, path
