@@ -39,8 +39,8 @@ from tc import schedules
 __all__ = ["BetaLoss", "beta_config", "beta_state", "check_label_mode", "check_label_range",
            "check_label_shape", "check_label_smoothing", "dense_targets", "describe", "get",
            "gradient_decay_cross_entropy", "GradientDecayCrossEntropy", "LABEL_MODES",
-           "labels_in_range", "names", "register", "sparse_cross_entropy", "temperature_cross_entropy",
-           "TemperatureCrossEntropy"]
+           "labels_in_range", "names", "register", "sparse_cross_entropy",
+           "temperature_cross_entropy", "TemperatureCrossEntropy"]
 
 LABEL_MODES = ("sparse", "categorical")
 
@@ -340,7 +340,6 @@ class TemperatureCrossEntropy(BetaLoss):
     summary = "CE(softmax(beta z)) (papers 1, 3)"
 
 
-
 @keras.saving.register_keras_serializable(package="tc")
 class GradientDecayCrossEntropy(BetaLoss):
     """Paper 2's gradient-decay softmax loss: `log(beta + sum_{i != c} exp(z_i - z_c))`.
@@ -363,7 +362,6 @@ class GradientDecayCrossEntropy(BetaLoss):
     loss_fn = staticmethod(gradient_decay_cross_entropy)
     default_name = "gradient_decay_cross_entropy"
     summary = "log(beta + sum_{i != c} exp(z_i - z_c)), paper 2's loss"
-
 
 
 # The losses `tc.train --loss=<name>` trains, by name.

@@ -140,6 +140,7 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
     import json
     import zlib
 
+    from tc import run_files
     from tc.runner import config as config_lib
     from tc.runner import run_dir
 
@@ -183,8 +184,6 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
                                   "train_examples": 500,
                                   "accuracy": float(rng.uniform(0.3, 1)
                                                     if probe_accuracy is None else probe_accuracy)}
-    from tc import run_files
-
     # The schema the runner writes by (tc.run_files.RESULT_SCHEMA): a made-up run is one too.
     with open(os.path.join(path, "result.json"), "w") as handle:
         json.dump(run_files.check_result(result), handle)

@@ -520,7 +520,14 @@ def _p2_warmup(sweep, warmup, epochs):
     return rows
 
 
-def _learning_order_rho(run, difficulty):
+def example_difficulty(run):
+    """Each tracked training example's difficulty under `run` (a beta = 1 run): its loss at the
+    run's last epoch, from example_learning.npz."""
+    with np.load(os.path.join(run["run_dir"], "example_learning.npz")) as arrays:
+        return arrays["nll"][-1]
+
+
+def learning_order_rho(run, difficulty):
     """Spearman rho of the tracked examples' learning epochs in `run` (never learned: after its
     last epoch) against `difficulty`."""
     with np.load(os.path.join(run["run_dir"], "example_learning.npz")) as arrays:
@@ -547,10 +554,9 @@ def _p2_curriculum(sweep):
             by_beta = {float(beta): runs.iloc[0] for beta, runs in seed_runs.groupby("beta")}
             if not {small_beta, 1.0, large_beta} <= set(by_beta) or small_beta >= 1.0:
                 continue
-            with np.load(os.path.join(by_beta[1.0]["run_dir"], "example_learning.npz")) as ref:
-                difficulty = ref["nll"][-1]
-            small.append(_learning_order_rho(by_beta[small_beta], difficulty))
-            large.append(_learning_order_rho(by_beta[large_beta], difficulty))
+            difficulty = example_difficulty(by_beta[1.0])
+            small.append(learning_order_rho(by_beta[small_beta], difficulty))
+            large.append(learning_order_rho(by_beta[large_beta], difficulty))
         rows.append(_paired_claim(
             P2, claim, scope, np.array(small), np.array(large), +1,
             f"Spearman rho of the epoch each tracked training example is learned at (never: "

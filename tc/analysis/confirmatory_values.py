@@ -22,13 +22,12 @@ The paper-3 far-OOD statistic is the mean of the MSP AUROCs against the far sets
 scored (`far_ood/<set>/max_softmax_probability/auroc`), one number per run.
 """
 
-import os
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tc.analysis import confirmatory, studies
+from tc.analysis import claims, confirmatory, studies
 
 __all__ = ["SHORT_BUDGET_CLAIMS", "fit_passes", "has_campaign", "per_seed_values",
            "short_budget_verdicts", "tuned_choices"]
@@ -182,17 +181,6 @@ def _early_train_accuracy(epochs, first_epochs):
     return statistic
 
 
-def _learning_order_rho(runs, reference):
-    """Spearman rho of the epochs at which a run's tracked examples were learned (never: after
-    its last epoch) against their difficulty, their last-epoch loss in `reference`."""
-    with np.load(os.path.join(reference["run_dir"].iloc[0], "example_learning.npz")) as arrays:
-        difficulty = arrays["nll"][-1]
-    with np.load(os.path.join(runs["run_dir"].iloc[0], "example_learning.npz")) as arrays:
-        learned_at = arrays["learned_at"].astype(float)
-        learned_at[learned_at == 0] = arrays["margin"].shape[0] + 1
-    return float(stats.spearmanr(learned_at, difficulty).statistic)
-
-
 def _paper1(runs, architecture, seeds_of):
     sweep = _study(runs, studies.P1_BETA_SWEEP, architecture)
     rates, ranked = tuned_choices(sweep)
@@ -285,8 +273,9 @@ def _curriculum(sweep, seeds, smallest, largest):
         seed_runs = _seeds(sweep, (seed,))
         small, plain, large = (_one(seed_runs, "beta", beta) for beta in (smallest, 1.0, largest))
         if all([collected.passed(run) for run in (small, plain, large)]):
-            collected.values.append(_learning_order_rho(small, plain)
-                                    - _learning_order_rho(large, plain))
+            difficulty = claims.example_difficulty(plain.iloc[0])
+            collected.values.append(claims.learning_order_rho(small.iloc[0], difficulty)
+                                    - claims.learning_order_rho(large.iloc[0], difficulty))
     return collected
 
 

@@ -259,12 +259,15 @@ def _confirmatory_section(rows, excluded):
 
 
 def _study_runs(runs):
-    """Each study's runs (`tc.analysis.studies`): the sweeps, grids and warm-ups."""
-    p1_sweep = studies.paper1_beta_sweep(runs)
+    """Each study's runs (`tc.analysis.studies`): the sweeps, grids and warm-ups, and the
+    layers whose rank the temperature sweep tracked."""
+    p1_sweep, p3_sweep = studies.paper1_beta_sweep(runs), studies.paper3_sweep(runs)
     return {"p1_sweep": p1_sweep, "p1_best": studies.best_learning_rate(p1_sweep),
             "p1_grid": studies.paper1_logit_norm_grid(runs),
             "p2_sweep": studies.paper2_sweep(runs), "p2_warmup": studies.paper2_warmup(runs),
-            "p3_sweep": studies.paper3_sweep(runs)}
+            "p3_sweep": p3_sweep,
+            "p3_layers": (claims_lib.rank_layers(studies.completed(p3_sweep))
+                          if not p3_sweep.empty else [])}
 
 
 def _tables(study, scaling, flagfile_root, throughput_paths):
@@ -275,8 +278,7 @@ def _tables(study, scaling, flagfile_root, throughput_paths):
         return (load.over_seeds(frame, studies.GROUP + keys, values)
                 if not frame.empty and values else pd.DataFrame())
 
-    p3_sweep = study["p3_sweep"]
-    layers = claims_lib.rank_layers(studies.completed(p3_sweep)) if not p3_sweep.empty else []
+    p3_sweep, layers = study["p3_sweep"], study["p3_layers"]
     return {
         "p1_beta_sweep": seeds_table(study["p1_best"], ["beta", "learning_rate"],
                                      ["best/val/accuracy", "final/test/accuracy"]),
@@ -317,7 +319,7 @@ def _figure_drawers(study, epochs, scaling, num_bins):
     if len(p1_curve_betas) < len(p1_betas):
         p1_curve_title += ("\nevery second beta of the sweep: "
                            + ", ".join(f"{beta:g}" for beta in p1_curve_betas))
-    layers = claims_lib.rank_layers(studies.completed(p3_sweep)) if not p3_sweep.empty else []
+    layers = study["p3_layers"]
     p3_curves = (first_seed_runs(p3_sweep).assign(temperature=lambda f: 1.0 / f["beta"])
                  if not p3_sweep.empty else p3_sweep)
     return {

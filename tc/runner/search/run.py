@@ -7,7 +7,7 @@ import numpy as np
 from tc import compat, console
 from tc.runner import assembly, run_dir
 from tc.runner.search import settings
-from tc.runner.search.trials import _mean_finals, trial_table
+from tc.runner.search.trials import execution_configs, mean_finals, trial_table
 
 def is_worker():
     """True in a keras-tuner worker process (distributed mode, not the chief)."""
@@ -87,10 +87,8 @@ def _baseline(base, search, completed):
         return _best(search, at_one)
     candidates = []
     for index, values in enumerate(settings.grid_values(search, betas=[1.0])):
-        from tc.runner.search import tuner as tuner_lib
-
-        configs = list(tuner_lib.execution_configs(base, search, f"point{index}", values,
-                                          root="baseline_beta1"))
+        configs = list(execution_configs(base, search, f"point{index}", values,
+                                         root="baseline_beta1"))
         results = [assembly.run_one(config) for config in configs]
         if any(result["status"] != "completed" for result in results):
             continue
@@ -101,6 +99,6 @@ def _baseline(base, search, completed):
                "run_dirs": ";".join(os.path.relpath(config.output_dir, search.output_dir)
                                     for config in configs),
                "seeds": ";".join(str(result.get("seed")) for result in results),
-               "learning_rate": results[0].get("learning_rate"), **_mean_finals(results)}
+               "learning_rate": results[0].get("learning_rate"), **mean_finals(results)}
         candidates.append(row)
     return _best(search, candidates) if candidates else None

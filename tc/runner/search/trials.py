@@ -1,11 +1,14 @@
-"""The search's trials on disk: their names, their rows and the table of trials.csv."""
+"""The search's trials on disk: their names, their runs' configs and directories, their rows
+and the table of trials.csv."""
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 
 from tc import run_files
+from tc.runner.search import settings
 
 def trial_name(trial_id):
     """A trial as the console names it: keras-tuner's own number (`Trial #1` is trial id 0),
@@ -14,6 +17,21 @@ def trial_name(trial_id):
         return f"#{int(trial_id) + 1} (trials/{trial_id})"
     except ValueError:
         return f"{trial_id} (trials/{trial_id})"
+
+
+def execution_configs(base, search, trial_id, values, root="trials"):
+    """The run of each seed of a trial, in `<search>/<root>/<trial_id>/seed<k>`."""
+    # Hyperband gives each trial its bracket's epoch budget (trained from scratch).
+    epochs = values.get("tuner/epochs", base.epochs)
+    for execution in range(search.executions_per_trial):
+        yield dataclasses.replace(
+            base, beta=float(values["beta"]),
+            learning_rate=float(settings.trial_learning_rate(base, search, values)),
+            init_logit_norm=(repr(float(values["init_logit_norm"]))
+                             if "init_logit_norm" in values else base.init_logit_norm),
+            lr_scaling="none", init_logit_norms="",  # searched here, not by the run
+            seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
+            output_dir=os.path.join(search.output_dir, root, trial_id, f"seed{execution}"))
 
 
 def trial_rows(search):
@@ -64,12 +82,12 @@ def trial_table(search):
                                    for r in failed) if failed else "")
         # Diverged: a result of the trial's beta, not a failure to get one.
         row["diverged"] = bool(failed) and all(r.get("status") == "diverged" for r in failed)
-        row.update(_mean_finals(results))
+        row.update(mean_finals(results))
         rows.append(row)
     return rows
 
 
-def _mean_finals(results):
+def mean_finals(results):
     """The mean over `results` of each final val/ and test/ metric."""
     finals = [r["final"] for r in results if r.get("final")]
     return {key: float(np.mean([final[key] for final in finals if key in final]))

@@ -3,7 +3,6 @@
 Imported when a search runs: keras-tuner comes with the `tensorflow` extra.
 """
 
-import dataclasses
 import os
 import threading
 import time
@@ -13,22 +12,7 @@ import numpy as np
 
 from tc.runner import assembly, interruption
 from tc.runner.search import oracles, settings
-from tc.runner.search.trials import trial_name
-
-
-def execution_configs(base, search, trial_id, values, root="trials"):
-    """The run of each seed of a trial, in `<search>/<root>/<trial_id>/seed<k>`."""
-    # Hyperband gives each trial its bracket's epoch budget (trained from scratch).
-    epochs = values.get("tuner/epochs", base.epochs)
-    for execution in range(search.executions_per_trial):
-        yield dataclasses.replace(
-            base, beta=float(values["beta"]),
-            learning_rate=float(settings.trial_learning_rate(base, search, values)),
-            init_logit_norm=(repr(float(values["init_logit_norm"]))
-                             if "init_logit_norm" in values else base.init_logit_norm),
-            lr_scaling="none", init_logit_norms="",  # searched here, not by the run
-            seed=base.seed + execution, epochs=int(epochs), verbose=0, overwrite=False,
-            output_dir=os.path.join(search.output_dir, root, trial_id, f"seed{execution}"))
+from tc.runner.search.trials import execution_configs, trial_name
 
 
 def _trial_score(search, results):
