@@ -271,6 +271,15 @@ class RunConfig:
     def validate(self):
         """Raises ValueError naming the flag and the valid values for the first bad field."""
         # The datasets first: the default model and run directory are named after the dataset.
+        self._validate_names()
+        self._validate_processes()
+        self._validate_numbers()
+        self._validate_sweep_lists()
+        self._validate_layers_and_outputs()
+        self._validate_options()
+        return self
+
+    def _validate_names(self):
         for flag in ("dataset", "probe_dataset"):
             name = getattr(self, flag)
             if name or flag == "dataset":
@@ -284,7 +293,8 @@ class RunConfig:
             if choices is not None and value not in choices:
                 raise ValueError(f"--{field.name}={value!r} is not valid; valid values: "
                                  f"{', '.join(repr(c) for c in choices)}.")
-        self._validate_processes()
+
+    def _validate_numbers(self):
         for name in ("beta", "beta_start", "learning_rate"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -295,22 +305,6 @@ class RunConfig:
             if not minimum <= value <= maximum:
                 raise ValueError(f"--{name}={value!r} is not valid: it must be an integer in "
                                  f"[{minimum}, {maximum:,}].")
-        self._validate_sweep_lists()
-        for flag in ("track_rank_layers", "probe_layer"):
-            try:
-                _names(getattr(self, flag))
-            except ValueError:
-                raise ValueError(f"--{flag}={getattr(self, flag)!r} must be comma-separated "
-                                 "layer names with no empty item, e.g. 'dense0,features'."
-                                 ) from None
-        try:
-            far_ood.check_names(_names(self.far_ood))
-        except ValueError as error:
-            raise ValueError(f"--far_ood={self.far_ood!r}: {error}") from None
-        run_dir_lib.check_output_directory(self.run_dir)
-        if self.study and not self.study.replace("_", "").isalnum():
-            raise ValueError(f"--study={self.study!r} must be a name of letters, digits and "
-                             "underscores, e.g. p1_beta_sweep.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"--label_smoothing={self.label_smoothing!r} must be in [0, 1).")
         if not 0.0 <= self.momentum < 1.0:
@@ -334,6 +328,25 @@ class RunConfig:
                              "separated list of epochs.") from None
         if any(e < 1 for e in decay_epochs) and self.lr_schedule == "step":
             raise ValueError(f"--lr_decay_epochs={self.lr_decay_epochs!r}: epochs must be >= 1.")
+
+    def _validate_layers_and_outputs(self):
+        for flag in ("track_rank_layers", "probe_layer"):
+            try:
+                _names(getattr(self, flag))
+            except ValueError:
+                raise ValueError(f"--{flag}={getattr(self, flag)!r} must be comma-separated "
+                                 "layer names with no empty item, e.g. 'dense0,features'."
+                                 ) from None
+        try:
+            far_ood.check_names(_names(self.far_ood))
+        except ValueError as error:
+            raise ValueError(f"--far_ood={self.far_ood!r}: {error}") from None
+        run_dir_lib.check_output_directory(self.run_dir)
+        if self.study and not self.study.replace("_", "").isalnum():
+            raise ValueError(f"--study={self.study!r} must be a name of letters, digits and "
+                             "underscores, e.g. p1_beta_sweep.")
+
+    def _validate_options(self):
         dataset_options = self.parsed_dataset_options
         reserved = sorted(set(dataset_options) & {"validation_size", "data_dir"})
         if reserved:
@@ -349,7 +362,6 @@ class RunConfig:
         if unknown:
             raise ValueError(f"--model_options: model {self.model_name!r} takes no option(s) "
                              f"{unknown}; valid options: {', '.join(valid)}.")
-        return self
 
     def _validate_sweep_lists(self):
         lists = (("betas", float, "positive", lambda v: math.isfinite(v) and v > 0),

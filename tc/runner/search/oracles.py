@@ -62,7 +62,8 @@ class Heartbeat(keras.callbacks.Callback):
 def _watched(oracle_class):
     """`oracle_class` whose state files are written atomically and which notes when it last
     heard from each tuner (`heard`), so the chief can give a dead worker's trial to another
-    (`hand_back_silent`)."""
+    (`hand_back_silent`). Its length is the class it makes: a subclass of the oracle class
+    chosen at run time, defined here so that keras-tuner is imported only by a search."""
     import keras_tuner as kt
 
     class WatchedOracle(oracle_class):
