@@ -20,6 +20,9 @@ TRAIN = [
     (["--model=resnet19"], "--model=resnet19"),
     (["--model_options=depth=2;colour=red"], "takes no option(s) ['colour']"),
     (["--dataset_options=validation_size=5"], "--validation_size"),
+    (["--dataset=synthetic", "--validation_size=100"],
+     "--validation_size=100: dataset 'synthetic' has no held-out training examples to size; "
+     "its validation split is --dataset_options=validation_samples=N."),
     (["--validation_size=-5"], "--validation_size=-5 is not valid: it must be an integer in [-1,"),
     (["--loss=focal"], "--loss=focal: value should be one of <temperature|gradient_decay>"),
     (["--beta=0"], "--beta=0.0 is not valid: it must be positive and finite"),

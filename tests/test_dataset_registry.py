@@ -4,6 +4,7 @@ builds on its inputs and classes."""
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.support import run_python
@@ -52,3 +53,108 @@ def test_datasets_without_tensorflow_load_with_it_blocked_and_fit_their_default_
         assert output_shape == [classes], name  # logits, one per class
     assert shapes["fashion_mnist"][:2] == [[28, 28, 1], 10]
     assert shapes["digits"][:2] == [[8, 8, 1], 10]
+
+
+# The runner's end-to-end contract, run for every registered dataset: a tiny `tc.train` run
+# completes, writes a result.json of the schema, and its stored test predictions are the
+# dataset's own test split (labels as an independent `data.load` gives them), scored as the
+# result says. Image sets big enough to be slow on a CPU train a small CNN in place of their
+# default model: what is under test is the dataset's way through the runner.
+CONTRACT_RUN = '''
+import contextlib, json, os
+import numpy as np
+from tc import data, run_files
+from tc.runner import assembly, config as config_lib
+
+checked = {{}}
+for name, options, model, model_options in {cases!r}:
+    mocked = contextlib.nullcontext()
+    if data.REGISTRY[name].needs_tensorflow:
+        import tensorflow_datasets as tfds
+        mocked = tfds.testing.mock_data(num_examples=48)
+    with mocked:
+        output = os.path.join({root!r}, name)
+        config = config_lib.RunConfig(
+            dataset=name, dataset_options=";".join(f"{{k}}={{v}}" for k, v in options.items()),
+            data_dir={data_dirs!r}.get(name, ""), model=model,
+            validation_size=16 if "validation_size" in data.options(name) else -1,
+            model_options=model_options, epochs=1, batch_size=16, tensorboard=False,
+            verbose=0, rank_probe_size=16, track_rank_layers="", output_dir=output).validate()
+        result, = assembly.run(config)
+        stored = run_files.read_result(os.path.join(output, run_files.RESULT_FILE))
+        run_files.check_result(stored)
+        predictions = np.load(os.path.join(output, "predictions.npz"))
+        folder = {{"data_dir": {data_dirs!r}[name]}} if name in {data_dirs!r} else {{}}
+        if "validation_size" in data.options(name):
+            folder["validation_size"] = 16
+        loaded = data.load(name, **folder, **options)
+        if hasattr(loaded, "arrays"):
+            _, test_labels = loaded.arrays("test")
+        else:  # streamed (ImageNet): the test split's labels in file order
+            from tc.data import tfds_source
+            test_labels = np.array([label for _, label in
+                                    tfds_source.tfds_numpy(loaded.source("test"))])
+        logits = predictions["test_logits"]
+        checked[name] = {{
+            "status": stored["status"], "model": model or data.REGISTRY[name].default_model,
+            "labels_match": bool(np.array_equal(predictions["test_labels"], test_labels)),
+            "classes": [int(logits.shape[1]), int(loaded.num_classes)],
+            "accuracy": [float(stored["final"]["test/accuracy"]),
+                         float(np.mean(np.argmax(logits, axis=1) == test_labels))]}}
+print(json.dumps(checked))
+'''
+
+SMALL_CNN = ("cnn", "widths=4,8;dense_units=8")
+CONTRACT_CASES = {  # name: (dataset options, model ("" = its default), model options)
+    "digits": ({}, "", ""), "synthetic": ({"samples": 96}, "", ""),
+    "synthetic_shift": ({"samples": 96}, "", ""),
+    "synthetic_images": ({"samples": 64, "image_size": 8}, *SMALL_CNN),
+    "fashion_mnist": ({}, "", ""), "mnist": ({}, "", ""),
+    "cifar10": ({}, *SMALL_CNN), "cifar100": ({}, *SMALL_CNN),
+    "svhn_cropped": ({}, *SMALL_CNN), "imagenet2012": ({}, *SMALL_CNN),
+    "imdb_reviews": ({"vocab_size": 64, "sequence_length": 16}, "lstm", "units=8;embedding_dim=8"),
+}
+
+
+def run_contract(tmp_path, names, **run_options):
+    folders = {name: str(tiny_idx_folder(tmp_path / name, per_class=(6, 3), size=28))
+               for name in ("fashion_mnist", "mnist") if name in names}
+    folders.update({name: str(tmp_path / "tfds") for name in names
+                    if name not in folders and name not in ("digits", "synthetic",
+                                                            "synthetic_shift",
+                                                            "synthetic_images")})
+    cases = [(name, *CONTRACT_CASES[name]) for name in names]
+    completed = run_python(CONTRACT_RUN.format(cases=cases, root=str(tmp_path / "runs"),
+                                               data_dirs=folders),
+                           backend="jax", timeout=600, **run_options)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    checked = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert sorted(checked) == sorted(names)
+    for name, row in checked.items():
+        assert row["status"] == "completed", (name, row)
+        assert row["labels_match"], name
+        assert row["classes"][0] == row["classes"][1], (name, row)
+        np.testing.assert_allclose(row["accuracy"][0], row["accuracy"][1], atol=1e-6,
+                                   err_msg=name)
+    return checked
+
+
+@pytest.mark.backend_independent  # its subprocess runs under JAX whatever the leg
+def test_every_dataset_without_tensorflow_runs_through_the_runner_with_tensorflow_blocked(
+        tmp_path):
+    from tc import data
+
+    names = [name for name, entry in data.REGISTRY.items() if not entry.needs_tensorflow]
+    assert set(CONTRACT_CASES) == set(data.REGISTRY), "a registered dataset has no contract run"
+    checked = run_contract(tmp_path, names, block_tensorflow=True)
+    assert checked["fashion_mnist"]["model"] == "lenet"
+
+
+@pytest.mark.backend_independent
+@pytest.mark.tensorflow_leg  # TFDS under mock_data
+def test_every_tfds_dataset_runs_through_the_runner_on_mock_data(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    from tc import data
+
+    run_contract(tmp_path, [name for name, entry in data.REGISTRY.items()
+                            if entry.needs_tensorflow])

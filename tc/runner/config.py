@@ -352,6 +352,12 @@ class RunConfig:
         if reserved:
             raise ValueError(f"--dataset_options: set {reserved} with their own flags "
                              "(--validation_size, --data_dir).")
+        if self.validation_size >= 0 and "validation_size" not in data.options(self.dataset):
+            held_out = [o for o in data.options(self.dataset) if o.startswith("validation")]
+            raise ValueError(f"--validation_size={self.validation_size}: dataset "
+                             f"{self.dataset!r} has no held-out training examples to size"
+                             + (f"; its validation split is --dataset_options={held_out[0]}=N."
+                                if held_out else "."))
         parse_options(self.probe_dataset_options, "probe_dataset_options")
         options = self.parsed_model_options
         if "weight_decay" in options:
