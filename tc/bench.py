@@ -64,6 +64,7 @@ import os
 import sys
 import tempfile
 import time
+import typing
 
 import keras
 import numpy as np
@@ -550,16 +551,26 @@ def _search_figure(payload, backend, gpu):
           f"{payload['search']['every_trial_once']}", flush=True)
 
 
-# Each figure of --figures (FIGURES, less "auto"), in the order they run: its function
-# `(payload, backend, gpu)`, whether --figures=auto runs it (given whether a GPU is present),
-# and whether it trains models (and so records the training settings).
+class Figure(typing.NamedTuple):
+    """One figure of --figures: its function `(payload, backend, gpu)`, whether --figures=auto
+    runs it (given whether a GPU is present), whether it trains models (and so records the
+    training settings), and its name in words."""
+
+    measure: object
+    in_auto: object
+    trains: bool
+    title: str
+
+
+# Each figure of --figures (FIGURES, less "auto"), in the order they run.
 FIGURE_RUNS = {
-    "loss_overhead": (_loss_overhead_figure, lambda gpu: True, False),
-    "throughput": (_throughput_figure, lambda gpu: gpu, True),
-    "training_overhead": (_training_overhead_figure, lambda gpu: False, True),
-    "packed_sweep": (_packed_sweep_figure, lambda gpu: False, True),
-    "scaling": (_scaling_figure, lambda gpu: False, True),
-    "search": (_search_figure, lambda gpu: False, True),
+    "loss_overhead": Figure(_loss_overhead_figure, lambda gpu: True, False, "loss overhead"),
+    "throughput": Figure(_throughput_figure, lambda gpu: gpu, True, "training throughput"),
+    "training_overhead": Figure(_training_overhead_figure, lambda gpu: False, True,
+                                "training overhead"),
+    "packed_sweep": Figure(_packed_sweep_figure, lambda gpu: False, True, "packed sweep"),
+    "scaling": Figure(_scaling_figure, lambda gpu: False, True, "scaling"),
+    "search": Figure(_search_figure, lambda gpu: False, True, "search wall time"),
 }
 
 
@@ -574,17 +585,18 @@ def main(argv):
             f"{', '.join(FIGURES)}.")
     gpu = gpu_present()
     payload = {"settings": {"backend": backend, "gpu": gpu}}
-    chosen = [name for name, (_, in_auto, _) in FIGURE_RUNS.items()
-              if name in figures or ("auto" in figures and in_auto(gpu))]
-    if any(FIGURE_RUNS[name][2] for name in chosen):
+    chosen = [name for name, figure in FIGURE_RUNS.items()
+              if name in figures or ("auto" in figures and figure.in_auto(gpu))]
+    if any(FIGURE_RUNS[name].trains for name in chosen):
         payload["settings"].update(
             batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, samples=FLAGS.samples,
             mixed_precision=FLAGS.mixed_precision, peak_tflops=FLAGS.peak_tflops)
     for name in chosen:
-        FIGURE_RUNS[name][0](payload, backend, gpu)
+        FIGURE_RUNS[name].measure(payload, backend, gpu)
         atomic_write_json(FLAGS.out, payload)
-        if name == "loss_overhead" and "auto" in figures and "throughput" not in chosen:
-            print("tc.bench: training throughput skipped: no GPU found (--figures=throughput "
+    for name, figure in FIGURE_RUNS.items():
+        if "auto" in figures and name not in chosen and figure.in_auto(True):
+            print(f"tc.bench: {figure.title} skipped: no GPU found (--figures={name} "
                   "forces it).")
     atomic_write_json(FLAGS.out, payload)
     print(f"tc.bench: wrote {FLAGS.out}")
