@@ -1,5 +1,5 @@
 """keras-tuner's oracles as the search uses them: resumable grids, state written atomically, and
-a chief that hands a silent worker's trial to another (`_watched`, `_watch_workers`)."""
+a chief that hands a silent worker's trial to another (`_watched`, `watch_workers`)."""
 
 import json
 import time
@@ -34,7 +34,7 @@ def _grid_oracle(search, **common):
 PACKED_SLOT = "-packed"  # a packed worker asks for trials as `<tuner id>-packed<slot>`
 
 
-def _watch_workers(oracle, search):
+def watch_workers(oracle, search):
     """The chief's watch: every few seconds, hands back the trials of workers not heard from
     for `--worker_timeout` seconds (see `_watched`)."""
     while True:
@@ -125,7 +125,9 @@ def _watched(oracle_class):
     return WatchedOracle
 
 
-def _oracle(search, hp, max_epochs):
+def build_oracle(search, hp, max_epochs):
+    """The keras-tuner oracle of `--tuner` over the search space `hp`, its state files written
+    atomically and its workers watched (`_watched`)."""
     import keras_tuner as kt
 
     objective = kt.Objective(search.objective, direction=search.direction)

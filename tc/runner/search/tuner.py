@@ -55,7 +55,7 @@ class RunTuner(kt.engine.base_tuner.BaseTuner):
     def search(self, *args, **kwargs):
         chief = os.environ.get("KERASTUNER_TUNER_ID", "").startswith("chief")
         if chief:
-            threading.Thread(target=oracles._watch_workers,
+            threading.Thread(target=oracles.watch_workers,
                              args=(self.oracle, self.search_config), daemon=True,
                              name="tc-worker-watch").start()
         if self.search_config.packed == 1 or chief:
@@ -140,6 +140,6 @@ class RunTuner(kt.engine.base_tuner.BaseTuner):
 def make_tuner(base, search):
     """A keras-tuner BaseTuner whose trials are tc runs (see the package docstring)."""
     return RunTuner(base, search,
-                    oracle=oracles._oracle(search, settings.search_space(search), base.epochs),
+                    oracle=oracles.build_oracle(search, settings.search_space(search), base.epochs),
                     directory=search.output_dir, project_name="tuner",
                     overwrite=search.overwrite)
