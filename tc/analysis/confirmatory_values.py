@@ -311,8 +311,9 @@ def per_seed_values(runs, epochs, scaling=None):
     """`(per_seed, excluded)` for `confirmatory.judge_family`.
 
     Args:
-        runs, epochs: `tc.analysis.load`'s tables of the campaign's runs (any others are
-            ignored: a run belongs to a study by its `--study`).
+        runs: `tc.analysis.load`'s table of the campaign's runs (any others are ignored: a
+            run belongs to a study by its `--study`).
+        epochs: `tc.analysis.load`'s per-epoch table of the same runs.
         scaling: `tc.analysis.scaling.temperature_scaling_table` of the runs (needed by
             `p2_beats_scaling`; without it that test has no values).
 
