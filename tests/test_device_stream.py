@@ -124,8 +124,40 @@ def test_a_stream_under_a_jax_distribution_lays_batches_out_for_it():
     with distribution.scope():
         stream = device_stream.DeviceStream(dataset, 16, seed=7, first_epoch=0, last_epoch=2)
         x, y = stream.batch(1, 0, index)
+        iterated_x, iterated_y = next(iter(stream))  # from the epoch's plan on the devices
+    for part, want in zip((iterated_x, iterated_y), batches(plain, 1)[0]):
+        assert part.sharding.is_equivalent_to(
+            distribution.get_data_layout(part.shape).backend_layout, part.ndim)
+        np.testing.assert_allclose(ops.convert_to_numpy(part), want, rtol=1e-6, atol=1e-6)
     assert len(stream.x.sharding.device_set) == 2 and stream.x.sharding.is_fully_replicated
     assert x.sharding.is_equivalent_to(distribution.get_data_layout(x.shape).backend_layout,
                                        x.ndim)
     np.testing.assert_array_equal(ops.convert_to_numpy(y), want_y)
     np.testing.assert_allclose(ops.convert_to_numpy(x), want_x, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["cifar", "svhn"])
+def test_iterated_batches_are_the_numpy_batches_of_each_step_drawn_alone(family):
+    # Iterating sends each epoch's plan once; every step must still be the numpy batch of its
+    # own (seed, epoch, step) draws and its slice of the epoch order, with the remainder
+    # dropped (36 examples, batch 16: two steps an epoch).
+    dataset = images_dataset(family, count=36)
+    stream = device_stream.DeviceStream(dataset, 16, seed=11, first_epoch=2, last_epoch=4)
+    made = batches(stream, 4)
+    raw_x, raw_y = dataset.raw_arrays("train")
+    position = 0
+    for epoch in (2, 3):
+        order = base.epoch_order(36, 11, epoch)
+        for step in range(2):
+            index = order[16 * step:16 * (step + 1)]
+            offsets, flips = preprocessing.augmentation_draws(16, 11, epoch, step, dataset.spec)
+            expected = preprocessing.training_batch(raw_x[index], offsets, flips, dataset.spec,
+                                                    preprocessing.NUMPY)
+            x, y = made[position]
+            np.testing.assert_array_equal(y, raw_y[index])
+            np.testing.assert_allclose(x, expected, rtol=1e-6, atol=1e-6)
+            position += 1
+    with pytest.raises(StopIteration):
+        iterator = iter(stream)
+        for _ in range(5):
+            next(iterator)

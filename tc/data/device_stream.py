@@ -5,9 +5,12 @@ or features) on the device once, and makes every batch there:
 
     x = augment(take(x_raw, order[step * B:(step + 1) * B])), normalized as `arrays()` does
 
-The host only sends the `B` indices of each batch. The order is `base.epoch_order(n, seed,
-epoch)`, the same as the TensorFlow pipeline's, so a resumed run sees the batches an
-uninterrupted run would have seen. Under a distribution that spans several processes
+The host sends nothing per step: at each epoch's start it sends the epoch's whole plan, every
+step's `B` indices and augmentation draws, and each step's compiled call picks its row of the
+plan by a step number already on the device. (A step bound by the host, as a ResNet-18 at batch
+128 on a GPU is, would otherwise wait on a few transfers and a numpy draw every step.) The
+order is `base.epoch_order(n, seed, epoch)`, the same as the TensorFlow pipeline's, so a
+resumed run sees the batches an uninterrupted run would have seen. Under a distribution that spans several processes
 (multi-process JAX), each process makes only its own rows of the global batch, on its own
 devices, and Keras assembles the global batch from the processes' shares. Augmentation and
 normalization are `tc.data.preprocessing`'s, with the random numbers of `(seed, epoch, step)`
@@ -24,7 +27,7 @@ from keras import ops
 
 from tc.data import base, preprocessing
 
-__all__ = ["DeviceStream", "make_batch", "on_device", "process_rows"]
+__all__ = ["DeviceStream", "make_batch", "make_planned_batch", "on_device", "process_rows"]
 
 
 def on_device(arrays):
@@ -89,11 +92,19 @@ def make_batch(x_all, y_all, index, offsets, flips, spec):
     return x, ops.take(y_all, index, axis=0)
 
 
-def _compiled_make_batch(spec, batch_shardings=None):
-    """`make_batch` for `spec` as one compiled call on JAX (the host then dispatches one
-    program per step, not a dozen ops), and eager elsewhere. `batch_shardings`, `(x, y)` JAX
-    shardings, lay the batch out as the distribution's data layout."""
-    make = functools.partial(make_batch, spec=spec)
+def make_planned_batch(x_all, y_all, plan, step, spec):
+    """Step `step`'s batch of an epoch's `plan`, `(index (S, B), offsets (S, B, 2), flips (S, B))`
+    (see `DeviceStream.epoch_plan`): `make_batch` of the plan's row `step`."""
+    index, offsets, flips = (ops.take(part, step, axis=0) for part in plan)
+    return make_batch(x_all, y_all, index, offsets, flips, spec)
+
+
+def _compiled(function, spec, batch_shardings=None):
+    """`function` (`make_batch` or `make_planned_batch`) for `spec` as one compiled call on JAX
+    (the host then dispatches one program per step, not a dozen ops), and eager elsewhere.
+    `batch_shardings`, `(x, y)` JAX shardings, lay the batch out as the distribution's data
+    layout."""
+    make = functools.partial(function, spec=spec)
     if keras.backend.backend() != "jax":
         return make
     import jax
@@ -124,6 +135,7 @@ class DeviceStream:
         self.seed = int(seed)
         self.epochs = range(first_epoch, last_epoch)
         self.labels_per_output = labels_per_output
+        self.steps_per_epoch = self.num_examples // batch_size
         distribution = _jax_distribution()
         self.rows = slice(0, batch_size)
         shardings = None
@@ -135,14 +147,17 @@ class DeviceStream:
             # Keras would otherwise refuse a stream that is not a tf.data.Dataset it can shard.
             distribution.auto_shard_dataset = False
             replicated, batch_sharding = _local_shardings(distribution)
-            self.x, self.y = (jax.device_put(array, replicated) for array in (raw_x, raw_y))
+            self._place = functools.partial(jax.device_put, device=replicated)
             shardings = (batch_sharding, batch_sharding)
         else:
-            self.x, self.y = on_device((raw_x, raw_y))
+            self._place = _to_devices
             if distribution is not None:
                 shardings = (_batch_sharding(distribution, (batch_size, *self.spec.input_shape)),
                              _batch_sharding(distribution, (batch_size,)))
-        self._make_batch = _compiled_make_batch(self.spec, shardings)
+        self.x, self.y = self._place(raw_x), self._place(raw_y)
+        self._make_batch = _compiled(make_batch, self.spec, shardings)
+        self._make_planned_batch = _compiled(make_planned_batch, self.spec, shardings)
+        self._steps = None  # the step numbers on the device, made at the first epoch
 
     def draws(self, epoch, step):
         """The augmentation's random numbers of a step: `(offsets, flips)` of this process's
@@ -151,18 +166,38 @@ class DeviceStream:
                                                           self.spec)
         return offsets[self.rows], flips[self.rows]
 
+    def epoch_plan(self, epoch):
+        """Every step of `epoch` at once, on the host: `(index, offsets, flips)`, `(S, b)` int32
+        positions in the raw split, `(S, b, 2)` and `(S, b)` draws, for the `S` full batches and
+        this process's `b` rows of each."""
+        steps, batch = self.steps_per_epoch, self.batch_size
+        order = base.epoch_order(self.num_examples, self.seed, epoch)[:steps * batch]
+        index = order.reshape(steps, batch)[:, self.rows].astype(np.int32)
+        rows = index.shape[1]
+        if preprocessing.augments(self.spec):
+            draws = [self.draws(epoch, step) for step in range(steps)]
+            offsets = np.stack([offset for offset, _ in draws])
+            flips = np.stack([flip for _, flip in draws])
+        else:  # not read: the batch is not augmented
+            offsets, flips = np.zeros((steps, rows, 2), np.int32), np.zeros((steps, rows), bool)
+        return index, offsets, flips
+
     def batch(self, epoch, step, index):
         """The batch of `index` (positions in the raw split), augmented with (epoch, step); this
         process's rows of it."""
         index = ops.convert_to_tensor(index[self.rows].astype(np.int32))
         x, y = self._make_batch(self.x, self.y, index, *self.draws(epoch, step))
+        return self._labelled(x, y)
+
+    def _labelled(self, x, y):
         if self.labels_per_output > 1:
             y = (y,) * self.labels_per_output
         return x, y
 
     def __iter__(self):
-        stop = self.num_examples - self.num_examples % self.batch_size
+        if self._steps is None:
+            self._steps = [self._place(np.int32(step)) for step in range(self.steps_per_epoch)]
         for epoch in self.epochs:
-            order = base.epoch_order(self.num_examples, self.seed, epoch)
-            for step, start in enumerate(range(0, stop, self.batch_size)):
-                yield self.batch(epoch, step, order[start:start + self.batch_size])
+            plan = tuple(self._place(part) for part in self.epoch_plan(epoch))
+            for step in self._steps:
+                yield self._labelled(*self._make_planned_batch(self.x, self.y, plan, step))
