@@ -71,7 +71,7 @@ import numpy as np
 from absl import flags
 
 from tc.runner import command_line
-from tc.runner.run_dir import atomic_write_json
+from tc.run_files import atomic_write_json
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("models", ["resnet18", "resnet34", "vgg16", "wrn", "vit", "mlp"],

@@ -15,16 +15,36 @@ alike by the others:
 - `read_result(path)` / `parse_result(text)`: result.json as a dict, or a ValueError that says
   what is wrong with it;
 - `check_result(result)`: result.json's schema (`RESULT_SCHEMA`), which the runner checks
-  before it writes a result and every reader after it parses one.
+  before it writes a result and every reader after it parses one;
+- the writers of every file of a run (`atomic_write_text`, `atomic_write_json`,
+  `atomic_write_arrays`): each written to a temporary name (`temporary_prefix`) and renamed into
+  place, so a process killed at any point leaves the previous complete version;
+- metrics.csv's rows (`rows_to_csv`, `read_csv`, `parse_cell`) and the checksums a resume
+  verifies (`file_sha256`, `rows_sha256`).
 """
 
+import csv
+import hashlib
+import io
 import json
+import math
+import os
+import socket
+import tempfile
+import zipfile
 
-__all__ = ["FLAGS_FILE", "RESULT_FILE", "RESULT_SCHEMA", "STATUSES", "check_result",
-           "flag_values", "parse_bool", "parse_result", "read_result", "typed_value"]
+import numpy as np
+
+__all__ = ["FILE_MODE", "FLAGS_FILE", "RESULT_FILE", "RESULT_SCHEMA", "STATUSES", "TEMPORARY_PREFIX",
+           "atomic_write_arrays", "atomic_write_json", "atomic_write_text", "check_result",
+           "file_sha256", "flag_values", "json_safe", "parse_bool", "parse_cell", "parse_result",
+           "read_csv", "read_result", "rows_sha256", "rows_to_csv", "temporary_prefix",
+           "typed_value", "write_npz"]
 
 FLAGS_FILE = "flags.txt"
 RESULT_FILE = "result.json"
+# Every temporary file tc writes starts with this, so that `--overwrite` and a resume know it.
+TEMPORARY_PREFIX = ".tmp-"
 # How a run ended: it trained every epoch, a copy's loss or weights became non-finite, it raised,
 # or a signal stopped it (resumable).
 STATUSES = ("completed", "diverged", "failed", "interrupted")
@@ -142,3 +162,161 @@ def read_result(path):
     """
     with open(path, encoding="utf-8") as handle:
         return parse_result(handle.read())
+
+
+def temporary_prefix():
+    """The prefix of this process's temporary files: `.tmp-<host>-<pid>-`, so that a leftover
+    file names the writer that left it."""
+    return f"{TEMPORARY_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _process_umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import, before any writer thread: os.umask can only be read by setting it.
+FILE_MODE = 0o666 & ~_process_umask()
+
+
+def _atomic_write(path, write, mode):
+    """Writes `path` through a temporary file renamed into place, with the permissions an
+    ordinary file gets under the process's umask (0644 under 022), not mkstemp's 0600: run
+    directories on a shared filesystem are read by other users (workers, the analysis)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=temporary_prefix())
+    try:
+        os.chmod(temporary, FILE_MODE)
+        with os.fdopen(descriptor, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file renamed into place."""
+    _atomic_write(path, lambda handle: handle.write(text), "w")
+
+
+def write_npz(handle, arrays, compress=False):
+    """`np.savez(handle, **arrays)` (`np.savez_compressed` when `compress`), writing each array
+    from its own memory.
+
+    `np.savez` copies arrays into 16 MiB byte strings before writing them, holding Python's
+    interpreter lock for each copy. Checkpoints are written by a thread while the training
+    thread dispatches steps, and every lock it holds can delay a step; checksums and writes of
+    large buffers release it. The same format: `np.load` reads both alike.
+    """
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(handle, "w", method, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            array = np.require(array, requirements="C")
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array_header_1_0(
+                    member, np.lib.format.header_data_from_array_1_0(array))
+                member.write(array.reshape(-1).view(np.uint8).data)
+
+
+def atomic_write_arrays(path, arrays, compress=False):
+    """Writes `{name: array}` as an `.npz` file, atomically.
+
+    Checkpoints are written as they are, for speed; results that are kept (logits, per-example
+    margins) are compressed: logits of a bf16 model take under half the space deflated.
+    """
+    _atomic_write(path, lambda handle: write_npz(handle, arrays, compress), "wb")
+
+
+def json_safe(value):
+    """`value` with every non-finite float as its text (`"nan"`, `"inf"`), which JSON cannot
+    hold as a number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def atomic_write_json(path, payload):
+    """Writes `payload` as indented JSON (keys sorted, non-finite floats as text), atomically."""
+    atomic_write_text(path, json.dumps(json_safe(payload), indent=2, sort_keys=True) + "\n")
+
+
+def rows_to_csv(rows):
+    """CSV text of dict rows; columns in first-seen order, missing cells empty."""
+    columns = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _format(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def _format(value):
+    return repr(value) if isinstance(value, float) else value
+
+
+def read_csv(path, intact_prefix=False):
+    """The rows of a CSV file that tc wrote (metrics.csv, trials.csv), cells parsed to numbers.
+
+    A row whose cells do not match the header (a file cut short inside its last row, a stray
+    comma) is damage: a ValueError that names the file and the line, or, with `intact_prefix`,
+    the end of what is returned (the rows before it), for a resume whose checksums then judge
+    what is left.
+    """
+    rows = []
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        try:
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"{path}: line {reader.line_num} has "
+                                     f"{len([v for v in row.values() if v is not None])} cells "
+                                     f"where the header has {len(reader.fieldnames)}")
+                rows.append({key: parse_cell(value) for key, value in row.items()})
+        except (ValueError, csv.Error) as error:
+            if intact_prefix:
+                return rows
+            raise ValueError(str(error)) from None
+    return rows
+
+
+def parse_cell(text):
+    """A CSV cell as tc wrote it: None when empty, an int, a float, else the text."""
+    if text == "":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
+
+
+def file_sha256(path):
+    """The SHA-256 of the file at `path`, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rows_sha256(rows):
+    """SHA-256 of metrics rows as metrics.csv gives them back (empty cells left out): the same
+    for the rows a commit wrote and for those read back from the file, whatever other columns
+    or later rows the file holds."""
+    parsed = csv.DictReader(io.StringIO(rows_to_csv(rows)))
+    canonical = [{key: json_safe(parse_cell(text)) for key, text in row.items() if text != ""}
+                 for row in parsed]
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()

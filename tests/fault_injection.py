@@ -33,7 +33,7 @@ from sklearn import datasets, model_selection  # noqa: F401
 from tensorboard.compat.proto import event_pb2  # noqa: F401
 from tensorboard.summary.writer import record_writer  # noqa: F401
 
-from tc import compat
+from tc import compat, run_files
 from tc import train
 from tc.runner import assembly, callbacks, results, run_dir
 from tc.runner import command_line
@@ -73,8 +73,8 @@ def install_fault_points(output_dir, target, signal_name):
             point(f"while writing {os.path.relpath(path, output_dir)}")
         return written
 
-    original_write = run_dir._atomic_write
-    run_dir._atomic_write = lambda path, write, mode: around_write(
+    original_write = run_files._atomic_write
+    run_files._atomic_write = lambda path, write, mode: around_write(
         path, lambda: original_write(path, writing(path, write), mode))
     original_write_model = run_dir.RunDirectory.write_model
     run_dir.RunDirectory.write_model = lambda self, model: around_write(

@@ -142,14 +142,13 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
 
     from tc import run_files
     from tc.runner import config as config_lib
-    from tc.runner import run_dir
 
     config = config_lib.RunConfig(output_dir=str(path), probe_dataset=probe_dataset or "",
                                   track_rank_layers=",".join(rank_layers), epochs=epochs,
                                   **flags)
     rng = np.random.default_rng(zlib.crc32(config.to_flagfile().encode()))
     os.makedirs(path, exist_ok=True)
-    run_dir.atomic_write_text(os.path.join(path, "flags.txt"), config.to_flagfile())
+    run_files.atomic_write_text(os.path.join(path, "flags.txt"), config.to_flagfile())
     rows = []
     for epoch in range(1, epochs + 1):
         row = {"epoch": epoch, "learning_rate": config.learning_rate, "beta": config.beta}
@@ -162,14 +161,14 @@ def write_synthetic_run(path, epochs=2, rank_layers=("features",), probe_dataset
             row[f"rank/{layer}/effective"] = float(rng.uniform(1, 64))
         row.update({key: float(value) for key, value in (values or {}).items()})
         rows.append(row)
-    run_dir.atomic_write_text(os.path.join(path, "metrics.csv"), run_dir.rows_to_csv(rows))
+    run_files.atomic_write_text(os.path.join(path, "metrics.csv"), run_files.rows_to_csv(rows))
     arrays = {}
     for split in ("val", "test"):
         labels = rng.integers(0, classes, examples)
         logits = rng.normal(size=(examples, classes)) * 2
         logits[np.arange(examples), labels] += rng.uniform(0, 4, examples)
         arrays[f"{split}_logits"], arrays[f"{split}_labels"] = logits.astype(np.float32), labels
-    run_dir.atomic_write_arrays(os.path.join(path, "predictions.npz"), arrays)
+    run_files.atomic_write_arrays(os.path.join(path, "predictions.npz"), arrays)
     best = max(rows, key=lambda row: row["val/accuracy"])
     result = {"status": status, "epochs_completed": epochs, "epochs": epochs, "final": rows[-1],
               "best_validation": best, "beta": config.beta, "seed": config.seed,

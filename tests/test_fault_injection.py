@@ -16,7 +16,7 @@ import signal
 
 import pytest
 
-from tc.runner import run_dir
+from tc import run_files
 from tests.support import run_python
 
 pytestmark = pytest.mark.backend_independent
@@ -69,7 +69,7 @@ def test_the_fault_points_cover_run_start_every_epoch_phase_and_every_file_write
 
 
 def _rows(path):
-    return run_dir.read_csv(str(path / "metrics.csv"))
+    return run_files.read_csv(str(path / "metrics.csv"))
 
 
 def _points_to_kill(points, signal_name):

@@ -10,7 +10,8 @@ import signal
 
 import pytest
 
-from tc.runner import assembly, command_line, interruption, run_dir
+from tc import run_files
+from tc.runner import assembly, command_line, interruption
 from tests.runner.test_interruption import SignalAt
 from tests.support import run_python
 
@@ -18,7 +19,7 @@ FAST = dict(epochs=2, batch_size=128, rank_probe_size=64)
 
 
 def _rows(path):
-    return run_dir.read_csv(os.path.join(path, "metrics.csv"))
+    return run_files.read_csv(os.path.join(path, "metrics.csv"))
 
 
 def _assert_same_numbers(path, reference):
@@ -60,8 +61,8 @@ def test_a_cut_last_metrics_row_rolls_back_and_resumes_to_the_uninterrupted_numb
 def test_a_full_disk_at_any_write_is_a_message_naming_the_path_and_the_rerun_is_whole(
         small_config, reference, tmp_path, monkeypatch):
     writes = []
-    original_write = run_dir._atomic_write
-    monkeypatch.setattr(run_dir, "_atomic_write",
+    original_write = run_files._atomic_write
+    monkeypatch.setattr(run_files, "_atomic_write",
                         lambda path, write, mode: (writes.append(path),
                                                    original_write(path, write, mode))[1])
     assembly.run_one(small_config("counted", **FAST))
@@ -77,7 +78,7 @@ def test_a_full_disk_at_any_write_is_a_message_naming_the_path_and_the_rerun_is_
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
             return original_write(path, function, mode)
 
-        monkeypatch.setattr(run_dir, "_atomic_write", write)
+        monkeypatch.setattr(run_files, "_atomic_write", write)
         with pytest.raises(OSError) as full:
             assembly.run_one(config)
         message = command_line.os_error_message(full.value)
@@ -87,12 +88,12 @@ def test_a_full_disk_at_any_write_is_a_message_naming_the_path_and_the_rerun_is_
         if os.path.exists(result_path):  # only a write after the result itself
             with open(result_path) as handle:
                 assert json.load(handle)["status"] != "failed", full_at
-        monkeypatch.setattr(run_dir, "_atomic_write", original_write)
+        monkeypatch.setattr(run_files, "_atomic_write", original_write)
         rerun = assembly.run_one(config)
         assert rerun["status"] == "completed", full_at
         _assert_same_numbers(config.run_dir, reference)
         assert not [name for _, _, names in os.walk(config.run_dir) for name in names
-                    if name.startswith(run_dir.TEMPORARY_PREFIX)], full_at
+                    if name.startswith(run_files.TEMPORARY_PREFIX)], full_at
 
 
 @pytest.mark.backend_independent  # the command's message; the write points are tested above
@@ -102,12 +103,12 @@ def test_the_command_reports_a_full_disk_in_one_line_and_exits_1(tmp_path):
         import errno, os, sys
         from tc import train
         from tc.runner import run_dir
-        original = run_dir._atomic_write
+        original = run_files._atomic_write
         def write(path, function, mode):
             if path.endswith("metrics.csv"):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
             return original(path, function, mode)
-        run_dir._atomic_write = write
+        run_files._atomic_write = write
         sys.argv = ["tc.train", "--epochs=2", "--verbose=0", "--output_dir={output}"]
         train.run()
     """, backend="jax")

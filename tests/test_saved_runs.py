@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tc
-from tc import data, losses
-from tc.runner import assembly, run_dir, search
+from tc import data, losses, run_files
+from tc.runner import assembly, search
 from tests.support import run_python
 
 # Each kind of run whose model.keras a user reloads: the keyword arguments of small_config.
@@ -71,7 +71,7 @@ def test_a_packed_copy_loads_back_with_its_flags_metrics_result_and_trained_mode
     run = tc.load_run(str(path))
     assert run.flags["beta"] == 2.0 and run.flags["dataset"] == "synthetic"
     assert run.flags["epochs"] == 2 and "betas" not in run.flags  # the copy's own flags
-    rows = run_dir.read_csv(str(path / "metrics.csv"))
+    rows = run_files.read_csv(str(path / "metrics.csv"))
     assert run.metrics.index.tolist() == [1, 2]
     assert run.metrics["val/accuracy"].tolist() == pytest.approx(
         [row["val/accuracy"] for row in rows])
@@ -115,7 +115,7 @@ def test_train_eval_records_the_fit_of_the_unaugmented_training_examples(small_c
         x, y = data.load("digits").arrays("train")
         for result in results:
             path = result["run_dir"]
-            rows = run_dir.read_csv(f"{path}/metrics.csv")
+            rows = run_files.read_csv(f"{path}/metrics.csv")
             assert [row["epoch"] for row in rows] == [1, 2]
             model = tc.load_run(path).model
             predicted = np.argmax(model.predict(x[:200], verbose=0), axis=-1)

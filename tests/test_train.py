@@ -12,14 +12,15 @@ import time
 import keras
 import pytest
 
-from tc.runner import assembly, run_dir
+from tc import run_files
+from tc.runner import assembly
 from tests.support import ROOT, free_ports, run_python, start_python
 
 BACKEND = keras.backend.backend()
 
 
 def read_rows(path):
-    return run_dir.read_csv(path / "metrics.csv")
+    return run_files.read_csv(path / "metrics.csv")
 
 
 def test_default_main_job_completes_with_well_formed_outputs(tmp_path):

@@ -35,7 +35,6 @@ import pandas as pd
 from tc import run_files
 from tc.models import default_model
 from tc.runner import config as config_lib
-from tc.runner import run_dir as run_dir_lib
 
 __all__ = ["CURVE_KEYS", "find_run_directories", "load", "MAX_FILE_BYTES", "NUMERIC_FLAGS",
            "over_seeds", "parse_flagfile", "reason", "REQUIRED_FLAGS", "Results", "RUN_MARKS",
@@ -219,7 +218,7 @@ def _load_run(path):
     result = run_files.parse_result(_read_text(result_path))
     metrics_path = os.path.join(path, "metrics.csv")
     present = os.path.lexists(metrics_path)
-    epochs = run_dir_lib.read_csv(_regular_file(metrics_path)) if present else []
+    epochs = run_files.read_csv(_regular_file(metrics_path)) if present else []
     if result["status"] != "failed" and not epochs and result.get("epochs_completed"):
         raise ValueError("result.json reports epochs but metrics.csv "
                          + ("holds no epoch" if present else "is missing"))

@@ -34,9 +34,8 @@ from tc.analysis import claims as claims_lib
 from tc.analysis import confirmatory, confirmatory_values, derivations, figures, load, studies
 from tc.analysis.scaling import temperature_scaling_table
 from tc.analysis.summary import markdown_table, results_summary
-from tc import calibration
+from tc import calibration, run_files
 from tc.runner import command_line
-from tc.runner import run_dir as run_dir_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("runs", None, "Run or tuner directories to read (repeat the flag for "
@@ -384,17 +383,17 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
         runs, epochs, scaling, short_budget_claims)
     for name, frame in tables.items():
         if not frame.empty:
-            run_dir_lib.atomic_write_text(os.path.join(tables_dir, f"{name}.csv"),
+            run_files.atomic_write_text(os.path.join(tables_dir, f"{name}.csv"),
                                           frame.to_csv(index=False))
     if not results.runs.empty:
-        run_dir_lib.atomic_write_text(os.path.join(tables_dir, "runs.csv"),
+        run_files.atomic_write_text(os.path.join(tables_dir, "runs.csv"),
                                       results.runs.to_csv(index=False))
     confirmatory_text = _confirmatory_section(tables["confirmatory"],
                                               tables["confirmatory_excluded"])
     markdown = _markdown(run_roots, out, results, tables, made, claim_table, study,
                          confirmatory_text + campaign_section(plan_path, run_roots), notes)
-    run_dir_lib.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
-    run_dir_lib.atomic_write_text(os.path.join(out, "SUMMARY.md"),
+    run_files.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
+    run_files.atomic_write_text(os.path.join(out, "SUMMARY.md"),
                                   confirmatory_text + results_summary(claim_table))
     return Report(markdown, made, claim_table, results)
 

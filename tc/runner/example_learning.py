@@ -22,8 +22,7 @@ import os
 import keras
 import numpy as np
 
-from tc import representation
-from tc.runner import run_dir as run_dir_lib
+from tc import representation, run_files
 
 FOLDER = "example_learning"
 SUMMARY = "example_learning.npz"
@@ -80,7 +79,7 @@ class ExampleLearning(keras.callbacks.Callback):
                 continue
             margin, nll = margins_and_losses(keras.ops.convert_to_numpy(logits), self.labels)
             os.makedirs(directory.file(FOLDER), exist_ok=True)
-            run_dir_lib.atomic_write_arrays(
+            run_files.atomic_write_arrays(
                 directory.file(FOLDER, f"epoch_{epoch + 1:04d}.npz"),
                 {"margin": margin.astype(np.float32), "nll": nll.astype(np.float32)},
                 compress=True)
@@ -96,7 +95,7 @@ def summarize(directory, epochs, labels):
     margin, nll = np.stack(margin), np.stack(nll)
     learned_at = learning_epochs(margin > 0)
     if directory.writable:
-        run_dir_lib.atomic_write_arrays(directory.file(SUMMARY), {
+        run_files.atomic_write_arrays(directory.file(SUMMARY), {
             "indices": np.arange(len(labels)), "labels": np.asarray(labels),
             "margin": margin, "nll": nll, "learned_at": learned_at}, compress=True)
     return {"file": SUMMARY, "examples": int(len(labels)),

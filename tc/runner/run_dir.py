@@ -1,4 +1,5 @@
-"""A run directory: atomic writes, the resume state, and refusing to mix two runs.
+"""A run directory: its layout, its lock, the resume state, and refusing to mix two runs (its
+files are written and read by `tc.run_files`).
 
 Layout:
 
@@ -34,9 +35,7 @@ is refused with a message naming the holder.
 import concurrent.futures
 import csv
 import hashlib
-import io
 import json
-import math
 import os
 import re
 import socket
@@ -49,7 +48,6 @@ try:
 except ImportError:  # not a POSIX system: no lock
     fcntl = None
 
-import numpy as np
 
 from tc import run_files
 
@@ -65,7 +63,6 @@ LOCK = ".lock"
 MODEL = "model.keras"
 RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", MODEL,
                "checkpoints", "tensorboard", "example_learning.npz", "example_learning", LOCK)
-TEMPORARY_PREFIX = ".tmp-"
 # The files tc writes inside the run's folders: `--overwrite` removes these names and no others.
 OWN_FILES = {"checkpoints": re.compile(r"ckpt-\d+\.npz|state\.json"),
              "tensorboard": re.compile(r"events\.out\.tfevents\..+\.tc"),
@@ -79,7 +76,7 @@ def _remove_own_files(folder, name):
     kept = []
     for entry in sorted(os.listdir(folder)):
         path = os.path.join(folder, entry)
-        if (entry.startswith(TEMPORARY_PREFIX) or (own and own.fullmatch(entry))) and (
+        if (entry.startswith(run_files.TEMPORARY_PREFIX) or (own and own.fullmatch(entry))) and (
                 os.path.isfile(path) or os.path.islink(path)):
             os.remove(path)
         else:
@@ -89,24 +86,8 @@ def _remove_own_files(folder, name):
     return kept
 
 
-def temporary_prefix():
-    """The prefix of this process's temporary files: `.tmp-<host>-<pid>-`, so that a leftover
-    file names the writer that left it."""
-    return f"{TEMPORARY_PREFIX}{socket.gethostname()}-{os.getpid()}-"
-
-
 class RunDirectoryConflict(ValueError):
     """The output directory holds a different run, or files that are not a tc run's."""
-
-
-def _process_umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# Read once, at import, before any writer thread: os.umask can only be read by setting it.
-_FILE_MODE = 0o666 & ~_process_umask()
 
 
 def check_output_directory(path, flag="--output_dir"):
@@ -124,130 +105,12 @@ def check_output_directory(path, flag="--output_dir"):
                          "directory you can write.")
 
 
-def _atomic_write(path, write, mode):
-    """Writes `path` through a temporary file renamed into place, with the permissions an
-    ordinary file gets under the process's umask (0644 under 022), not mkstemp's 0600: run
-    directories on a shared filesystem are read by other users (workers, the analysis)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=temporary_prefix())
-    try:
-        os.chmod(temporary, _FILE_MODE)
-        with os.fdopen(descriptor, mode) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def atomic_write_text(path, text):
-    _atomic_write(path, lambda handle: handle.write(text), "w")
-
-
 def _read_text(path):
     """The file's text, or None when it does not exist."""
     if not os.path.exists(path):
         return None
     with open(path) as handle:
         return handle.read()
-
-
-def write_npz(handle, arrays, compress=False):
-    """`np.savez(handle, **arrays)` (`np.savez_compressed` when `compress`), writing each array
-    from its own memory.
-
-    `np.savez` copies arrays into 16 MiB byte strings before writing them, holding Python's
-    interpreter lock for each copy. Checkpoints are written by a thread while the training
-    thread dispatches steps, and every lock it holds can delay a step; checksums and writes of
-    large buffers release it. The same format: `np.load` reads both alike.
-    """
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(handle, "w", method, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            array = np.require(array, requirements="C")
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array_header_1_0(
-                    member, np.lib.format.header_data_from_array_1_0(array))
-                member.write(array.reshape(-1).view(np.uint8).data)
-
-
-def atomic_write_arrays(path, arrays, compress=False):
-    """Writes `{name: array}` as an `.npz` file, atomically.
-
-    Checkpoints are written as they are, for speed; results that are kept (logits, per-example
-    margins) are compressed: logits of a bf16 model take under half the space deflated.
-    """
-    _atomic_write(path, lambda handle: write_npz(handle, arrays, compress), "wb")
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
-
-
-def atomic_write_json(path, payload):
-    atomic_write_text(path, json.dumps(_json_safe(payload), indent=2, sort_keys=True) + "\n")
-
-
-def rows_to_csv(rows):
-    """CSV text of dict rows; columns in first-seen order, missing cells empty."""
-    columns = []
-    for row in rows:
-        columns.extend(key for key in row if key not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: _format(value) for key, value in row.items()})
-    return buffer.getvalue()
-
-
-def _format(value):
-    return repr(value) if isinstance(value, float) else value
-
-
-def read_csv(path, intact_prefix=False):
-    """The rows of a CSV file that tc wrote (metrics.csv, trials.csv), cells parsed to numbers.
-
-    A row whose cells do not match the header (a file cut short inside its last row, a stray
-    comma) is damage: a ValueError that names the file and the line, or, with `intact_prefix`,
-    the end of what is returned (the rows before it), for a resume whose checksums then judge
-    what is left.
-    """
-    rows = []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        try:
-            for row in reader:
-                if None in row or None in row.values():
-                    raise ValueError(f"{path}: line {reader.line_num} has "
-                                     f"{len([v for v in row.values() if v is not None])} cells "
-                                     f"where the header has {len(reader.fieldnames)}")
-                rows.append({key: _parse(value) for key, value in row.items()})
-        except (ValueError, csv.Error) as error:
-            if intact_prefix:
-                return rows
-            raise ValueError(str(error)) from None
-    return rows
-
-
-def _parse(text):
-    if text == "":
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    return int(number) if number.is_integer() and "." not in text and "e" not in text else number
 
 
 def checkpoint_name(completed_epochs):
@@ -258,28 +121,10 @@ class DamagedRunError(RunDirectoryConflict):
     """A run directory whose state, checkpoints and metrics do not agree at any kept epoch."""
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def rows_sha256(rows):
-    """SHA-256 of metrics rows as metrics.csv gives them back (empty cells left out): the same
-    for the rows a commit wrote and for those read back from the file, whatever other columns
-    or later rows the file holds."""
-    parsed = csv.DictReader(io.StringIO(rows_to_csv(rows)))
-    canonical = [{key: _json_safe(_parse(text)) for key, text in row.items() if text != ""}
-                 for row in parsed]
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
-
-
 def _sealed(state):
     """`state` with `checksum`, the SHA-256 of its other fields."""
     fields = {key: value for key, value in state.items() if key != "checksum"}
-    text = json.dumps(_json_safe(fields), sort_keys=True)
+    text = json.dumps(run_files.json_safe(fields), sort_keys=True)
     return {**fields, "checksum": hashlib.sha256(text.encode()).hexdigest()}
 
 
@@ -369,7 +214,7 @@ class RunDirectory:
                 self._refuse_other_run(existing, flagfile)
             self._replace_run()
         if not os.path.exists(flags_path):
-            atomic_write_text(flags_path, flagfile)
+            run_files.atomic_write_text(flags_path, flagfile)
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         try:
             return self.resume_state()
@@ -377,7 +222,7 @@ class RunDirectory:
             if not overwrite:
                 raise
         self._replace_run()
-        atomic_write_text(flags_path, flagfile)
+        run_files.atomic_write_text(flags_path, flagfile)
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         return None
 
@@ -468,7 +313,7 @@ class RunDirectory:
         if not os.path.isdir(self.path):
             return []
         return sorted(entry for entry in os.listdir(self.path)
-                      if entry not in RUN_ENTRIES and not entry.startswith(TEMPORARY_PREFIX))
+                      if entry not in RUN_ENTRIES and not entry.startswith(run_files.TEMPORARY_PREFIX))
 
     def remove_run(self):
         """Removes the files tc wrote, by name (`RUN_ENTRIES`; inside checkpoints/,
@@ -480,7 +325,7 @@ class RunDirectory:
             target = self.file(entry)
             if entry == LOCK:
                 continue  # held by this process: removing it would let another take a new one
-            if entry.startswith(TEMPORARY_PREFIX):
+            if entry.startswith(run_files.TEMPORARY_PREFIX):
                 os.remove(target)
             elif entry in RUN_ENTRIES:
                 if os.path.isdir(target) and not os.path.islink(target):
@@ -498,7 +343,7 @@ class RunDirectory:
             if not os.path.isdir(folder):
                 continue
             for entry in os.listdir(folder):
-                if entry.startswith(TEMPORARY_PREFIX):
+                if entry.startswith(run_files.TEMPORARY_PREFIX):
                     os.remove(os.path.join(folder, entry))
                     removed.append(os.path.join(folder, entry))
         return removed
@@ -568,7 +413,7 @@ class RunDirectory:
                 if isinstance(row.get("epoch"), int) and row["epoch"] <= completed]
         if [row["epoch"] for row in kept] != list(range(1, completed + 1)):
             return f"metrics.csv does not hold exactly epochs 1-{completed}"
-        if state.get("metrics_sha256") and rows_sha256(kept) != state["metrics_sha256"]:
+        if state.get("metrics_sha256") and run_files.rows_sha256(kept) != state["metrics_sha256"]:
             return "metrics.csv differs from what was committed"
         if completed == 0:
             return None
@@ -576,7 +421,7 @@ class RunDirectory:
         if not os.path.exists(path):
             return f"{state['checkpoint']} is missing"
         if state.get("checkpoint_sha256"):
-            if file_sha256(path) != state["checkpoint_sha256"]:
+            if run_files.file_sha256(path) != state["checkpoint_sha256"]:
                 return f"{state['checkpoint']} differs from what was committed"
         elif not _whole_npz(path):
             return f"{state['checkpoint']} does not read whole"
@@ -614,7 +459,7 @@ class RunDirectory:
         if not os.path.exists(path):
             return []
         # A damaged row ends what is read: the state's checksums decide what can be resumed.
-        rows = read_csv(path, intact_prefix=True)
+        rows = run_files.read_csv(path, intact_prefix=True)
         if completed_epochs is not None:
             rows = [row for row in rows if row["epoch"] <= completed_epochs]
         return rows
@@ -643,7 +488,7 @@ class RunDirectory:
     def _mark_diverged(self, diverged_at):
         state = _read_state(self.file("checkpoints", "state.json")) or {
             "completed_epochs": 0, "checkpoint": None}
-        atomic_write_json(self.file("checkpoints", "state.json"),
+        run_files.atomic_write_json(self.file("checkpoints", "state.json"),
                           _sealed({**state, "diverged_at": diverged_at}))
 
     def wait(self):
@@ -657,20 +502,20 @@ class RunDirectory:
             rows[-1].update(finish_row())
         name = checkpoint_name(completed_epochs)
         path = os.path.join(self.checkpoint_dir, name)
-        atomic_write_arrays(path, snapshot.arrays())
-        atomic_write_text(self.file("metrics.csv"), rows_to_csv(rows))
+        run_files.atomic_write_arrays(path, snapshot.arrays())
+        run_files.atomic_write_text(self.file("metrics.csv"), run_files.rows_to_csv(rows))
         if self.scalars is not None:
             self.scalars.write(rows)
         previous = _read_state(self.file("checkpoints", "state.json"))
         state = {"completed_epochs": completed_epochs, "checkpoint": name,
-                 "checkpoint_sha256": file_sha256(path), "metrics_sha256": rows_sha256(rows)}
+                 "checkpoint_sha256": run_files.file_sha256(path), "metrics_sha256": run_files.rows_sha256(rows)}
         if self.initial_logit_norm is not None:
             state["initial_logit_norm"] = self.initial_logit_norm
         if previous and previous.get("completed_epochs") == completed_epochs - 1 > 0:
             state["previous"] = {key: previous[key] for key in (
                 "completed_epochs", "checkpoint", "checkpoint_sha256", "metrics_sha256")
                 if key in previous}
-        atomic_write_json(self.file("checkpoints", "state.json"), _sealed(state))
+        run_files.atomic_write_json(self.file("checkpoints", "state.json"), _sealed(state))
         kept = {checkpoint_name(completed_epochs - back) for back in range(self.keep_checkpoints)}
         for other in os.listdir(self.checkpoint_dir):
             if other.startswith("ckpt-") and other not in kept:
@@ -681,7 +526,7 @@ class RunDirectory:
 
     def write_predictions(self, arrays):
         if self.writable:
-            atomic_write_arrays(self.file("predictions.npz"), arrays, compress=True)
+            run_files.atomic_write_arrays(self.file("predictions.npz"), arrays, compress=True)
 
     def write_model(self, model):
         """Saves the trained Keras `model` as model.keras, atomically (Keras writes the
@@ -690,12 +535,13 @@ class RunDirectory:
             return
         from tc import compat  # Keras, which the readers of run directories do without
 
-        descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=temporary_prefix(),
+        descriptor, temporary = tempfile.mkstemp(dir=self.path,
+                                                 prefix=run_files.temporary_prefix(),
                                                  suffix=".keras")
         os.close(descriptor)
         try:
             compat.save_model(model, temporary)
-            os.chmod(temporary, _FILE_MODE)
+            os.chmod(temporary, run_files.FILE_MODE)
             os.replace(temporary, self.file(MODEL))
         except BaseException:
             if os.path.exists(temporary):
@@ -708,4 +554,4 @@ class RunDirectory:
             concurrent.futures.wait([self._pending_commit])
         run_files.check_result(result)  # a malformed result is a bug: never written
         if self.writable:
-            atomic_write_json(self.file("result.json"), result)
+            run_files.atomic_write_json(self.file("result.json"), result)

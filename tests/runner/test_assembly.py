@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from tc import run_files
 from tc.runner import assembly, run_dir
 
 BACKEND = keras.backend.backend()
@@ -16,7 +17,7 @@ BACKEND = keras.backend.backend()
 
 
 def read_rows(path):
-    return run_dir.read_csv(os.path.join(path, "metrics.csv"))
+    return run_files.read_csv(os.path.join(path, "metrics.csv"))
 
 
 def test_same_flags_and_seed_give_identical_metrics(tmp_path, small_config):
@@ -159,7 +160,7 @@ def test_a_run_killed_before_its_first_commit_point_starts_afresh(tmp_path, smal
     config = small_config(epochs=1)
     directory = run_dir.RunDirectory(config.run_dir)
     directory.prepare(config.to_flagfile())
-    run_dir.atomic_write_text(directory.file("metrics.csv"), "epoch,train/loss\n1,9.0\n")
+    run_files.atomic_write_text(directory.file("metrics.csv"), "epoch,train/loss\n1,9.0\n")
     directory.unlock()  # the killed process's lock, which the kernel released
     result = assembly.run_one(config)
     rows = read_rows(config.run_dir)

@@ -6,7 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from tc.runner import assembly, callbacks, run_dir
+from tc import run_files
+from tc.runner import assembly, callbacks
+
 from tests.support import dense_model
 
 
@@ -28,7 +30,7 @@ def test_later_callbacks_see_the_validation_logs_that_metrics_csv_records(tmp_pa
 
 
 def read_rows(path):
-    return run_dir.read_csv(f"{path}/metrics.csv")
+    return run_files.read_csv(f"{path}/metrics.csv")
 
 
 class FakeRunDirectory:

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tc import run_files
 from tc.runner import checkpoint, run_dir
 from tests.support import dense_model
 
@@ -46,7 +47,7 @@ def test_a_checkpoint_restores_weights_and_optimizer_state_exactly(tmp_path):
     directory.wait()
     state = directory.resume_state()
     assert (state["completed_epochs"], state["checkpoint"]) == (1, "ckpt-00001.npz")
-    assert state["checkpoint_sha256"] == run_dir.file_sha256(directory.checkpoint_path(state))
+    assert state["checkpoint_sha256"] == run_files.file_sha256(directory.checkpoint_path(state))
 
     fresh = dense_model(4, 3, seed=1)
     fresh.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")

@@ -8,11 +8,13 @@ import signal
 import keras
 import pytest
 
-from tc.runner import assembly, interruption, run_dir
+from tc import run_files
+from tc.runner import assembly, interruption
+
 
 
 def read_rows(directory):
-    return run_dir.read_csv(os.path.join(directory, "metrics.csv"))
+    return run_files.read_csv(os.path.join(directory, "metrics.csv"))
 
 
 class SignalAt(keras.callbacks.Callback):

@@ -2,7 +2,9 @@
 
 import pytest
 
-from tc.runner import local_workers, run_dir, search
+from tc import run_files
+from tc.runner import local_workers, search
+
 from tests.support import run_python
 
 
@@ -36,7 +38,7 @@ def test_a_search_with_two_local_workers_runs_each_trial_once_and_exits(tmp_path
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "tc.tune: a chief and 2 workers on 127.0.0.1:" in completed.stdout
     assert "best beta" in completed.stdout
-    rows = run_dir.read_csv(output / "trials.csv")
+    rows = run_files.read_csv(output / "trials.csv")
     trials = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
     assert len(trials) == 3 and all(row["status"] == "completed" for row in trials)
     # "[tuner0] tc.tune: trial #1 (trials/0) (beta=...) runs on tuner0": the trial's folder.

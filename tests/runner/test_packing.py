@@ -7,8 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from tc import run_files
+from tc.runner import assembly, packing
 from tc.runner import config as config_lib
-from tc.runner import assembly, packing, run_dir
 from tests.support import run_python
 
 
@@ -20,7 +21,7 @@ def config_for(small_config):
 
 
 def rows_of(path):
-    return run_dir.read_csv(os.path.join(path, "metrics.csv"))
+    return run_files.read_csv(os.path.join(path, "metrics.csv"))
 
 
 def assert_rows_match(packed_rows, single_rows, rtol=1e-5):

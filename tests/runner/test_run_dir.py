@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from tc import run_files
 from tc.runner import run_dir
 from tests.support import ROOT
 
@@ -23,7 +24,7 @@ def test_npz_files_hold_what_np_savez_would_write(tmp_path, compress):
               "empty": np.zeros((0, 5), np.float32), "flag": np.array(True),
               "weights": np.random.default_rng(0).normal(size=(300, 70)).astype(np.float32),
               "repeated": np.tile(np.arange(10, dtype=np.float32), 500)}
-    run_dir.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays, compress=compress)
+    run_files.atomic_write_arrays(str(tmp_path / "ours.npz"), arrays, compress=compress)
     (np.savez_compressed if compress else np.savez)(tmp_path / "numpy.npz", **arrays)
     with zipfile.ZipFile(tmp_path / "ours.npz") as archive:
         methods = {info.compress_type for info in archive.infolist()}
@@ -55,7 +56,7 @@ def test_overwrite_removes_only_a_runs_own_files(tmp_path):
     path = tmp_path / "run"
     directory = run_dir.RunDirectory(str(path))
     assert directory.prepare("--beta=1.0\n") is None
-    run_dir.atomic_write_text(str(path / "metrics.csv"), "epoch\n1\n")
+    run_files.atomic_write_text(str(path / "metrics.csv"), "epoch\n1\n")
     (path / ".tmp-leftover").write_text("")
     with pytest.raises(run_dir.RunDirectoryConflict, match="--overwrite"):
         directory.prepare("--beta=2.0\n")
@@ -67,8 +68,8 @@ def test_overwrite_removes_only_a_runs_own_files(tmp_path):
 
 def test_flags_are_the_first_file_a_run_writes(tmp_path, monkeypatch):
     written = []
-    original = run_dir.atomic_write_text
-    monkeypatch.setattr(run_dir, "atomic_write_text",
+    original = run_files.atomic_write_text
+    monkeypatch.setattr(run_files, "atomic_write_text",
                         lambda path, text: (written.append((path, (tmp_path / "run" /
                                             "checkpoints").exists())), original(path, text)))
     run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=1.0\n")
@@ -85,8 +86,8 @@ def test_a_directory_that_only_lost_its_flags_resumes_as_a_fresh_run(tmp_path):
 
 def test_rows_round_trip_through_csv(tmp_path):
     rows = [{"epoch": 1, "train/loss": 0.5, "name": "a"}, {"epoch": 2, "train/loss": 1e-9}]
-    run_dir.atomic_write_text(str(tmp_path / "m.csv"), run_dir.rows_to_csv(rows))
-    assert run_dir.read_csv(str(tmp_path / "m.csv")) == [
+    run_files.atomic_write_text(str(tmp_path / "m.csv"), run_files.rows_to_csv(rows))
+    assert run_files.read_csv(str(tmp_path / "m.csv")) == [
         {"epoch": 1, "train/loss": 0.5, "name": "a"},
         {"epoch": 2, "train/loss": 1e-9, "name": None}]
 
@@ -124,9 +125,9 @@ def test_run_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
     # Under the usual umask 022 other users (workers, the analysis) can read every run file.
     script = (f"import os; os.umask({umask}); from tc.runner import run_dir; "
               f"d = {str(tmp_path)!r}; "
-              "run_dir.atomic_write_text(os.path.join(d, 'flags.txt'), '--beta=1.0\\n'); "
-              "run_dir.atomic_write_json(os.path.join(d, 'result.json'), {'status': 'completed'}); "
-              "run_dir.atomic_write_arrays(os.path.join(d, 'a.npz'), {'x': [1.0]}, compress=True)")
+              "run_files.atomic_write_text(os.path.join(d, 'flags.txt'), '--beta=1.0\\n'); "
+              "run_files.atomic_write_json(os.path.join(d, 'result.json'), {'status': 'completed'}); "
+              "run_files.atomic_write_arrays(os.path.join(d, 'a.npz'), {'x': [1.0]}, compress=True)")
     completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                                text=True)
     assert completed.returncode == 0, completed.stderr[-2000:]
@@ -250,10 +251,10 @@ def test_a_completed_run_is_returned_as_it_is(tmp_path):
     committed_run(path)
     directory = run_dir.RunDirectory(str(path))
     assert directory.completed_result("--beta=1.0\n") is None  # no result.json yet
-    run_dir.atomic_write_json(str(path / "result.json"), {"status": "completed", "x": 1})
+    run_files.atomic_write_json(str(path / "result.json"), {"status": "completed", "x": 1})
     assert directory.completed_result("--beta=1.0\n") == {"status": "completed", "x": 1}
     assert directory.completed_result("--beta=2.0\n") is None  # another run's flags
-    run_dir.atomic_write_json(str(path / "result.json"), {"status": "interrupted"})
+    run_files.atomic_write_json(str(path / "result.json"), {"status": "interrupted"})
     assert directory.completed_result("--beta=1.0\n") is None
 
 
@@ -268,7 +269,7 @@ def test_a_last_metrics_row_cut_inside_rolls_back_to_the_epoch_before(tmp_path, 
     header, last = text.splitlines()[0], text[last_row_start:cut]
     if last.count(",") < header.count(","):  # fewer cells than the header: damage, named
         with pytest.raises(ValueError, match=r"metrics.csv: line 4 has \d+ cells where the "):
-            run_dir.read_csv(str(metrics))
+            run_files.read_csv(str(metrics))
     directory, state = reopened(tmp_path / "run")
     assert state["completed_epochs"] == 2
     assert directory.rolled_back["from_epoch"] == 3 and directory.rolled_back["to_epoch"] == 2
@@ -325,7 +326,7 @@ def test_overwrite_keeps_a_users_files_in_checkpoints_and_tensorboard_and_says_s
 def test_temporary_files_name_their_writer_and_the_next_lock_holder_removes_them(tmp_path):
     import socket
 
-    assert run_dir.temporary_prefix() == f".tmp-{socket.gethostname()}-{os.getpid()}-"
+    assert run_files.temporary_prefix() == f".tmp-{socket.gethostname()}-{os.getpid()}-"
     committed_run(tmp_path / "run")
     orphans = [tmp_path / "run" / ".tmp-deadhost-1-a1b2", tmp_path / "run" / "checkpoints" /
                ".tmp-deadhost-1-c3d4", tmp_path / "run" / ".tmp-deadhost-2-e5f6.keras"]

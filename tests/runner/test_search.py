@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tc import run_files
-from tc.runner import assembly, run_dir, search
+from tc.runner import assembly, search
 from tests.support import free_ports, run_python, start_python
 
 
@@ -34,7 +34,7 @@ def _fake_run(calls, fails, configs=None, accuracy=lambda config: 0.5 + 0.01 * c
         result = {"status": "completed", "seed": config.seed, "beta": config.beta,
                   "learning_rate": config.learning_rate, "epochs": config.epochs,
                   "final": {"val/accuracy": accuracy(config)}, "run_dir": config.output_dir}
-        run_dir.atomic_write_json(os.path.join(config.output_dir, "result.json"),
+        run_files.atomic_write_json(os.path.join(config.output_dir, "result.json"),
                                   run_files.check_result(result))
         return result
     return run_one
@@ -91,7 +91,7 @@ def test_grid_search_writes_trials_csv_and_runs_3_trials_packed_in_2_programs_al
         tmp_path, base_config, monkeypatch):
     alone = search.SearchConfig(output_dir=str(tmp_path / "alone"), tuner="grid", grid_points=3)
     summary = search.search_beta(base_config(epochs=1), alone)
-    rows = run_dir.read_csv(tmp_path / "alone" / "trials.csv")
+    rows = run_files.read_csv(tmp_path / "alone" / "trials.csv")
     # beta = 1 is not on the grid: it is trained as the baseline, and is a row of its own.
     (baseline,) = [row for row in rows if row["trial_id"] == search.BASELINE_ID]
     rows = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
@@ -120,7 +120,7 @@ def test_grid_search_writes_trials_csv_and_runs_3_trials_packed_in_2_programs_al
     packed = dataclasses.replace(alone, output_dir=str(tmp_path / "packed"), packed=2)
     search.search_beta(base_config(epochs=1), packed, baseline=False)
     assert programs == [2, 1]
-    rows = {name: sorted((row for row in run_dir.read_csv(tmp_path / name / "trials.csv")
+    rows = {name: sorted((row for row in run_files.read_csv(tmp_path / name / "trials.csv")
                           if row["trial_id"] != search.BASELINE_ID), key=lambda row: row["beta"])
             for name in ("alone", "packed")}
     assert len(rows["packed"]) == 3
@@ -198,14 +198,14 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     for name, process in processes.items():  # every process exits by itself, successfully
         assert process.returncode == 0, (name, outputs[name][1][-3000:])
     assert "best beta" in outputs["chief"][0]
-    rows = run_dir.read_csv(output / "trials.csv")
+    rows = run_files.read_csv(output / "trials.csv")
     assert len(rows) == 4 and all(row["status"] == "completed" for row in rows)
     assert len({row["beta"] for row in rows}) == 4  # no grid point twice
     started = [line.split()[3] for name in ("tuner0", "tuner1")  # "trial #1 (trials/0) ..."
                for line in outputs[name][0].splitlines() if line.startswith("tc.tune: trial")]
     assert sorted(started) == sorted(f"(trials/{row['trial_id']})" for row in rows)  # once
     for row in rows:
-        assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
+        assert len(run_files.read_csv(output / row["run_dirs"] / "metrics.csv")) == 2
 
 
 @pytest.mark.backend_independent  # pinned to JAX: the oracle's bookkeeping is the same on both
@@ -235,7 +235,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exi
     for name, process in (("chief", chief), ("tuner0", survivor)):
         assert process.returncode == 0, (name, outputs[name][1][-3000:])
     assert f"no word from tuner1 for 10 s; trial {killed_trial} goes to" in outputs["chief"][0]
-    rows = run_dir.read_csv(output / "trials.csv")
+    rows = run_files.read_csv(output / "trials.csv")
     trials = [row for row in rows if row["trial_id"] != search.BASELINE_ID]
     assert len(trials) == 3 and all(row["status"] == "completed" for row in trials)
     assert len({row["beta"] for row in trials}) == 3  # every grid point once
@@ -244,7 +244,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_finished_by_another_and_all_exi
     assert sorted(ran) == sorted(f"(trials/{row['trial_id']})" for row in trials)  # and the
     # killed one
     for row in trials:
-        assert len(run_dir.read_csv(output / row["run_dirs"] / "metrics.csv")) == 4
+        assert len(run_files.read_csv(output / row["run_dirs"] / "metrics.csv")) == 4
     # keras-tuner's own state files are whole JSON (written atomically).
     for state in (output / "tuner").rglob("*.json"):
         json.loads(state.read_text())
@@ -334,7 +334,7 @@ def test_the_baseline_is_scored_like_a_trial_over_its_seeds_and_learning_rates(
         lambda config: 0.5 + 0.01 * config.beta + 0.3 * config.learning_rate
         + 0.001 * config.seed)))
     summary = search.search_beta(base_config(epochs=1), settings)
-    (baseline,) = [row for row in run_dir.read_csv(tmp_path / "lr" / "trials.csv")
+    (baseline,) = [row for row in run_files.read_csv(tmp_path / "lr" / "trials.csv")
                    if row["trial_id"] == search.BASELINE_ID]
     # Two seeds, as every trial, at the better of the grid's two learning rates.
     assert baseline["seeds"] == "0;1"

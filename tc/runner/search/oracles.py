@@ -6,8 +6,7 @@ import time
 
 import keras
 
-from tc import compat
-from tc.runner import run_dir
+from tc import compat, run_files
 from tc.runner.search import settings
 from tc.runner.search.trials import trial_name
 
@@ -115,10 +114,10 @@ def _watched(oracle_class):
             return [(tuner, compat.hand_back_trial(self, tuner)) for tuner in silent]
 
         def save(self):
-            run_dir.atomic_write_text(compat.oracle_files(self), json.dumps(self.get_state()))
+            run_files.atomic_write_text(compat.oracle_files(self), json.dumps(self.get_state()))
 
         def _save_trial(self, trial):
-            run_dir.atomic_write_text(compat.oracle_files(self, trial.trial_id),
+            run_files.atomic_write_text(compat.oracle_files(self, trial.trial_id),
                                       json.dumps(trial.get_state()))
 
     WatchedOracle.__name__ = f"Watched{oracle_class.__name__}"

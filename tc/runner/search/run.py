@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from tc import compat, console
-from tc.runner import assembly, run_dir
+from tc import compat, console, run_files
+from tc.runner import assembly
 from tc.runner.search import settings
 from tc.runner.search.trials import execution_configs, mean_finals, trial_table
 
@@ -51,9 +51,9 @@ def search_beta(base, search, baseline=True):
             summary["baseline"] = baseline_row["score"]
             if baseline_row["trial_id"] == BASELINE_ID:
                 rows.append(baseline_row)
-    run_dir.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
-                              run_dir.rows_to_csv(rows) if rows else "")
-    run_dir.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)
+    run_files.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
+                              run_files.rows_to_csv(rows) if rows else "")
+    run_files.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)
     return summary
 
 
