@@ -35,11 +35,11 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["FILE_MODE", "FLAGS_FILE", "RESULT_FILE", "RESULT_SCHEMA", "STATUSES", "TEMPORARY_PREFIX",
-           "atomic_write_arrays", "atomic_write_json", "atomic_write_text", "check_result",
-           "file_sha256", "flag_values", "json_safe", "parse_bool", "parse_cell", "parse_result",
-           "read_csv", "read_result", "rows_sha256", "rows_to_csv", "temporary_prefix",
-           "typed_value", "write_npz"]
+__all__ = ["FILE_MODE", "FLAGS_FILE", "RESULT_FILE", "RESULT_SCHEMA", "STATUSES",
+           "TEMPORARY_PREFIX", "atomic_write_arrays", "atomic_write_json", "atomic_write_text",
+           "check_result", "file_sha256", "flag_values", "json_safe", "parse_bool", "parse_cell",
+           "parse_result", "read_csv", "read_result", "rows_sha256", "rows_to_csv",
+           "temporary_prefix", "typed_value", "write_npz"]
 
 FLAGS_FILE = "flags.txt"
 RESULT_FILE = "result.json"

@@ -102,7 +102,7 @@ def test_the_command_reports_a_full_disk_in_one_line_and_exits_1(tmp_path):
     completed = run_python(f"""
         import errno, os, sys
         from tc import train
-        from tc.runner import run_dir
+        from tc import run_files
         original = run_files._atomic_write
         def write(path, function, mode):
             if path.endswith("metrics.csv"):

@@ -384,17 +384,17 @@ def build(run_roots, out, flagfile_root="", throughput_paths=(), num_bins=15, pl
     for name, frame in tables.items():
         if not frame.empty:
             run_files.atomic_write_text(os.path.join(tables_dir, f"{name}.csv"),
-                                          frame.to_csv(index=False))
+                                        frame.to_csv(index=False))
     if not results.runs.empty:
         run_files.atomic_write_text(os.path.join(tables_dir, "runs.csv"),
-                                      results.runs.to_csv(index=False))
+                                    results.runs.to_csv(index=False))
     confirmatory_text = _confirmatory_section(tables["confirmatory"],
                                               tables["confirmatory_excluded"])
     markdown = _markdown(run_roots, out, results, tables, made, claim_table, study,
                          confirmatory_text + campaign_section(plan_path, run_roots), notes)
     run_files.atomic_write_text(os.path.join(out, "REPORT.md"), markdown)
     run_files.atomic_write_text(os.path.join(out, "SUMMARY.md"),
-                                  confirmatory_text + results_summary(claim_table))
+                                confirmatory_text + results_summary(claim_table))
     return Report(markdown, made, claim_table, results)
 
 

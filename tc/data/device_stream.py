@@ -10,9 +10,10 @@ step's `B` indices and augmentation draws, and each step's compiled call picks i
 plan by a step number already on the device. (A step bound by the host, as a ResNet-18 at batch
 128 on a GPU is, would otherwise wait on a few transfers and a numpy draw every step.) The
 order is `base.epoch_order(n, seed, epoch)`, the same as the TensorFlow pipeline's, so a
-resumed run sees the batches an uninterrupted run would have seen. Under a distribution that spans several processes
-(multi-process JAX), each process makes only its own rows of the global batch, on its own
-devices, and Keras assembles the global batch from the processes' shares. Augmentation and
+resumed run sees the batches an uninterrupted run would have seen. Under a distribution that
+spans several processes (multi-process JAX), each process makes only its own rows of the
+global batch, on its own devices, and Keras assembles the global batch from the processes'
+shares. Augmentation and
 normalization are `tc.data.preprocessing`'s, with the random numbers of `(seed, epoch, step)`
 that the `tf.data` pipeline uses too.
 
@@ -135,7 +136,7 @@ class DeviceStream:
         self.seed = int(seed)
         self.epochs = range(first_epoch, last_epoch)
         self.labels_per_output = labels_per_output
-        self.steps_per_epoch = self.num_examples // batch_size
+        self.steps_per_epoch = dataset.steps_per_epoch(batch_size)
         distribution = _jax_distribution()
         self.rows = slice(0, batch_size)
         shardings = None

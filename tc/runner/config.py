@@ -352,8 +352,9 @@ class RunConfig:
         if reserved:
             raise ValueError(f"--dataset_options: set {reserved} with their own flags "
                              "(--validation_size, --data_dir).")
-        if self.validation_size >= 0 and "validation_size" not in data.options(self.dataset):
-            held_out = [o for o in data.options(self.dataset) if o.startswith("validation")]
+        takes = data.options(self.dataset)
+        if self.validation_size >= 0 and "validation_size" not in takes:
+            held_out = [o for o in takes if o.startswith("validation")]
             raise ValueError(f"--validation_size={self.validation_size}: dataset "
                              f"{self.dataset!r} has no held-out training examples to size"
                              + (f"; its validation split is --dataset_options={held_out[0]}=N."

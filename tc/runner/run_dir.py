@@ -313,7 +313,8 @@ class RunDirectory:
         if not os.path.isdir(self.path):
             return []
         return sorted(entry for entry in os.listdir(self.path)
-                      if entry not in RUN_ENTRIES and not entry.startswith(run_files.TEMPORARY_PREFIX))
+                      if entry not in RUN_ENTRIES
+                      and not entry.startswith(run_files.TEMPORARY_PREFIX))
 
     def remove_run(self):
         """Removes the files tc wrote, by name (`RUN_ENTRIES`; inside checkpoints/,
@@ -489,7 +490,7 @@ class RunDirectory:
         state = _read_state(self.file("checkpoints", "state.json")) or {
             "completed_epochs": 0, "checkpoint": None}
         run_files.atomic_write_json(self.file("checkpoints", "state.json"),
-                          _sealed({**state, "diverged_at": diverged_at}))
+                                    _sealed({**state, "diverged_at": diverged_at}))
 
     def wait(self):
         """Returns when no commit is being written; raises the error of a failed one."""
@@ -508,7 +509,8 @@ class RunDirectory:
             self.scalars.write(rows)
         previous = _read_state(self.file("checkpoints", "state.json"))
         state = {"completed_epochs": completed_epochs, "checkpoint": name,
-                 "checkpoint_sha256": run_files.file_sha256(path), "metrics_sha256": run_files.rows_sha256(rows)}
+                 "checkpoint_sha256": run_files.file_sha256(path),
+                 "metrics_sha256": run_files.rows_sha256(rows)}
         if self.initial_logit_norm is not None:
             state["initial_logit_norm"] = self.initial_logit_norm
         if previous and previous.get("completed_epochs") == completed_epochs - 1 > 0:

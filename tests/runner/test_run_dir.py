@@ -123,11 +123,13 @@ def test_the_lock_of_a_killed_process_is_released(tmp_path):
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_run_files_get_the_permissions_of_the_umask(tmp_path, umask, mode):
     # Under the usual umask 022 other users (workers, the analysis) can read every run file.
-    script = (f"import os; os.umask({umask}); from tc.runner import run_dir; "
+    script = (f"import os; os.umask({umask}); from tc import run_files; "
               f"d = {str(tmp_path)!r}; "
               "run_files.atomic_write_text(os.path.join(d, 'flags.txt'), '--beta=1.0\\n'); "
-              "run_files.atomic_write_json(os.path.join(d, 'result.json'), {'status': 'completed'}); "
-              "run_files.atomic_write_arrays(os.path.join(d, 'a.npz'), {'x': [1.0]}, compress=True)")
+              "run_files.atomic_write_json(os.path.join(d, 'result.json'), "
+              "{'status': 'completed'}); "
+              "run_files.atomic_write_arrays(os.path.join(d, 'a.npz'), {'x': [1.0]}, "
+              "compress=True)")
     completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                                text=True)
     assert completed.returncode == 0, completed.stderr[-2000:]

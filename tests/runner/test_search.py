@@ -35,7 +35,7 @@ def _fake_run(calls, fails, configs=None, accuracy=lambda config: 0.5 + 0.01 * c
                   "learning_rate": config.learning_rate, "epochs": config.epochs,
                   "final": {"val/accuracy": accuracy(config)}, "run_dir": config.output_dir}
         run_files.atomic_write_json(os.path.join(config.output_dir, "result.json"),
-                                  run_files.check_result(result))
+                                    run_files.check_result(result))
         return result
     return run_one
 

@@ -118,7 +118,7 @@ def _watched(oracle_class):
 
         def _save_trial(self, trial):
             run_files.atomic_write_text(compat.oracle_files(self, trial.trial_id),
-                                      json.dumps(trial.get_state()))
+                                        json.dumps(trial.get_state()))
 
     WatchedOracle.__name__ = f"Watched{oracle_class.__name__}"
     return WatchedOracle

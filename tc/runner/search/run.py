@@ -52,7 +52,7 @@ def search_beta(base, search, baseline=True):
             if baseline_row["trial_id"] == BASELINE_ID:
                 rows.append(baseline_row)
     run_files.atomic_write_text(os.path.join(search.output_dir, "trials.csv"),
-                              run_files.rows_to_csv(rows) if rows else "")
+                                run_files.rows_to_csv(rows) if rows else "")
     run_files.atomic_write_json(os.path.join(search.output_dir, "summary.json"), summary)
     return summary
 
