@@ -84,10 +84,10 @@ for name, options, model, model_options in {cases!r}:
         stored = run_files.read_result(os.path.join(output, run_files.RESULT_FILE))
         run_files.check_result(stored)
         predictions = np.load(os.path.join(output, "predictions.npz"))
-        folder = {{"data_dir": {data_dirs!r}[name]}} if name in {data_dirs!r} else {{}}
+        load_options = {{"data_dir": {data_dirs!r}[name]}} if name in {data_dirs!r} else {{}}
         if "validation_size" in data.options(name):
-            folder["validation_size"] = 16
-        loaded = data.load(name, **folder, **options)
+            load_options["validation_size"] = 16
+        loaded = data.load(name, **load_options, **options)
         if hasattr(loaded, "arrays"):
             _, test_labels = loaded.arrays("test")
         else:  # streamed (ImageNet): the test split's labels in file order
@@ -117,12 +117,12 @@ CONTRACT_CASES = {  # name: (dataset options, model ("" = its default), model op
 
 
 def run_contract(tmp_path, names, **run_options):
-    folders = {name: str(tiny_idx_folder(tmp_path / name, per_class=(6, 3), size=28))
-               for name in ("fashion_mnist", "mnist") if name in names}
-    folders.update({name: str(tmp_path / "tfds") for name in names
-                    if name not in folders and name not in ("digits", "synthetic",
-                                                            "synthetic_shift",
-                                                            "synthetic_images")})
+    from tc import data
+
+    # The IDX sets read a folder of tiny IDX files; the TFDS tables, mock data under one folder.
+    folders = {name: str(tiny_idx_folder(tmp_path / name, per_class=(6, 3), size=28)
+                         if name in ("fashion_mnist", "mnist") else tmp_path / "tfds")
+               for name in names if "data_dir" in data.options(name)}
     cases = [(name, *CONTRACT_CASES[name]) for name in names]
     completed = run_python(CONTRACT_RUN.format(cases=cases, root=str(tmp_path / "runs"),
                                                data_dirs=folders),
