@@ -17,6 +17,7 @@ from tc.runner import config as config_lib
 from tc.runner import command_line, distribute
 from tc.runner import interruption
 from tc.runner.command_line import CommandLineError
+from tc.runner.resume import DamagedRunError
 from tc.runner.run_dir import RunDirectoryConflict
 
 config_lib.define_flags()
@@ -72,7 +73,7 @@ def _main(argv):
         with interruption.handling_signals():
             results = assembly.run(run_config)
     except (assembly.ConfigurationError, data_lib.DatasetNotPreparedError,
-            RunDirectoryConflict) as error:
+            RunDirectoryConflict, DamagedRunError) as error:
         # Bad input found before training: nothing was written. Errors while training propagate
         # with their traceback, and result.json says "failed".
         raise CommandLineError(error) from None

@@ -119,6 +119,40 @@ def test_the_command_reports_a_full_disk_in_one_line_and_exits_1(tmp_path):
         "epoch))."]
 
 
+@pytest.mark.backend_independent  # the command's message; the rollback is tested above
+def test_the_command_refuses_a_run_that_cannot_be_resumed_in_one_line_and_changes_nothing(
+        tmp_path):
+    output = tmp_path / "run"
+    completed = run_python(f"""
+        import os, sys
+        from absl import flags
+        from tc import train
+        arguments = ["tc.train", "--dataset=digits", "--model=mlp", "--epochs=2", "--verbose=0",
+                     "--output_dir={output}"]
+        sys.argv = arguments
+        try:
+            train.run()
+        except SystemExit as stop:
+            assert stop.code == 0, stop.code
+        os.remove("{output}/result.json")  # as if killed before its result was written
+        for name in os.listdir("{output}/checkpoints"):
+            if name.startswith("ckpt-"):  # both kept checkpoints cut short
+                path = os.path.join("{output}/checkpoints", name)
+                os.truncate(path, os.path.getsize(path) // 2)
+        print(sorted(os.listdir("{output}")), file=sys.stderr)
+        flags.FLAGS.unparse_flags()
+        sys.argv = arguments
+        train.run()
+    """, backend="jax")
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    before, message = completed.stderr.strip().splitlines()[-2:]
+    assert message.startswith(f"tc.train: error: {output} cannot be resumed (epoch 2: ")
+    assert "ckpt-00002.npz differs from what was committed" in message
+    assert message.endswith("Nothing was changed; rerun with --overwrite to train it from "
+                            "scratch.")
+    assert before == str(sorted(os.listdir(output)))  # the refusal wrote and removed nothing
+
+
 def test_repairing_a_completed_runs_lost_result_keeps_its_model_file(small_config, tmp_path):
     config = small_config("repaired", **FAST)
     assert assembly.run_one(config)["status"] == "completed"

@@ -1,4 +1,4 @@
-"""A run directory: its layout, its lock, the resume state, and refusing to mix two runs (its
+"""A run directory: its layout, its lock, its commits, and refusing to mix two runs (its
 files are written and read by `tc.run_files`).
 
 Layout:
@@ -15,15 +15,9 @@ Layout:
 
 Every file is written to a temporary name and renamed into place, so a run killed at any point
 leaves the previous complete version. `checkpoints/state.json` is the commit point of an epoch:
-it is written after that epoch's checkpoint and metrics row, and a restart resumes from it.
-
-The state verifies itself and what it points at: it holds the SHA-256 of its checkpoint and of
-its metrics rows, the same for the epoch before it (whose checkpoint is kept too), and a
-checksum of its own fields. On resume (`resume_state`) the last epoch is used only if all of
-them hold; otherwise the run rolls back to the epoch before, and says so (`rolled_back`, which
-result.json records). A state.json that cannot be read falls back to the newest checkpoint that
-reads whole (its zip CRCs) and has its metrics rows. When nothing checks out, the run is refused,
-and nothing is deleted.
+it is written after that epoch's checkpoint and metrics row, and a restart resumes from the last
+epoch whose state, checkpoint and rows check out (`tc.runner.resume`: the state's format, its
+checksums and the rollback).
 Commits run on a background thread (one for the whole process), one at a time, so training goes
 on while they are written; `wait()` returns when the last one is on disk.
 
@@ -34,14 +28,12 @@ is refused with a message naming the holder.
 
 import concurrent.futures
 import csv
-import hashlib
 import json
 import os
 import re
 import socket
 import sys
 import tempfile
-import zipfile
 
 try:
     import fcntl
@@ -50,6 +42,7 @@ except ImportError:  # not a POSIX system: no lock
 
 
 from tc import run_files
+from tc.runner import resume
 
 
 # One writer thread for every run directory of the process: the K copies of a packed sweep commit
@@ -113,46 +106,6 @@ def _read_text(path):
         return handle.read()
 
 
-def checkpoint_name(completed_epochs):
-    return f"ckpt-{completed_epochs:05d}.npz"
-
-
-class DamagedRunError(RunDirectoryConflict):
-    """A run directory whose state, checkpoints and metrics do not agree at any kept epoch."""
-
-
-def _sealed(state):
-    """`state` with `checksum`, the SHA-256 of its other fields."""
-    fields = {key: value for key, value in state.items() if key != "checksum"}
-    text = json.dumps(run_files.json_safe(fields), sort_keys=True)
-    return {**fields, "checksum": hashlib.sha256(text.encode()).hexdigest()}
-
-
-def _read_state(path):
-    """state.json's fields, or None when it cannot be read, lacks a field or fails its checksum.
-    A state written before checksums existed (no `checksum`) is taken as it is."""
-    try:
-        with open(path) as handle:
-            state = json.load(handle)
-        completed = state["completed_epochs"]
-        if not isinstance(completed, int) or completed < 0:
-            return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if "checksum" in state and _sealed(state)["checksum"] != state["checksum"]:
-        return None
-    return state
-
-
-def _whole_npz(path):
-    """Whether the .npz at `path` reads completely (every member's zip CRC checks out)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile, ValueError):
-        return False
-
-
 class RunDirectory:
     """The files of one run under `path`; only the chief process writes."""
 
@@ -183,6 +136,10 @@ class RunDirectory:
     def checkpoint_dir(self):
         return self.file("checkpoints")
 
+    @property
+    def _state_path(self):
+        return os.path.join(self.checkpoint_dir, resume.STATE_FILE)
+
     def prepare(self, flagfile, overwrite=False):
         """Starts or resumes the run whose flags are `flagfile`; returns the resume state or None.
 
@@ -194,7 +151,7 @@ class RunDirectory:
             RunDirectoryConflict: the directory holds a run with other flags, or tc's files
                 without a flags.txt, and `overwrite` is False; or it holds files that are not a
                 tc run's (never removed).
-            DamagedRunError: the run cannot be resumed and `overwrite` is False.
+            tc.runner.resume.DamagedRunError: the run cannot be resumed and `overwrite` is False.
         """
         flags_path = self.file("flags.txt")
         if self.writable:
@@ -218,7 +175,7 @@ class RunDirectory:
         os.makedirs(self.checkpoint_dir, exist_ok=True)
         try:
             return self.resume_state()
-        except DamagedRunError:
+        except resume.DamagedRunError:
             if not overwrite:
                 raise
         self._replace_run()
@@ -367,87 +324,25 @@ class RunDirectory:
 
     def resume_state(self):
         """The state of the last committed epoch that checks out (`completed_epochs`,
-        `checkpoint`, and `diverged_at` once the run diverged), or None for a fresh run.
-
-        Sets `rolled_back` when the last commit did not check out (see the module docstring).
+        `checkpoint`, and `diverged_at` once the run diverged), or None for a fresh run; sets
+        `rolled_back` when the last commit did not check out (`tc.runner.resume`).
 
         Raises:
-            DamagedRunError: no kept epoch checks out (the directory is left as it is).
+            tc.runner.resume.DamagedRunError: no kept epoch checks out (the directory is left
+                as it is).
         """
         self._verified, self.rolled_back = {}, None
-        state_path = self.file("checkpoints", "state.json")
-        if not os.path.exists(state_path):
-            return None
         try:
             rows = self.metrics_rows()
         except (OSError, ValueError, csv.Error):
             rows = []
-        state = _read_state(state_path)
-        if state is None:
-            return self._recover_without_state(rows)
-        self.initial_logit_norm = state.get("initial_logit_norm")
-        candidates = [state, *([state["previous"]] if state.get("previous") else [])]
-        problems = [self._problem(candidate, rows) for candidate in candidates]
-        good = [index for index, problem in enumerate(problems) if problem is None]
-        if not good:
-            found = "; ".join(f"epoch {candidate['completed_epochs']}: {problem}"
-                              for candidate, problem in zip(candidates, problems))
-            raise DamagedRunError(
-                f"{self.path} cannot be resumed ({found}). Nothing was changed; rerun with "
-                "--overwrite to train it from scratch.")
-        for index in good:
-            if candidates[index]["completed_epochs"] > 0:
-                self._verified[candidates[index]["completed_epochs"]] = self.checkpoint_path(
-                    candidates[index])
-        if good[0] == 0:
-            return state
-        self.rolled_back = {"from_epoch": state["completed_epochs"],
-                            "to_epoch": candidates[good[0]]["completed_epochs"],
-                            "reason": problems[0]}
-        return {**candidates[good[0]], **({"diverged_at": state["diverged_at"]}
-                                          if state.get("diverged_at") else {})}
-
-    def _problem(self, state, rows):
-        """What is wrong with resuming from `state`, or None."""
-        completed = state["completed_epochs"]
-        kept = [row for row in rows
-                if isinstance(row.get("epoch"), int) and row["epoch"] <= completed]
-        if [row["epoch"] for row in kept] != list(range(1, completed + 1)):
-            return f"metrics.csv does not hold exactly epochs 1-{completed}"
-        if state.get("metrics_sha256") and run_files.rows_sha256(kept) != state["metrics_sha256"]:
-            return "metrics.csv differs from what was committed"
-        if completed == 0:
+        point = resume.find_resume_point(self.path, self.checkpoint_dir, rows)
+        if point is None:
             return None
-        path = self.checkpoint_path(state)
-        if not os.path.exists(path):
-            return f"{state['checkpoint']} is missing"
-        if state.get("checkpoint_sha256"):
-            if run_files.file_sha256(path) != state["checkpoint_sha256"]:
-                return f"{state['checkpoint']} differs from what was committed"
-        elif not _whole_npz(path):
-            return f"{state['checkpoint']} does not read whole"
-        return None
-
-    def _recover_without_state(self, rows):
-        """The newest kept checkpoint that reads whole and has its metrics rows, when state.json
-        cannot be read."""
-        names = sorted((name for name in os.listdir(self.checkpoint_dir)
-                        if name.startswith("ckpt-") and name.endswith(".npz")), reverse=True)
-        for name in names:
-            try:
-                completed = int(name[len("ckpt-"):-len(".npz")])
-            except ValueError:
-                continue
-            candidate = {"completed_epochs": completed, "checkpoint": name}
-            if self._problem(candidate, rows) is None:
-                self._verified[completed] = self.checkpoint_path(candidate)
-                self.rolled_back = {"from_epoch": None, "to_epoch": completed,
-                                    "reason": "checkpoints/state.json could not be read"}
-                return candidate
-        raise DamagedRunError(
-            f"{self.path} cannot be resumed: checkpoints/state.json cannot be read and no kept "
-            "checkpoint reads whole with its metrics rows. Nothing was changed; rerun with "
-            "--overwrite to train it from scratch.")
+        self._verified, self.rolled_back = point.verified, point.rolled_back
+        if point.initial_logit_norm is not None:
+            self.initial_logit_norm = point.initial_logit_norm
+        return point.state
 
     def checkpoint_at(self, completed_epochs):
         """The path of the checkpoint after `completed_epochs` epochs, or None unless
@@ -487,10 +382,8 @@ class RunDirectory:
         self._pending_commit = _WRITER.submit(self._mark_diverged, diverged_at)
 
     def _mark_diverged(self, diverged_at):
-        state = _read_state(self.file("checkpoints", "state.json")) or {
-            "completed_epochs": 0, "checkpoint": None}
-        run_files.atomic_write_json(self.file("checkpoints", "state.json"),
-                                    _sealed({**state, "diverged_at": diverged_at}))
+        run_files.atomic_write_json(self._state_path,
+                                    resume.diverged_state(self.checkpoint_dir, diverged_at))
 
     def wait(self):
         """Returns when no commit is being written; raises the error of a failed one."""
@@ -501,24 +394,16 @@ class RunDirectory:
     def _commit(self, snapshot, rows, completed_epochs, finish_row):
         if finish_row is not None:
             rows[-1].update(finish_row())
-        name = checkpoint_name(completed_epochs)
-        path = os.path.join(self.checkpoint_dir, name)
-        run_files.atomic_write_arrays(path, snapshot.arrays())
+        run_files.atomic_write_arrays(
+            os.path.join(self.checkpoint_dir, resume.checkpoint_name(completed_epochs)),
+            snapshot.arrays())
         run_files.atomic_write_text(self.file("metrics.csv"), run_files.rows_to_csv(rows))
         if self.scalars is not None:
             self.scalars.write(rows)
-        previous = _read_state(self.file("checkpoints", "state.json"))
-        state = {"completed_epochs": completed_epochs, "checkpoint": name,
-                 "checkpoint_sha256": run_files.file_sha256(path),
-                 "metrics_sha256": run_files.rows_sha256(rows)}
-        if self.initial_logit_norm is not None:
-            state["initial_logit_norm"] = self.initial_logit_norm
-        if previous and previous.get("completed_epochs") == completed_epochs - 1 > 0:
-            state["previous"] = {key: previous[key] for key in (
-                "completed_epochs", "checkpoint", "checkpoint_sha256", "metrics_sha256")
-                if key in previous}
-        run_files.atomic_write_json(self.file("checkpoints", "state.json"), _sealed(state))
-        kept = {checkpoint_name(completed_epochs - back) for back in range(self.keep_checkpoints)}
+        run_files.atomic_write_json(self._state_path, resume.epoch_state(
+            self.checkpoint_dir, completed_epochs, rows, self.initial_logit_norm))
+        kept = {resume.checkpoint_name(completed_epochs - back)
+                for back in range(self.keep_checkpoints)}
         for other in os.listdir(self.checkpoint_dir):
             if other.startswith("ckpt-") and other not in kept:
                 os.remove(os.path.join(self.checkpoint_dir, other))

@@ -1,4 +1,5 @@
-"""`tc.runner.run_dir`: atomic files, the resume state, and what `--overwrite` may remove."""
+"""`tc.runner.run_dir`: atomic files, resuming a run from its directory (`tc.runner.resume`),
+and what `--overwrite` may remove."""
 
 import json
 import os
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from tc import run_files
-from tc.runner import run_dir
+from tc.runner import resume, run_dir
 from tests.support import ROOT
 
 # This module tests code that never calls Keras (numpy, pandas, files): CI runs it in one
@@ -243,7 +244,7 @@ def test_a_state_that_disagrees_with_metrics_csv_is_refused_and_nothing_is_delet
     metrics = tmp_path / "run" / "metrics.csv"
     metrics.write_text("\n".join(metrics.read_text().splitlines()[:2]) + "\n")  # epoch 1 only
     before = sorted(str(path) for path in (tmp_path / "run").rglob("*"))
-    with pytest.raises(run_dir.DamagedRunError, match="epochs 1-3.*epochs 1-2.*--overwrite"):
+    with pytest.raises(resume.DamagedRunError, match="epochs 1-3.*epochs 1-2.*--overwrite"):
         reopened(tmp_path / "run")
     assert sorted(str(path) for path in (tmp_path / "run").rglob("*")) == before
 
@@ -283,7 +284,7 @@ def test_overwrite_trains_a_run_that_cannot_be_resumed_afresh(tmp_path):
     for name in ("ckpt-00002.npz", "ckpt-00003.npz"):
         _truncate(tmp_path / "run" / "checkpoints" / name)
     before = sorted(os.listdir(tmp_path / "run"))
-    with pytest.raises(run_dir.DamagedRunError, match="--overwrite"):
+    with pytest.raises(resume.DamagedRunError, match="--overwrite"):
         run_dir.RunDirectory(str(tmp_path / "run")).prepare("--beta=1.0\n")
     assert sorted(os.listdir(tmp_path / "run")) == before
     directory = run_dir.RunDirectory(str(tmp_path / "run"))
