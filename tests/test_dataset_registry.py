@@ -3,11 +3,13 @@ datasets that need no TensorFlow load with TensorFlow blocked, and each one's de
 builds on its inputs and classes."""
 
 import json
+import os
+import re
 
 import numpy as np
 import pytest
 
-from tests.support import run_python
+from tests.support import ROOT, run_python
 from tests.test_mnist_like import tiny_idx_folder
 
 
@@ -31,7 +33,7 @@ def test_datasets_without_tensorflow_load_with_it_blocked_and_fit_their_default_
 
     folder = tiny_idx_folder(tmp_path / "mnist", per_class=(12, 4), size=28)
     options = {"mnist": {"data_dir": str(folder), "validation_size": 20},
-               "synthetic_images": {"samples": 64, "image_size": 8}}
+               "synthetic_images": {"samples": 64}}
     without = [name for name, entry in data.REGISTRY.items() if not entry.needs_tensorflow]
     assert {"digits", "fashion_mnist", "mnist", "synthetic_images"} <= set(without)
     completed = run_python(f"""
@@ -51,8 +53,39 @@ def test_datasets_without_tensorflow_load_with_it_blocked_and_fit_their_default_
     assert set(shapes) == set(without)
     for name, (input_shape, classes, output_shape) in shapes.items():
         assert output_shape == [classes], name  # logits, one per class
+        entry = data.REGISTRY[name]
+        assert [input_shape, classes] == [list(entry.input_shape), entry.num_classes], name
     assert shapes["fashion_mnist"][:2] == [[28, 28, 1], 10]
     assert shapes["digits"][:2] == [[8, 8, 1], 10]
+
+
+def _documented_facts(text, columns):
+    """The classes and input of each name in the dataset table of `text` (markdown), read from
+    the table's cells at `columns` (names, classes, input)."""
+    facts = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 4 or not cells[0].startswith("`") or cells[0].startswith("`tfds:"):
+            continue
+        names, classes, shape = (cells[column] for column in columns)
+        names = re.findall(r"`([a-z0-9_]+)`", names)
+        classes = [int(count) for count in classes.split(", ")]
+        shape = re.match(r"\(?([\dx, ]+?),?\)?(?: (?:token )?ids)?$", shape).group(1)
+        for index, name in enumerate(names):
+            facts[name] = (classes[min(index, len(classes) - 1)],
+                           tuple(int(size) for size in re.split(r"[x,]", shape)))
+    return facts
+
+
+@pytest.mark.backend_independent
+def test_the_documented_tables_state_each_entrys_classes_and_input():
+    from tc import data
+
+    registered = {name: (entry.num_classes, entry.input_shape)
+                  for name, entry in data.REGISTRY.items()}
+    assert _documented_facts(data.__doc__, columns=(0, 2, 3)) == registered
+    with open(os.path.join(ROOT, "docs", "guides", "datasets.md")) as handle:
+        assert _documented_facts(handle.read(), columns=(0, 1, 2)) == registered
 
 
 # The runner's end-to-end contract, run for every registered dataset: a tiny `tc.train` run
@@ -99,6 +132,7 @@ for name, options, model, model_options in {cases!r}:
             "status": stored["status"], "model": model or data.REGISTRY[name].default_model,
             "labels_match": bool(np.array_equal(predictions["test_labels"], test_labels)),
             "classes": [int(logits.shape[1]), int(loaded.num_classes)],
+            "facts": [list(loaded.input_shape), int(loaded.num_classes)],
             "accuracy": [float(stored["final"]["test/accuracy"]),
                          float(np.mean(np.argmax(logits, axis=1) == test_labels))]}}
 print(json.dumps(checked))
@@ -108,11 +142,11 @@ SMALL_CNN = ("cnn", "widths=4,8;dense_units=8")
 CONTRACT_CASES = {  # name: (dataset options, model ("" = its default), model options)
     "digits": ({}, "", ""), "synthetic": ({"samples": 96}, "", ""),
     "synthetic_shift": ({"samples": 96}, "", ""),
-    "synthetic_images": ({"samples": 64, "image_size": 8}, *SMALL_CNN),
+    "synthetic_images": ({"samples": 64}, *SMALL_CNN),
     "fashion_mnist": ({}, "", ""), "mnist": ({}, "", ""),
     "cifar10": ({}, *SMALL_CNN), "cifar100": ({}, *SMALL_CNN),
     "svhn_cropped": ({}, *SMALL_CNN), "imagenet2012": ({}, *SMALL_CNN),
-    "imdb_reviews": ({"vocab_size": 64, "sequence_length": 16}, "lstm", "units=8;embedding_dim=8"),
+    "imdb_reviews": ({"vocab_size": 64}, "lstm", "units=8;embedding_dim=8"),
 }
 
 
@@ -134,6 +168,9 @@ def run_contract(tmp_path, names, **run_options):
         assert row["status"] == "completed", (name, row)
         assert row["labels_match"], name
         assert row["classes"][0] == row["classes"][1], (name, row)
+        # The registry's facts, as loading with these (size-keeping) options gives them.
+        assert row["facts"] == [list(data.REGISTRY[name].input_shape),
+                                data.REGISTRY[name].num_classes], (name, row)
         np.testing.assert_allclose(row["accuracy"][0], row["accuracy"][1], atol=1e-6,
                                    err_msg=name)
     return checked

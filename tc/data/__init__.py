@@ -55,6 +55,8 @@ class Entry:
     """A registered dataset: how it loads, and the facts about it that need no loading.
 
     `default_model`: the model the papers train on it (`tc.models.default_model`);
+    `num_classes` and `input_shape`: what it loads with its default options (`classes=`, and
+    the synthetic sets' size options, change them);
     `bundled`: generated in memory, with no data directory;
     `needs_tensorflow`: whether loading it imports TensorFlow (TFDS); the others are what runs
     on a machine without TensorFlow (a JAX-only GPU).
@@ -62,27 +64,34 @@ class Entry:
 
     loader: object
     default_model: str
+    num_classes: int
+    input_shape: tuple
     bundled: bool = False
     needs_tensorflow: bool = False
 
 
-def _tfds_entry(name, default_model):
-    return Entry(_tfds_loader(name), default_model, needs_tensorflow=True)
+def _tfds_entry(name, default_model, num_classes, input_shape):
+    return Entry(_tfds_loader(name), default_model, num_classes, input_shape,
+                 needs_tensorflow=True)
+
+
+_IMAGES_32 = (32, 32, 3)
 
 
 REGISTRY = {
-    "digits": Entry(digits.load, "mlp", bundled=True),
-    "synthetic": Entry(synthetic.load, "mlp", bundled=True),
-    "synthetic_shift": Entry(synthetic.load_shift, "mlp", bundled=True),
-    "synthetic_images": Entry(synthetic.load_images, "resnet18", bundled=True),
+    "digits": Entry(digits.load, "mlp", 10, (8, 8, 1), bundled=True),
+    "synthetic": Entry(synthetic.load, "mlp", 10, (32,), bundled=True),
+    "synthetic_shift": Entry(synthetic.load_shift, "mlp", 10, (32,), bundled=True),
+    "synthetic_images": Entry(synthetic.load_images, "resnet18", 10, _IMAGES_32, bundled=True),
     # IDX files with numpy alone; TFDS data only where no IDX files are found.
-    "fashion_mnist": Entry(functools.partial(mnist_like.load, "fashion_mnist"), "lenet"),
-    "mnist": Entry(functools.partial(mnist_like.load, "mnist"), "lenet"),
-    "cifar10": _tfds_entry("cifar10", "wrn"),
-    "cifar100": _tfds_entry("cifar100", "resnet18"),
-    "svhn_cropped": _tfds_entry("svhn_cropped", "resnet18"),
-    "imagenet2012": _tfds_entry("imagenet2012", "resnet50"),
-    "imdb_reviews": _tfds_entry("imdb_reviews", "lstm"),
+    "fashion_mnist": Entry(functools.partial(mnist_like.load, "fashion_mnist"), "lenet", 10,
+                           (28, 28, 1)),
+    "mnist": Entry(functools.partial(mnist_like.load, "mnist"), "lenet", 10, (28, 28, 1)),
+    "cifar10": _tfds_entry("cifar10", "wrn", 10, _IMAGES_32),
+    "cifar100": _tfds_entry("cifar100", "resnet18", 100, _IMAGES_32),
+    "svhn_cropped": _tfds_entry("svhn_cropped", "resnet18", 10, _IMAGES_32),
+    "imagenet2012": _tfds_entry("imagenet2012", "resnet50", 1000, (224, 224, 3)),
+    "imdb_reviews": _tfds_entry("imdb_reviews", "lstm", 2, (256,)),
 }
 # A `tfds:<name>` image dataset's model.
 TFDS_DEFAULT_MODEL = "resnet18"
