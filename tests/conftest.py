@@ -68,9 +68,9 @@ def fresh_keras_state(request):
     Without the full garbage collection `clear_session` runs by default: Python's own collector
     still frees the earlier tests' models, and a full pass over a worker's heap of Keras, JAX and
     TensorFlow objects cost up to 2 s before each test late in a session. Tests marked
-    `two_devices` still start from a collected heap, as every test did before: the one abort of
-    XLA's CPU all-reduce over two host devices (tc/runner/distribute.py) seen since came in the
-    first run without it, in such a test.
+    `two_devices` still start from a collected heap, as every test did before, and CI runs them
+    on one process of their own (.ci/run): XLA's CPU all-reduce over two host devices aborts when
+    a device has not joined it within its timeout, which a fully loaded machine made happen.
     """
     keras.backend.clear_session(free_memory=request.node.get_closest_marker("two_devices")
                                 is not None)
