@@ -2,6 +2,7 @@
 are the ones CI uses, and the README stays one screen of what tc is, not its history."""
 
 import ast
+import json
 import pathlib
 import re
 
@@ -89,12 +90,44 @@ def test_readme_commands_use_valid_flags(monkeypatch):
                 search.from_flags(values)
 
 
-def test_readme_test_command_is_ci():
+COLLECT_MARKERS = """
+import json, pytest
+
+class Markers:
+    def pytest_collection_modifyitems(self, items):
+        self.found = {item.nodeid: sorted({mark.name for mark in item.iter_markers()})
+                      for item in items}
+
+markers = Markers()
+code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"], plugins=[markers])
+print(json.dumps({"code": int(code), "markers": markers.found}))
+"""
+
+
+def test_readme_test_command_is_ci_and_ci_runs_every_test():
+    from _pytest.mark.expression import Expression
+
+    from tests.support import run_python
+
     assert "\n   .ci/run\n" in README
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "requirements-dev.txt" in ci and "python -m pytest" in ci
-    for backend in ("tensorflow", "jax"):
-        assert f"KERAS_BACKEND={backend} python -m pytest -q" in ci, backend
+    assert "requirements-dev.txt" in ci
+    legs = re.findall(r'^suite (\w+) "([^"]+)"$', ci, flags=re.MULTILINE)
+    assert [backend for backend, _ in legs] == ["tensorflow", "jax"]
+    # Each leg: its tests on two processes, then its two-device tests on one.
+    runs = re.findall(r'KERAS_BACKEND=\$1 python -m pytest -q -n (\d) -m "\(\$2\) and '
+                      r'(not )?two_devices"', ci)
+    assert sorted(runs) == [("0", ""), ("2", "not ")]
+    completed = run_python(COLLECT_MARKERS, backend="jax", timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    collected = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert collected["code"] == 0 and len(collected["markers"]) > 500
+    for test, names in collected["markers"].items():
+        in_legs = [Expression.compile(expression).evaluate(lambda name: name in names)
+                   for _, expression in legs]
+        assert any(in_legs), f"CI runs {test} in neither leg"
+        if "backend_independent" not in names:
+            assert all(in_legs), f"CI runs {test}, which uses Keras, under one backend only"
 
 
 def test_the_pinned_stack_is_the_one_installed_and_the_package_admits_it():

@@ -184,6 +184,7 @@ def run(config, extra_callbacks=(), members=None):
         ConfigurationError: bad configuration (a ValueError; nothing is written).
         tc.data.DatasetNotPreparedError: the dataset is missing (nothing is written).
         tc.runner.run_dir.RunDirectoryConflict: an output directory holds another run.
+        tc.runner.resume.DamagedRunError: a run to resume has no epoch that checks out.
     """
     try:
         config.validate()
