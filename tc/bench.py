@@ -41,7 +41,9 @@
    program's images per step). Steady img/s count every copy's images (epochs 2 and later);
    the ratios are over one copy's bare fit and over the wide bare fit. Whole runs, compilation
    included, are apart: K `tc.train` runs one after another (K x one run's wall time) over the
-   packed program's wall time.
+   packed program's wall time. With `--sweep_steps_per_call=N` (N > 1, JAX), each packed
+   program is also measured with N steps fused into one call (`tc.train --steps_per_call`),
+   beside the one-step-per-call program of the same K.
 
 5. **Scaling** (`--figures=scaling`): for each `--models` entry, the img/s of `tc.train` on one
    device (`--strategy=one_device`, batch `--batch_size`) and on all N local accelerators
@@ -88,6 +90,9 @@ flags.DEFINE_list("figures", ["auto"], "Which figures: loss_overhead, throughput
                   "and the throughput when a GPU is present).")
 flags.DEFINE_list("copies", ["6", "12"], "Packed sweep: the numbers of copies K measured (K "
                   "betas log-spaced over [1e-2, 1e1] in one program).")
+flags.DEFINE_integer("sweep_steps_per_call", 1, "Packed sweep: also measure each packed "
+                     "program with this many steps fused into one call (tc.train "
+                     "--steps_per_call; JAX), when above 1.", lower_bound=1)
 flags.DEFINE_integer("sweep_batch_size", 128, "Packed sweep: the batch of each copy (the "
                      "papers'), and of the one-at-a-time runs.")
 flags.DEFINE_string("sweep_image_shape", "28,28,1", "Packed sweep: height, width, channels of "
@@ -214,7 +219,7 @@ def sweep_betas(copies):
 
 
 def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflops, copies=1,
-            learning_rates=(), strategy="auto", options=None):
+            learning_rates=(), strategy="auto", options=None, steps_per_call=1):
     """One model's figures, from a `tc.train` run in a scratch directory.
 
     With `copies > 1`, a packed sweep of that many betas (`sweep_betas`), times
@@ -232,7 +237,8 @@ def measure(model_name, batch_size, epochs, samples, mixed_precision, peak_tflop
             batch_size=batch_size, epochs=epochs, mixed_precision=mixed_precision,
             save_predictions=False, betas=sweep_betas(copies) if copies > 1 else "",
             learning_rates=",".join(learning_rates) if copies > 1 else "",
-            strategy=strategy, output_dir=os.path.join(scratch, model_name))
+            strategy=strategy, steps_per_call=steps_per_call,
+            output_dir=os.path.join(scratch, model_name))
         result = assembly.run(config)[0]
     copies = copies * max(len(learning_rates), 1) if copies > 1 else 1
     shape_options = config_lib.parse_options(options, "dataset_options")
@@ -345,7 +351,7 @@ def image_options(shape, samples):
 
 
 def packed_sweep(model_name, copies, batch_size, epochs, samples, shape, mixed_precision,
-                 peak_tflops):
+                 peak_tflops, steps_per_call=1):
     """The packed-sweep figure of one model (see the module docstring): one copy at a time
     (`tc.train` and a bare fit at `batch_size`), then for each K of `copies` a packed program of
     K copies at `batch_size` each and a bare fit at K x `batch_size`; steady img/s (all copies'
@@ -370,6 +376,16 @@ def packed_sweep(model_name, copies, batch_size, epochs, samples, shape, mixed_p
             "steady_over_wide_bare_fit": packed["images_per_second"] / bare_wide,
             # K runs one after another, each paying its compilation, against one program.
             "whole_run_speedup": count * one["wall_seconds"] / packed["wall_seconds"]}
+        if steps_per_call > 1:
+            fused = measure(*settings, copies=count, options=options,
+                            steps_per_call=steps_per_call)
+            row["packed"][str(count)]["fused"] = {
+                "steps_per_call": steps_per_call, "steady": fused["images_per_second"],
+                "wall_seconds": fused["wall_seconds"],
+                "steady_over_one_bare_fit": fused["images_per_second"] / bare_one,
+                "steady_over_one_step_per_call": (fused["images_per_second"]
+                                                  / packed["images_per_second"]),
+                "whole_run_speedup": count * one["wall_seconds"] / fused["wall_seconds"]}
     return row
 
 
@@ -503,7 +519,7 @@ def _packed_sweep_figure(payload, backend, gpu):
     for name in FLAGS.models:
         row = sweep[name] = packed_sweep(name, copies, FLAGS.sweep_batch_size, FLAGS.epochs,
                                          FLAGS.samples, shape, FLAGS.mixed_precision,
-                                         FLAGS.peak_tflops)
+                                         FLAGS.peak_tflops, FLAGS.sweep_steps_per_call)
         print(f"  {name} one at a time: tc.train {row['one_tc_train']:.0f}, bare fit "
               f"{row['one_bare_fit']:.0f} img/s", flush=True)
         for count, packed in row["packed"].items():
@@ -513,6 +529,12 @@ def _packed_sweep_figure(payload, backend, gpu):
                   f"{int(count) * FLAGS.sweep_batch_size}); whole run "
                   f"{packed['whole_run_speedup']:.2f}x {count} tc.train runs one after "
                   "another", flush=True)
+            if "fused" in packed:
+                fused = packed["fused"]
+                print(f"  {name} K={count}, {fused['steps_per_call']} steps a call: "
+                      f"{fused['steady']:.0f} img/s ({fused['steady_over_one_bare_fit']:.2f}x a "
+                      f"bare fit of one copy, {fused['steady_over_one_step_per_call']:.2f}x one "
+                      f"step a call); whole run {fused['whole_run_speedup']:.2f}x", flush=True)
         atomic_write_json(FLAGS.out, payload)
 
 

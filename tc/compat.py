@@ -23,12 +23,12 @@ import os
 
 import keras
 
-__all__ = ["ALLOW_UNTESTED_ENV", "apply_multi_worker_fixes", "attach_metric",
-           "check_keras_version", "concrete_values", "hand_back_trial", "keep_waiting_for",
-           "keras_version", "optimizer_variable_index", "oracle_files", "retry_trials",
-           "running_trials", "save_model", "set_random_seed", "stateless_test_step",
-           "StepQuietCallbackList", "sync_jax_state", "TESTED_KERAS", "UnsupportedKerasVersion",
-           "untracked_step_state"]
+__all__ = ["ALLOW_UNTESTED_ENV", "apply_multi_worker_fixes", "attach_metric", "calls_per_epoch",
+           "check_keras_version", "concrete_values", "fused_train_steps", "hand_back_trial",
+           "keep_waiting_for", "keras_version", "optimizer_variable_index", "oracle_files",
+           "retry_trials", "running_trials", "save_model", "set_random_seed",
+           "stateless_test_step", "StepQuietCallbackList", "sync_jax_state", "TESTED_KERAS",
+           "UnsupportedKerasVersion", "untracked_step_state"]
 
 # Keras versions tc was tested with: [first, last] inclusive, as (major, minor).
 TESTED_KERAS = ((3, 15), (3, 15))
@@ -220,6 +220,51 @@ def untracked_step_state(model):
 
     object.__setattr__(model, "_setattr_hook", read_only_step_state)
     return model
+
+
+def fused_train_steps(model, steps_per_call, steps_per_epoch):
+    """Makes each training call of a compiled JAX `model` run `steps_per_call` steps.
+
+    The JAX trainer's train function takes the state and the batch iterator and runs one step:
+    one dispatch of the whole state (every variable, optimizer slot and metric value) from the
+    host per step, some milliseconds for a packed sweep's thousand arrays. This one takes the
+    next `steps_per_call` batches, stacked, and runs the trainer's own `train_step` over them in
+    one compiled `lax.scan`; the last call of an epoch of `steps_per_epoch` steps takes the
+    steps left (one more compilation when they differ). `fit` must then count calls, not steps:
+    `ceil(steps_per_epoch / steps_per_call)` of them an epoch (see `calls_per_epoch`). Returns
+    the model; a no-op for one step a call. The trainer's `train_step(state, batch) -> (logs,
+    state)` is its own signature, not a promise of Keras's API.
+    """
+    if steps_per_call <= 1:
+        return model
+    import jax
+
+    train_step = model.train_step
+
+    def steps(state, batches):
+        def one(carried, batch):
+            _, carried = train_step(carried, batch)
+            return carried, None
+
+        state, _ = jax.lax.scan(one, state, jax.tree.map(lambda part: part[:-1], batches))
+        return train_step(state, jax.tree.map(lambda part: part[-1], batches))
+
+    compiled = jax.jit(steps, donate_argnums=0)
+    taken = [0]
+
+    def train_function(state, iterator):
+        count = min(steps_per_call, steps_per_epoch - taken[0] % steps_per_epoch)
+        batches = [next(iterator) for _ in range(count)]
+        taken[0] += count
+        return compiled(state, jax.tree.map(lambda *parts: jax.numpy.stack(parts), *batches))
+
+    model.train_function = train_function
+    return model
+
+
+def calls_per_epoch(steps_per_call, steps_per_epoch):
+    """How many training calls an epoch of `steps_per_epoch` steps takes (`fused_train_steps`)."""
+    return -(-steps_per_epoch // max(steps_per_call, 1))
 
 
 def attach_metric(model, attribute, metric):

@@ -43,6 +43,9 @@ TRAIN = [
     (["--batch_size=0"], "--batch_size=0 is not valid: it must be an integer in [1, 1,000,000]"),
     (["--epochs=99999999999999999999"], "--epochs=99999999999999999999 is not valid"),
     (["--epochs=ten"], "--epochs=ten: invalid literal for int()"),
+    (["--steps_per_call=0"], "--steps_per_call=0 is not valid: it must be an integer in [1, "),
+    (["--steps_per_call=4", "--beta_schedule=log_linear", "--beta_warmup_unit=step"],
+     "--steps_per_call=4 with --beta_warmup_unit=step: beta is set from the host between steps"),
     (["--seed=-5"], "--seed=-5 is not valid: it must be an integer in [0, 4,294,967,295]"),
     (["--betas=1,,2"], "--betas='1,,2' must be a comma-separated list of numbers (positive) "
                        "with no empty item"),

@@ -54,6 +54,22 @@ def test_packed_sweep_figure_compares_k_copies_with_one_at_a_time_and_a_wide_bar
         bench.image_options((28, 32, 1), 100)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="steps are fused on JAX only")
+def test_packed_sweep_figure_measures_fused_steps_beside_one_step_a_call():
+    row = bench.packed_sweep("mlp", [2], 50, 2, 300, (8, 8, 1), "off", 790.0, steps_per_call=3)
+    packed = row["packed"]["2"]
+    fused = packed["fused"]
+    assert fused["steps_per_call"] == 3 and fused["steady"] > 0
+    assert fused["steady_over_one_step_per_call"] == pytest.approx(
+        fused["steady"] / packed["steady"])
+    assert fused["steady_over_one_bare_fit"] == pytest.approx(
+        fused["steady"] / row["one_bare_fit"])
+    assert fused["whole_run_speedup"] == pytest.approx(
+        2 * row["one_tc_train_wall_seconds"] / fused["wall_seconds"])
+    assert "fused" not in bench.packed_sweep("mlp", [2], 50, 2, 300, (8, 8, 1), "off",
+                                             790.0)["packed"]["2"]
+
+
 def test_packed_sweep_figure_counts_every_copy_of_a_two_dimensional_grid():
     row = bench.measure("mlp", batch_size=100, epochs=2, samples=400, mixed_precision="off",
                         peak_tflops=790.0, copies=2, learning_rates=("0.02", "0.05"))

@@ -276,6 +276,10 @@ def prepare_data(config):
         config.coordinator_address, config.num_processes, config.process_id), seed=config.seed)
     set_determinism(config)
     placement.check_batch_size(config.batch_size)
+    if config.steps_per_call > 1 and placement.num_replicas > 1:
+        raise ValueError(f"--steps_per_call={config.steps_per_call} fuses the steps of one "
+                         f"device; the {placement.name} strategy spans {placement.num_replicas} "
+                         "replicas. Use --steps_per_call=1 there.")
     dataset = inputs_lib.load_dataset(config)
     steps_per_epoch = dataset.steps_per_epoch(config.batch_size)
     if steps_per_epoch < 1:
@@ -449,11 +453,20 @@ def _callbacks(config, prepared, inputs, extra_callbacks):
                                      config.verbose, members=num_outputs,
                                      logs_of=epoch_end.logs_of)
         chain.append(line)  # after epoch_end, whose evaluation adds the val_ logs it shows
-        after_step.append(line.tick)
+        after_step.append(_steps_done(line.tick, config.steps_per_call,
+                                      prepared.steps_per_epoch))
     return compat.StepQuietCallbackList(chain, prepared.model, add_history=True,
                                         stop_requested=interruption.requested,
                                         after_step=after_step, epochs=config.epochs,
                                         steps=prepared.steps_per_epoch)
+
+
+def _steps_done(tick, steps_per_call, steps_per_epoch):
+    """`tick(step)` of the last step a training call ran, given the call's index in the epoch
+    (`compat.fused_train_steps`)."""
+    if steps_per_call <= 1:
+        return tick
+    return lambda call: tick(min((call + 1) * steps_per_call, steps_per_epoch) - 1)
 
 
 def _train(config, prepared, timing, extra_callbacks):
@@ -481,11 +494,14 @@ def _train_members(config, prepared, timing, extra_callbacks):
                                                      for member in members):
             chain = _callbacks(config, prepared, inputs, extra_callbacks)
             compat.untracked_step_state(prepared.model)
+            compat.fused_train_steps(prepared.model, config.steps_per_call,
+                                     prepared.steps_per_epoch)
             with prepared.placement.training_scope():
                 prepared.model.fit(inputs.train, epochs=config.epochs,
                                    initial_epoch=initial_epoch,
-                                   steps_per_epoch=prepared.steps_per_epoch, callbacks=chain,
-                                   verbose=config.verbose, shuffle=False)
+                                   steps_per_epoch=compat.calls_per_epoch(
+                                       config.steps_per_call, prepared.steps_per_epoch),
+                                   callbacks=chain, verbose=config.verbose, shuffle=False)
         for member in members:
             member.directory.wait()
         timing["fit_seconds"] = time.time() - fit_started

@@ -9,6 +9,8 @@ import ast
 import dataclasses
 import math
 
+import keras
+
 from tc import data, losses, models, run_files, schedules
 from tc.data import far_ood
 from tc.runner import run_dir as run_dir_lib
@@ -43,7 +45,7 @@ INTEGER_RANGES = {
     "beta_warmup": (1, 10**9), "rank_probe_size": (2, 10**6), "probe_size": (2, 10**7),
     "lr_warmup_epochs": (0, 10**6), "validation_size": (-1, 10**9),
     "max_copies_per_program": (0, 10**4), "track_example_learning": (0, 10**7),
-    "train_eval_size": (0, 10**7),
+    "train_eval_size": (0, 10**7), "steps_per_call": (1, 10**4),
     "seed": (0, MAX_SEED), "shuffle_seed": (-1, MAX_SEED),
 }
 
@@ -135,6 +137,11 @@ class RunConfig:
     batch_size: int = _field(64, "Global batch size, split across replicas.")
     eval_batch_size: int = _field(512, "Evaluation batch size.")
     epochs: int = _field(30, "Training epochs; >= 1.")
+    steps_per_call: int = _field(1, "JAX, one device: training steps fused into one compiled "
+                                    "call (a scan over that many batches), so the host "
+                                    "dispatches the step's state once per call rather than "
+                                    "once per step; checkpoints, metrics and the divergence "
+                                    "check stay at epoch ends. 1 = one step per call.")
     # Run control.
     seed: int = _field(0, "Random seed (initialization, data order, augmentation).")
     shuffle_seed: int = _field(-1, "Seed of the data order and augmentation (-1 = --seed). A "
@@ -347,6 +354,15 @@ class RunConfig:
                              "underscores, e.g. p1_beta_sweep.")
 
     def _validate_options(self):
+        if self.steps_per_call > 1:
+            if keras.backend.backend() != "jax":
+                raise ValueError(f"--steps_per_call={self.steps_per_call} fuses steps on the JAX "
+                                 f"backend only (this is {keras.backend.backend()}); use 1, or "
+                                 "KERAS_BACKEND=jax.")
+            if self.beta_schedule != "constant" and self.beta_warmup_unit == "step":
+                raise ValueError(f"--steps_per_call={self.steps_per_call} with "
+                                 "--beta_warmup_unit=step: beta is set from the host between "
+                                 "steps; warm up in epochs, or use --steps_per_call=1.")
         dataset_options = self.parsed_dataset_options
         reserved = sorted(set(dataset_options) & {"validation_size", "data_dir"})
         if reserved:
@@ -520,7 +536,8 @@ HELP_GROUPS = (
               "label_smoothing")),
     ("optimization", ("optimizer", "learning_rate", "lr_scaling", "momentum", "lr_schedule",
                       "lr_warmup_epochs", "lr_decay_epochs", "lr_decay_factor", "weight_decay",
-                      "batch_size", "eval_batch_size", "epochs", "seed", "shuffle_seed")),
+                      "batch_size", "eval_batch_size", "epochs", "steps_per_call", "seed",
+                      "shuffle_seed")),
     ("packed sweep: one program trains a copy per setting", (
         "betas", "learning_rates", "seeds", "init_logit_norms", "readout_init_scales", "grid",
         "data_order", "max_copies_per_program")),

@@ -41,6 +41,19 @@ def test_validation_names_the_flag_and_what_is_valid(overrides, match):
         config_lib.RunConfig(**overrides).validate()
 
 
+def test_fused_steps_are_the_jax_backends_and_one_step_a_call_is_every_backends():
+    import keras
+
+    config_lib.RunConfig(steps_per_call=1).validate()
+    fused = config_lib.RunConfig(steps_per_call=8)
+    if keras.backend.backend() == "jax":
+        assert fused.validate().steps_per_call == 8
+    else:
+        with pytest.raises(ValueError, match=f"--steps_per_call=8 fuses steps on the JAX backend "
+                                             f"only \\(this is {keras.backend.backend()}\\)"):
+            fused.validate()
+
+
 def test_options_parse_to_literals_where_they_can():
     assert config_lib.parse_options("a=1; b=relu;c=(1, 2)", "x") == {
         "a": 1, "b": "relu", "c": (1, 2)}

@@ -1,0 +1,68 @@
+"""`--steps_per_call`: training steps fused into one compiled call (JAX) train as one step per
+call does, for a single run and a packed sweep, with a short last call in each epoch, and a run
+stopped in an epoch resumes to the same numbers."""
+
+import os
+import signal
+
+import keras
+import pytest
+
+from tc import data, run_files
+from tc.runner import assembly, interruption
+from tests.runner.test_interruption import SignalAt
+
+pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax",
+                                reason="steps are fused on the JAX backend only")
+
+STEPS_PER_CALL = 5
+SCHEDULED = dict(lr_schedule="cosine", epochs=2)  # each step's rate reads the step count
+
+
+def _rows(path):
+    return run_files.read_csv(os.path.join(path, "metrics.csv"))
+
+
+def _assert_same_rows(path, reference):
+    rows, expected = _rows(path), _rows(reference)
+    assert [row["epoch"] for row in rows] == [row["epoch"] for row in expected]
+    for row, want in zip(rows, expected):
+        assert set(row) == set(want)
+        for key, value in want.items():
+            if isinstance(value, float):
+                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["epoch"], key)
+
+
+def test_an_epoch_does_not_divide_into_the_calls():
+    steps = data.load("digits").steps_per_epoch(32)
+    assert steps % STEPS_PER_CALL, steps  # so each epoch ends on a shorter call
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_fused_steps_train_a_run_as_one_step_per_call_does(small_config, optimizer):
+    one = assembly.run_one(small_config("one", optimizer=optimizer, **SCHEDULED))
+    fused = assembly.run_one(small_config("fused", optimizer=optimizer,
+                                          steps_per_call=STEPS_PER_CALL, **SCHEDULED))
+    assert fused["status"] == one["status"] == "completed"
+    _assert_same_rows(fused["run_dir"], one["run_dir"])
+
+
+def test_fused_steps_train_each_copy_of_a_packed_sweep_as_one_step_per_call_does(small_config):
+    sweep = dict(betas="0.5,2", learning_rates="0.02,0.1", grid="zip", **SCHEDULED)
+    one = assembly.run(small_config("one", **sweep))
+    fused = assembly.run(small_config("fused", steps_per_call=STEPS_PER_CALL, **sweep))
+    assert [result["beta"] for result in fused] == [result["beta"] for result in one]
+    for copy, reference in zip(fused, one):
+        _assert_same_rows(copy["run_dir"], reference["run_dir"])
+
+
+def test_a_fused_run_stopped_in_an_epoch_resumes_to_the_uninterrupted_numbers(small_config):
+    settings = dict(steps_per_call=STEPS_PER_CALL, lr_schedule="cosine", epochs=3)
+    reference = assembly.run_one(small_config("reference", **settings))
+    config = small_config("stopped", **settings)
+    with interruption.handling_signals():  # the second call of epoch 2
+        stopped = assembly.run_one(config, extra_callbacks=[SignalAt(signal.SIGTERM, 1, 1)])
+    assert (stopped["status"], stopped["epochs_completed"]) == ("interrupted", 1)
+    resumed = assembly.run_one(config)
+    assert resumed["status"] == "completed"
+    _assert_same_rows(resumed["run_dir"], reference["run_dir"])
