@@ -243,11 +243,11 @@ def fused_train_steps(model, steps_per_call, steps_per_epoch):
 
     def steps(state, batches):
         def one(carried, batch):
-            _, carried = train_step(carried, batch)
-            return carried, None
+            logs, carried = train_step(carried, batch)
+            return carried, logs
 
-        state, _ = jax.lax.scan(one, state, jax.tree.map(lambda part: part[:-1], batches))
-        return train_step(state, jax.tree.map(lambda part: part[-1], batches))
+        state, logs = jax.lax.scan(one, state, batches)  # each step's logs, stacked
+        return jax.tree.map(lambda values: values[-1], logs), state
 
     compiled = jax.jit(steps, donate_argnums=0)
     taken = [0]
