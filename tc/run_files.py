@@ -80,17 +80,24 @@ _TRUE = ("true", "t", "1")
 _FALSE = ("false", "f", "0")
 
 
-def flag_values(text):
+def flag_values(text, bare_booleans=False):
     """`{name: value text}` of the `--name=value` lines of flagfile `text`, in file order.
 
+    A run's flags.txt has only `--name=value` lines. A command's flagfile (the campaigns'
+    `.cfg` files) may also set a boolean as absl reads it, `--name` for true: with
+    `bare_booleans`, such a line reads as `"true"`.
+
     Raises:
-        ValueError: a line that is neither blank, a `#` comment nor `--name=value`.
+        ValueError: a line that is neither blank, a `#` comment nor `--name=value` (nor, with
+            `bare_booleans`, `--name`).
     """
     values = {}
     for line in filter(None, (line.strip() for line in text.splitlines())):
         if line.startswith("#"):
             continue
         name, separator, value = line.removeprefix("--").partition("=")
+        if bare_booleans and not separator and name.isidentifier():
+            separator, value = "=", "true"
         if not line.startswith("--") or not separator or not name:
             raise ValueError(f"{line!r} is not a flag (--name=value).")
         values[name] = value

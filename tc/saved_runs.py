@@ -45,13 +45,13 @@ def load_run(path, load_model=True):
     """
     import pandas as pd
 
-    if not os.path.exists(os.path.join(path, "flags.txt")):
+    if not os.path.exists(os.path.join(path, run_files.FLAGS_FILE)):
         raise FileNotFoundError(f"{path} holds no flags.txt: it is not a tc run directory.")
-    flags = read_flags(os.path.join(path, "flags.txt"))
+    flags = read_flags(os.path.join(path, run_files.FLAGS_FILE))
     metrics_path = os.path.join(path, "metrics.csv")
     metrics = (pd.read_csv(metrics_path).set_index("epoch") if os.path.exists(metrics_path)
                else pd.DataFrame())
-    result_path = os.path.join(path, "result.json")
+    result_path = os.path.join(path, run_files.RESULT_FILE)
     result = run_files.read_result(result_path) if os.path.exists(result_path) else {}
     model_path = os.path.join(path, "model.keras")
     model = None

@@ -12,6 +12,7 @@ import sys
 from absl import flags
 
 from tc import data as data_lib
+from tc import run_files
 from tc.runner import assembly
 from tc.runner import config as config_lib
 from tc.runner import command_line, distribute
@@ -47,7 +48,7 @@ def describe(result):
                      f"{probe['accuracy']:.4f}")
     # The files the run directory holds now (a run stopped before its first epoch has no
     # metrics.csv; one stopped before it started, no directory).
-    names = ["flags.txt", "metrics.csv", "result.json", result.get("model_file"),
+    names = [run_files.FLAGS_FILE, "metrics.csv", run_files.RESULT_FILE, result.get("model_file"),
              result.get("predictions"), "checkpoints/", "tensorboard/"]
     files = [name for name in names
              if name and os.path.exists(os.path.join(result["run_dir"], name))]

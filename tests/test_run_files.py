@@ -85,3 +85,58 @@ def test_a_boolean_none_of_them_would_read_is_refused_by_each(tmp_path):
         config_lib.RunConfig.from_flagfile(text)
     with pytest.raises(ValueError, match="'yes' is not a boolean"):
         load.parse_flagfile(text)
+
+
+def _reads_in(path):
+    """`line: what` for each place in the module at `path` that names a run file by its literal
+    name, parses flag lines (`.startswith("--")`), or json-loads in a function that names
+    `RESULT_FILE`: the reading only `tc.run_files` does."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in ("flags.txt", "result.json"):
+            found.append(f"{node.lineno}: {node.value!r}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("startswith", "removeprefix") and node.args
+              and isinstance(node.args[0], ast.Constant) and node.args[0].value == "--"):
+            found.append(f"{node.lineno}: a flag line parsed")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names = {getattr(inner, "attr", getattr(inner, "id", None))
+                     for inner in ast.walk(node)}
+            if "RESULT_FILE" in names and names & {"load", "loads"}:
+                found.append(f"{node.lineno}: {node.name} json-loads a result")
+    return found
+
+
+def test_one_flagfile_parser_and_one_result_reader_under_tc(tmp_path):
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parent.parent / "tc"
+    readers = {str(path.relative_to(root.parent)): _reads_in(path)
+               for path in sorted(root.rglob("*.py")) if path != root / "run_files.py"}
+    assert len(readers) > 50
+    assert {path: found for path, found in readers.items() if found} == {}
+    # What the check finds in code that reads the way tc.run_files alone may.
+    sample = tmp_path / "reads_by_hand.py"
+    sample.write_text(
+        "import json\nfrom tc.run_files import RESULT_FILE\n"
+        "def flags(text):\n    return [l for l in text.splitlines() if l.startswith('--')]\n"
+        "def result(folder):\n    return json.load(open(folder + '/' + RESULT_FILE))\n"
+        "NAME = 'flags.txt'\n")
+    assert sorted(item.split(": ", 1)[1] for item in _reads_in(sample)) == [
+        "'flags.txt'", "a flag line parsed", "result json-loads a result"]
+
+
+def test_a_commands_flagfile_reads_its_bare_booleans_as_absl_does():
+    values = flags.FlagValues()
+    flags.DEFINE_boolean("tune_learning_rate", False, "", flag_values=values)
+    flags.DEFINE_integer("grid_points", 7, "", flag_values=values)
+    text = "# python -m tc.tune\n--grid_points=3\n--tune_learning_rate\n"
+    read = run_files.flag_values(text, bare_booleans=True)
+    assert read == {"grid_points": "3", "tune_learning_rate": "true"}
+    values(["tc.tune", "--grid_points=3", "--tune_learning_rate"])
+    assert run_files.parse_bool(read["tune_learning_rate"]) is values.tune_learning_rate is True
+    with pytest.raises(ValueError, match="is not a flag"):
+        run_files.flag_values(text)  # a run's flags.txt has no bare flag

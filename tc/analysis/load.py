@@ -209,10 +209,10 @@ def reason(error):
 
 def _load_run(path):
     """`(run row, epoch rows)` of one run directory; raises on a missing or corrupt file."""
-    row = parse_flagfile(_read_text(os.path.join(path, "flags.txt")))
+    row = parse_flagfile(_read_text(os.path.join(path, run_files.FLAGS_FILE)))
     if not row.get("model") and row.get("dataset"):  # flags.txt records the default as ""
         row["model"] = default_model(row["dataset"])
-    result_path = os.path.join(path, "result.json")
+    result_path = os.path.join(path, run_files.RESULT_FILE)
     if not os.path.lexists(result_path):
         raise ValueError("no result.json (the run is unfinished, or was killed)")
     result = run_files.parse_result(_read_text(result_path))
@@ -252,7 +252,7 @@ def _load_run(path):
 
 # Files that only a run directory holds: a directory with one of them but no flags.txt is a run
 # that lost its flags (or was copied without them), listed as skipped rather than passed over.
-RUN_MARKS = ("result.json", "metrics.csv", "predictions.npz")
+RUN_MARKS = (run_files.RESULT_FILE, "metrics.csv", "predictions.npz")
 
 
 def find_run_directories(root, without_flags=None):
@@ -262,7 +262,7 @@ def find_run_directories(root, without_flags=None):
     for directory, subdirectories, files in os.walk(root):
         subdirectories[:] = sorted(d for d in subdirectories
                                    if d not in ("checkpoints", "tensorboard", "tuner"))
-        if "flags.txt" in files:
+        if run_files.FLAGS_FILE in files:
             found.append(directory)
             subdirectories[:] = []
         elif without_flags is not None and any(name in files for name in RUN_MARKS):

@@ -154,13 +154,12 @@ def full_scale_estimates(flagfile_root, throughput_paths):
             continue  # run at CPU scale, or a campaign's, whose PLAN.md states its GPU time
         with open(path) as handle:
             text = handle.read()
-        values = {line[2:].split("=", 1)[0]: line.split("=", 1)[1]
-                  for line in text.splitlines() if line.startswith("--") and "=" in line}
+        values = run_files.flag_values(text, bare_booleans=True)
         tune = text.startswith("# python -m tc.tune")
         count = 1
         if tune:
             count = int(values.get("grid_points", 7)) * int(values.get("executions_per_trial", 1))
-            if "--tune_learning_rate" in text:
+            if run_files.parse_bool(values.get("tune_learning_rate", "false")):
                 count *= int(values.get("lr_grid_points", 4))
             norms = [n for n in values.get("init_logit_norms", "").split(",") if n]
             count *= max(len(norms), 1)

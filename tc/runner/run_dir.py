@@ -28,7 +28,6 @@ is refused with a message naming the holder.
 
 import concurrent.futures
 import csv
-import json
 import os
 import re
 import socket
@@ -54,8 +53,9 @@ _WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefi
 # What a run directory of tc holds; `--overwrite` removes these and nothing else.
 LOCK = ".lock"
 MODEL = "model.keras"
-RUN_ENTRIES = ("flags.txt", "metrics.csv", "result.json", "predictions.npz", MODEL,
-               "checkpoints", "tensorboard", "example_learning.npz", "example_learning", LOCK)
+RUN_ENTRIES = (run_files.FLAGS_FILE, "metrics.csv", run_files.RESULT_FILE, "predictions.npz",
+               MODEL, "checkpoints", "tensorboard", "example_learning.npz", "example_learning",
+               LOCK)
 # The files tc writes inside the run's folders: `--overwrite` removes these names and no others.
 OWN_FILES = {"checkpoints": re.compile(r"ckpt-\d+\.npz|state\.json"),
              "tensorboard": re.compile(r"events\.out\.tfevents\..+\.tc"),
@@ -153,7 +153,7 @@ class RunDirectory:
                 tc run's (never removed).
             tc.runner.resume.DamagedRunError: the run cannot be resumed and `overwrite` is False.
         """
-        flags_path = self.file("flags.txt")
+        flags_path = self.file(run_files.FLAGS_FILE)
         if self.writable:
             self._refuse_foreign_files(flagfile)  # before the lock file is written
             if not overwrite:  # as is another run: its directory gets no lock file
@@ -212,7 +212,7 @@ class RunDirectory:
                 "--overwrite to replace them.")
 
     def _refuse_foreign_files(self, flagfile):
-        if _read_text(self.file("flags.txt")) == flagfile:
+        if _read_text(self.file(run_files.FLAGS_FILE)) == flagfile:
             return
         foreign = self.foreign_entries()
         if foreign:
@@ -312,15 +312,14 @@ class RunDirectory:
         if self.recorded_flags() != flagfile:
             return None
         try:
-            with open(self.file("result.json")) as handle:
-                result = json.load(handle)
+            result = run_files.read_result(self.file(run_files.RESULT_FILE))
         except (OSError, ValueError):
             return None
-        return result if isinstance(result, dict) and result.get("status") == "completed" else None
+        return result if result["status"] == "completed" else None
 
     def recorded_flags(self):
         """The flags.txt of the run in this directory, or None."""
-        return _read_text(self.file("flags.txt"))
+        return _read_text(self.file(run_files.FLAGS_FILE))
 
     def resume_state(self):
         """The state of the last committed epoch that checks out (`completed_epochs`,
@@ -441,4 +440,4 @@ class RunDirectory:
             concurrent.futures.wait([self._pending_commit])
         run_files.check_result(result)  # a malformed result is a bug: never written
         if self.writable:
-            run_files.atomic_write_json(self.file("result.json"), result)
+            run_files.atomic_write_json(self.file(run_files.RESULT_FILE), result)

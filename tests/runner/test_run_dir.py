@@ -254,10 +254,14 @@ def test_a_completed_run_is_returned_as_it_is(tmp_path):
     committed_run(path)
     directory = run_dir.RunDirectory(str(path))
     assert directory.completed_result("--beta=1.0\n") is None  # no result.json yet
-    run_files.atomic_write_json(str(path / "result.json"), {"status": "completed", "x": 1})
-    assert directory.completed_result("--beta=1.0\n") == {"status": "completed", "x": 1}
+    completed = {"status": "completed", "run_dir": str(path), "seed": 0, "x": 1}
+    run_files.atomic_write_json(str(path / "result.json"), completed)
+    assert directory.completed_result("--beta=1.0\n") == completed
     assert directory.completed_result("--beta=2.0\n") is None  # another run's flags
-    run_files.atomic_write_json(str(path / "result.json"), {"status": "interrupted"})
+    run_files.atomic_write_json(str(path / "result.json"), {**completed, "status": "interrupted"})
+    assert directory.completed_result("--beta=1.0\n") is None
+    # A result.json outside the schema is damaged, not a completed run.
+    run_files.atomic_write_json(str(path / "result.json"), {"status": "completed"})
     assert directory.completed_result("--beta=1.0\n") is None
 
 
