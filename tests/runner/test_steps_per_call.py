@@ -1,6 +1,7 @@
 """`--steps_per_call`: training steps fused into one compiled call (JAX) train as one step per
-call does, for a single run and a packed sweep, with a short last call in each epoch, and a run
-stopped in an epoch resumes to the same numbers."""
+call does: single runs, and each copy of a packed sweep under the four optimizers with its own
+beta, rate and seed (a diverging copy among them), with a short last call in each epoch; and a
+run stopped in an epoch resumes to the same numbers."""
 
 import os
 import signal
@@ -24,13 +25,18 @@ def _rows(path):
 
 
 def _assert_same_rows(path, reference):
+    written = [os.path.exists(os.path.join(folder, "metrics.csv")) for folder in (path, reference)]
+    assert written[0] == written[1]
+    if not written[1]:  # a copy that diverged in its first epoch commits no row
+        return
     rows, expected = _rows(path), _rows(reference)
     assert [row["epoch"] for row in rows] == [row["epoch"] for row in expected]
     for row, want in zip(rows, expected):
         assert set(row) == set(want)
         for key, value in want.items():
             if isinstance(value, float):
-                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6), (row["epoch"], key)
+                assert row[key] == pytest.approx(value, rel=1e-5, abs=1e-6, nan_ok=True), (
+                    row["epoch"], key)
 
 
 def test_an_epoch_does_not_divide_into_the_calls():
@@ -47,10 +53,23 @@ def test_fused_steps_train_a_run_as_one_step_per_call_does(small_config, optimiz
     _assert_same_rows(fused["run_dir"], one["run_dir"])
 
 
-def test_fused_steps_train_each_copy_of_a_packed_sweep_as_one_step_per_call_does(small_config):
-    sweep = dict(betas="0.5,2", learning_rates="0.02,0.1", grid="zip", **SCHEDULED)
+RATES = {"sgd": "0.2,0.05,0.1", "momentum": "0.05,0.01,1e6", "adam": "0.003,0.001,0.0003",
+         "adamw": "0.003,0.001,0.0003"}
+
+
+@pytest.mark.parametrize("optimizer", list(RATES))
+def test_fused_steps_train_each_copy_of_a_packed_sweep_as_one_step_per_call_does(small_config,
+                                                                               optimizer):
+    # Each copy its own beta, rate and seed; under momentum the third copy's rate diverges.
+    sweep = dict(betas="0.5,2,1", learning_rates=RATES[optimizer], seeds="0,1,2", grid="zip",
+                 optimizer=optimizer, weight_decay=0.01 if optimizer == "adamw" else 0.0,
+                 **SCHEDULED)
     one = assembly.run(small_config("one", **sweep))
     fused = assembly.run(small_config("fused", steps_per_call=STEPS_PER_CALL, **sweep))
+    assert [result["status"] for result in fused] == [result["status"] for result in one]
+    if optimizer == "momentum":
+        assert [result["status"] for result in fused] == ["completed", "completed", "diverged"]
+        assert fused[2]["diverged_at"] == one[2]["diverged_at"]
     assert [result["beta"] for result in fused] == [result["beta"] for result in one]
     for copy, reference in zip(fused, one):
         _assert_same_rows(copy["run_dir"], reference["run_dir"])
