@@ -85,3 +85,11 @@ def test_a_fused_run_stopped_in_an_epoch_resumes_to_the_uninterrupted_numbers(sm
     resumed = assembly.run_one(config)
     assert resumed["status"] == "completed"
     _assert_same_rows(resumed["run_dir"], reference["run_dir"])
+
+
+def test_fused_steps_over_several_replicas_are_refused_before_the_run_directory(tmp_path,
+                                                                                small_config):
+    with pytest.raises(ValueError, match=r"--steps_per_call=4 fuses the steps of one device; the "
+                                         r"\S*mirrored\S* strategy spans 2 replicas"):
+        assembly.run_one(small_config(strategy="mirrored", steps_per_call=4))
+    assert not (tmp_path / "run").exists()
