@@ -369,24 +369,26 @@ def packed_sweep(model_name, copies, batch_size, epochs, samples, shape, mixed_p
         bare_wide = bare_keras_throughput(model_name, count * batch_size, epochs, samples,
                                           mixed_precision, options=options)
         row["packed"][str(count)] = {
-            "steady": packed["images_per_second"], "wall_seconds": packed["wall_seconds"],
-            "bare_fit_wide": bare_wide,
-            "steady_over_one_bare_fit": packed["images_per_second"] / bare_one,
+            **_packed_figures(packed, count, one, bare_one), "bare_fit_wide": bare_wide,
             "steady_over_one_tc_train": packed["images_per_second"] / one["images_per_second"],
-            "steady_over_wide_bare_fit": packed["images_per_second"] / bare_wide,
-            # K runs one after another, each paying its compilation, against one program.
-            "whole_run_speedup": count * one["wall_seconds"] / packed["wall_seconds"]}
+            "steady_over_wide_bare_fit": packed["images_per_second"] / bare_wide}
         if steps_per_call > 1:
             fused = measure(*settings, copies=count, options=options,
                             steps_per_call=steps_per_call)
             row["packed"][str(count)]["fused"] = {
-                "steps_per_call": steps_per_call, "steady": fused["images_per_second"],
-                "wall_seconds": fused["wall_seconds"],
-                "steady_over_one_bare_fit": fused["images_per_second"] / bare_one,
+                "steps_per_call": steps_per_call, **_packed_figures(fused, count, one, bare_one),
                 "steady_over_one_step_per_call": (fused["images_per_second"]
-                                                  / packed["images_per_second"]),
-                "whole_run_speedup": count * one["wall_seconds"] / fused["wall_seconds"]}
+                                                  / packed["images_per_second"])}
     return row
+
+
+def _packed_figures(packed, count, one, bare_one):
+    """A packed program's steady img/s and wall time, over one copy's bare fit (`bare_one`
+    img/s), and its whole run over `count` runs of `one` one after another."""
+    return {"steady": packed["images_per_second"], "wall_seconds": packed["wall_seconds"],
+            "steady_over_one_bare_fit": packed["images_per_second"] / bare_one,
+            # K runs one after another, each paying its compilation, against one program.
+            "whole_run_speedup": count * one["wall_seconds"] / packed["wall_seconds"]}
 
 
 def median_overhead(pairs):
