@@ -37,6 +37,13 @@ for _flag in ["--xla_backend_optimization_level=0"] + (
     if _flag not in _xla_flags:  # pytest-xdist's workers inherit their controller's
         _xla_flags.append(_flag)
 os.environ["XLA_FLAGS"] = " ".join(_xla_flags)
+if BACKEND == "jax":
+    # XLA's CPU thread pool sized for the two host devices: with one thread per core (2 here)
+    # their all-reduce deadlocks now and then, and XLA aborts the process (tc.runner.distribute).
+    # Inherited by the tests' subprocesses, as XLA_FLAGS is.
+    from tc.runner import distribute as _distribute
+
+    os.environ.setdefault("NPROC", str(_distribute.HOST_POOL_THREADS_PER_DEVICE * 2))
 if BACKEND == "tensorflow":
     import tensorflow as tf
 

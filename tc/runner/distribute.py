@@ -12,9 +12,15 @@ The global batch is split across replicas; Keras (>= 3.8) scales the loss by 1/r
 
 `auto` leaves CPU devices alone on both backends: several CPU "devices" (TensorFlow's logical
 CPUs, JAX's `--xla_force_host_platform_device_count`) share the same cores, so splitting the batch
-over them gains nothing. On JAX it also avoids a fault of XLA's CPU runtime: a run that is
-data-parallel over host devices deadlocks now and then in the train step's all-reduce (seen with
-jaxlib 0.10.2 on 2 host devices: the runtime aborts after 40 s). `mirrored` still spans them.
+over them gains nothing. On JAX it also avoids a fault of XLA's CPU runtime: a device's
+all-reduce waits on a thread of XLA's CPU thread pool, one thread per core unless `NPROC` sets
+it, and when the pool is that small the other device's share of the step finds no free thread:
+the run deadlocks, and the runtime aborts it after 40 s. Measured with jaxlib 0.10.2 on 2 host
+devices of a 2-core machine, a data-parallel MLP fit of 200 steps a round: a pool of 2 threads
+aborted in each of 5 runs (after 2 to 23 rounds), a pool of 3 after 4 rounds; pools of 4 (160
+rounds over two runs) and 8 (100 rounds) ran without one stalled all-reduce. `mirrored` still
+spans host devices, and says on stderr to set `NPROC` to `HOST_POOL_THREADS_PER_DEVICE` threads
+a device when the pool is smaller.
 """
 
 import contextlib
@@ -24,6 +30,29 @@ import sys
 import traceback
 
 import keras
+
+
+# Threads of XLA's CPU pool a host device: twice the smallest pool that ran clean above (4 threads
+# for 2 devices), for a margin.
+HOST_POOL_THREADS_PER_DEVICE = 4
+
+
+def host_pool_threads():
+    """The size of XLA's CPU thread pool: `NPROC` when it is set, else the schedulable cores
+    (XLA's `DefaultThreadPoolSize`). It is fixed when JAX first starts its CPU backend."""
+    try:
+        return int(os.environ["NPROC"])
+    except (KeyError, ValueError):
+        return len(os.sched_getaffinity(0))
+
+
+def _warn_if_host_pool_deadlocks(devices):
+    wanted = HOST_POOL_THREADS_PER_DEVICE * len(devices)
+    if host_pool_threads() < wanted:
+        print(f"tc: warning: {len(devices)} host devices share an XLA CPU pool of "
+              f"{host_pool_threads()} threads, and their all-reduce can deadlock (see "
+              f"tc.runner.distribute); start the run with NPROC={wanted}", file=sys.stderr,
+              flush=True)
 
 
 @dataclasses.dataclass
@@ -108,6 +137,8 @@ def _jax_placement(strategy):
     on_cpu = all(device.platform == "cpu" for device in devices)
     if strategy == "one_device" or len(devices) == 1 or (strategy == "auto" and on_cpu):
         return Placement("one_device", 1)
+    if on_cpu:
+        _warn_if_host_pool_deadlocks(devices)
     distribution = keras.distribution.DataParallel(devices=devices)
     return Placement(f"data_parallel[{strategy}]", len(devices),
                      is_chief=jax.process_index() == 0, jax_distribution=distribution,

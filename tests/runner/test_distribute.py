@@ -5,6 +5,7 @@ TensorFlow: `tf.distribute.MirroredStrategy` over two logical CPU devices. JAX:
 """
 
 import contextlib
+import os
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from keras import ops
 
 import tc
+from tests.support import run_python
 
 BACKEND = keras.backend.backend()
 pytestmark = [pytest.mark.skipif(BACKEND not in ("tensorflow", "jax"),
@@ -115,3 +117,59 @@ def test_auto_stays_on_one_cpu_device_and_mirrored_spans_both():
 
     assert distribute.place("auto").num_replicas == 1
     assert distribute.place("mirrored").num_replicas == 2
+
+
+def xla_pool_threads_started():
+    """Threads of XLA's CPU pool in this process, counted by their name in /proc."""
+    import jax.numpy as jnp
+
+    x = jnp.ones((256, 256))
+    (x @ x).block_until_ready()  # the pool starts with the CPU backend's first program
+    tasks = os.listdir("/proc/self/task")
+    return sum(open(f"/proc/self/task/{task}/comm").read().strip() == "tf_XLAEigen"
+               for task in tasks)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="XLA's CPU pool and its deadlock are JAX's")
+def test_the_host_devices_share_a_pool_large_enough_not_to_deadlock():
+    # conftest.py sizes the pool. At one thread a core (2 on CI) 2 of 40 sessions of the two-device
+    # tests deadlocked and aborted.
+    from tc.runner import distribute
+
+    threads = xla_pool_threads_started()
+    assert threads == distribute.host_pool_threads()
+    assert threads >= distribute.HOST_POOL_THREADS_PER_DEVICE * 2
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="XLA's CPU pool and its deadlock are JAX's")
+def test_the_pool_size_is_read_as_xla_reads_it(monkeypatch):
+    # Counted in fresh processes: without NPROC one thread a schedulable core, else NPROC.
+    script = """
+        from tests.runner.test_distribute import xla_pool_threads_started
+        from tc.runner import distribute
+        print(xla_pool_threads_started(), distribute.host_pool_threads())
+    """
+    for nproc in (None, "3"):
+        if nproc:
+            monkeypatch.setenv("NPROC", nproc)
+        else:
+            monkeypatch.delenv("NPROC", raising=False)
+        completed = run_python(script)
+        assert completed.returncode == 0, completed.stderr[-2000:]
+        counted, computed = completed.stdout.split()
+        assert counted == computed == (nproc or str(len(os.sched_getaffinity(0))))
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="XLA's CPU pool and its deadlock are JAX's")
+def test_mirrored_over_host_devices_says_how_to_size_a_small_pool(monkeypatch, capsys):
+    from tc.runner import distribute
+
+    monkeypatch.setenv("NPROC", "2")
+    assert distribute.place("mirrored").num_replicas == 2
+    assert capsys.readouterr().err == (
+        "tc: warning: 2 host devices share an XLA CPU pool of 2 threads, and their all-reduce "
+        "can deadlock (see tc.runner.distribute); start the run with NPROC=8\n")
+    monkeypatch.setenv("NPROC", "8")
+    assert distribute.place("mirrored").num_replicas == 2
+    assert distribute.place("auto").num_replicas == 1
+    assert capsys.readouterr().err == ""
