@@ -47,10 +47,10 @@ def host_pool_threads():
 
 
 def _warn_if_host_pool_deadlocks(devices):
-    wanted = HOST_POOL_THREADS_PER_DEVICE * len(devices)
-    if host_pool_threads() < wanted:
+    wanted, threads = HOST_POOL_THREADS_PER_DEVICE * len(devices), host_pool_threads()
+    if threads < wanted:
         print(f"tc: warning: {len(devices)} host devices share an XLA CPU pool of "
-              f"{host_pool_threads()} threads, and their all-reduce can deadlock (see "
+              f"{threads} threads, and their all-reduce can deadlock (see "
               f"tc.runner.distribute); start the run with NPROC={wanted}", file=sys.stderr,
               flush=True)
 
