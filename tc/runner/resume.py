@@ -16,11 +16,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import zipfile
 
 from tc import run_files
 
-__all__ = ["checkpoint_name", "DamagedRunError", "diverged_state", "epoch_state",
+__all__ = ["CHECKPOINT_FILE", "checkpoint_name", "DamagedRunError", "diverged_state", "epoch_state",
            "find_resume_point", "read_state", "ResumePoint", "STATE_FILE"]
 
 STATE_FILE = "state.json"  # in the run's checkpoints/ folder
@@ -31,8 +32,12 @@ class DamagedRunError(ValueError):
 
 
 def checkpoint_name(completed_epochs):
-    """The file name of the checkpoint after `completed_epochs` epochs."""
+    """The file name of the checkpoint after `completed_epochs` epochs (`CHECKPOINT_FILE`)."""
     return f"ckpt-{completed_epochs:05d}.npz"
+
+
+# Any checkpoint file name `checkpoint_name` writes; its group is the epochs completed.
+CHECKPOINT_FILE = re.compile(r"ckpt-(\d+)\.npz")
 
 
 def _sealed(state):
@@ -171,12 +176,9 @@ def _recover_without_state(run_path, checkpoint_dir, rows):
     """The newest kept checkpoint that reads whole and has its metrics rows, when state.json
     cannot be read."""
     names = sorted((name for name in os.listdir(checkpoint_dir)
-                    if name.startswith("ckpt-") and name.endswith(".npz")), reverse=True)
+                    if CHECKPOINT_FILE.fullmatch(name)), reverse=True)
     for name in names:
-        try:
-            completed = int(name[len("ckpt-"):-len(".npz")])
-        except ValueError:
-            continue
+        completed = int(CHECKPOINT_FILE.fullmatch(name)[1])
         candidate = {"completed_epochs": completed, "checkpoint": name}
         if _problem(candidate, rows, checkpoint_dir) is None:
             return ResumePoint(candidate, {completed: os.path.join(checkpoint_dir, name)},

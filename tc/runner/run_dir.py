@@ -57,7 +57,8 @@ RUN_ENTRIES = (run_files.FLAGS_FILE, "metrics.csv", run_files.RESULT_FILE, "pred
                MODEL, "checkpoints", "tensorboard", "example_learning.npz", "example_learning",
                LOCK)
 # The files tc writes inside the run's folders: `--overwrite` removes these names and no others.
-OWN_FILES = {"checkpoints": re.compile(r"ckpt-\d+\.npz|state\.json"),
+OWN_FILES = {"checkpoints": re.compile(
+                 f"{resume.CHECKPOINT_FILE.pattern}|{re.escape(resume.STATE_FILE)}"),
              "tensorboard": re.compile(r"events\.out\.tfevents\..+\.tc"),
              "example_learning": re.compile(r"epoch_\d+\.npz")}
 
